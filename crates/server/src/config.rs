@@ -1,0 +1,61 @@
+//! Server settings.
+
+use davit_proto::XmlLimits;
+
+/// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest XML request body accepted (PROPFIND, PROPPATCH, LOCK); larger gets 413.
+    pub max_xml_body: usize,
+    /// Nesting and element-count bounds on XML bodies.
+    pub xml_limits: XmlLimits,
+    /// Most entries a `Depth: infinity` PROPFIND may return; 0 refuses such requests. Above
+    /// the bound the request gets 403 with `propfind-finite-depth`.
+    pub propfind_infinity_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_xml_body: 1024 * 1024,
+            xml_limits: XmlLimits::default(),
+            propfind_infinity_limit: 10_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ServerConfigBuilder {
+        ServerConfigBuilder(ServerConfig::default())
+    }
+}
+
+/// Builder for [`ServerConfig`].
+#[derive(Debug, Clone)]
+pub struct ServerConfigBuilder(ServerConfig);
+
+impl ServerConfigBuilder {
+    /// See [`ServerConfig::max_xml_body`].
+    pub fn max_xml_body(mut self, bytes: usize) -> Self {
+        self.0.max_xml_body = bytes;
+        self
+    }
+
+    /// See [`ServerConfig::xml_limits`].
+    pub fn xml_limits(mut self, limits: XmlLimits) -> Self {
+        self.0.xml_limits = limits;
+        self
+    }
+
+    /// See [`ServerConfig::propfind_infinity_limit`].
+    pub fn propfind_infinity_limit(mut self, entries: usize) -> Self {
+        self.0.propfind_infinity_limit = entries;
+        self
+    }
+
+    /// The finished configuration.
+    pub fn build(self) -> ServerConfig {
+        self.0
+    }
+}

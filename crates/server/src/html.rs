@@ -1,0 +1,75 @@
+//! The HTML listing a browser gets for GET on a collection.
+
+use davit_proto::{ResourceKind, xml::escape_text_into};
+use http::Response;
+use http::header::{CONTENT_TYPE, HeaderValue};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::request::DavRequest;
+
+pub(crate) async fn listing(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let mut entries = server
+        .storage()
+        .list(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    entries.sort_by(|a, b| {
+        let dir = |e: &davit_store::Entry| !matches!(&e.metadata, Ok(m) if m.kind.is_collection());
+        dir(a).cmp(&dir(b)).then_with(|| a.name.cmp(&b.name))
+    });
+    let mut title = String::new();
+    escape_text_into(req.path.as_str(), &mut title);
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>body{{font-family:sans-serif}}td{{padding:0 1em}}</style></head>\
+         <body><h1>{title}</h1><table>\n"
+    );
+    if let Some(parent) = req.path.parent() {
+        html.push_str(&format!(
+            "<tr><td><a href=\"{}\">../</a></td></tr>\n",
+            parent.to_href(ResourceKind::Collection)
+        ));
+    }
+    for e in &entries {
+        let Ok(path) = req.path.join(&e.name) else {
+            continue;
+        };
+        let (kind, size, modified) = match &e.metadata {
+            Ok(m) => (
+                m.kind,
+                if m.kind.is_collection() {
+                    String::new()
+                } else {
+                    m.len.to_string()
+                },
+                httpdate::fmt_http_date(m.modified),
+            ),
+            Err(_) => (ResourceKind::File, String::new(), String::new()),
+        };
+        let mut name = String::new();
+        escape_text_into(&e.name, &mut name);
+        if kind.is_collection() {
+            name.push('/');
+        }
+        html.push_str(&format!(
+            "<tr><td><a href=\"{}\">{name}</a></td><td>{size}</td><td>{modified}</td></tr>\n",
+            path.to_href(kind)
+        ));
+    }
+    html.push_str("</table></body></html>\n");
+    let mut resp = Response::new(if req.is_head() {
+        DavBody::Empty
+    } else {
+        DavBody::full(html)
+    });
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(resp)
+}

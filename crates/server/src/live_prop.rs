@@ -1,0 +1,195 @@
+//! Live properties (RFC 4918 §15), computed from storage metadata, from one table.
+
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourcePath};
+use davit_store::Metadata;
+
+/// What a live property is computed from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resource<'a> {
+    pub(crate) path: &'a ResourcePath,
+    pub(crate) meta: &'a Metadata,
+}
+
+/// A computed value.
+#[derive(Debug)]
+pub(crate) enum LiveValue {
+    /// Text, escaped when written.
+    Text(String),
+    /// The whole property element, already XML (e.g. `resourcetype`).
+    Element(&'static str),
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub(crate) struct LiveProp {
+    /// Local name in `DAV:`.
+    pub(crate) local: &'static str,
+    /// Clients may set it with PROPPATCH; a stored (dead) value then wins over the computed
+    /// one. RFC 4918 §15.2: displayname SHOULD NOT be protected.
+    pub(crate) settable: bool,
+    /// The value for a resource, or `None` where the property does not apply (e.g.
+    /// getcontentlength of a collection), which reads as 404.
+    pub(crate) value: fn(Resource<'_>) -> Option<LiveValue>,
+}
+
+impl LiveProp {
+    /// The property's name.
+    pub(crate) fn name(&'static self) -> &'static PropName {
+        let i = LIVE_PROPS
+            .iter()
+            .position(|p| std::ptr::eq(p, self))
+            .expect("rows come from LIVE_PROPS");
+        &LIVE_NAMES[i]
+    }
+
+    /// Writes the property for `res`; false if it does not apply.
+    pub(crate) fn write(&'static self, res: Resource<'_>, w: &mut MultistatusWriter) -> bool {
+        match (self.value)(res) {
+            Some(LiveValue::Text(t)) => w.prop_text(self.name(), &t),
+            Some(LiveValue::Element(xml)) => w.raw(xml),
+            None => return false,
+        }
+        true
+    }
+}
+
+fn file_only(r: Resource<'_>, f: impl FnOnce() -> String) -> Option<LiveValue> {
+    (!r.meta.kind.is_collection()).then(|| LiveValue::Text(f()))
+}
+
+/// Every live property Davit computes, in the order allprop lists them.
+pub(crate) static LIVE_PROPS: &[LiveProp] = &[
+    LiveProp {
+        local: "resourcetype",
+        settable: false,
+        value: |r| {
+            Some(LiveValue::Element(if r.meta.kind.is_collection() {
+                "<D:resourcetype><D:collection/></D:resourcetype>"
+            } else {
+                "<D:resourcetype/>"
+            }))
+        },
+    },
+    LiveProp {
+        local: "getcontentlength",
+        settable: false,
+        value: |r| file_only(r, || r.meta.len.to_string()),
+    },
+    LiveProp {
+        local: "getcontenttype",
+        settable: false,
+        value: |r| file_only(r, || content_type(r.path).to_owned()),
+    },
+    LiveProp {
+        local: "getetag",
+        settable: false,
+        value: |r| file_only(r, || r.meta.etag.to_string()),
+    },
+    LiveProp {
+        local: "getlastmodified",
+        settable: false,
+        value: |r| Some(LiveValue::Text(httpdate::fmt_http_date(r.meta.modified))),
+    },
+    LiveProp {
+        local: "creationdate",
+        settable: false,
+        value: |r| {
+            Some(LiveValue::Text(rfc3339(
+                r.meta.created.unwrap_or(r.meta.modified),
+            )))
+        },
+    },
+    LiveProp {
+        local: "displayname",
+        settable: true,
+        value: |r| Some(LiveValue::Text(r.path.name().to_owned())),
+    },
+    LiveProp {
+        local: "supportedlock",
+        settable: false,
+        value: |_| Some(LiveValue::Element("<D:supportedlock/>")),
+    },
+    LiveProp {
+        local: "lockdiscovery",
+        settable: false,
+        value: |_| Some(LiveValue::Element("<D:lockdiscovery/>")),
+    },
+];
+
+/// The names of [`LIVE_PROPS`], row for row.
+static LIVE_NAMES: LazyLock<Vec<PropName>> =
+    LazyLock::new(|| LIVE_PROPS.iter().map(|p| PropName::dav(p.local)).collect());
+
+/// The live property named `name`, if Davit computes one.
+pub(crate) fn find(name: &PropName) -> Option<&'static LiveProp> {
+    if name.namespace != DAV_NS {
+        return None;
+    }
+    LIVE_PROPS.iter().find(|p| p.local == name.local)
+}
+
+/// True if PROPPATCH may not change `name` (RFC 4918 §9.2: 403 for protected properties).
+pub(crate) fn is_protected(name: &PropName) -> bool {
+    find(name).is_some_and(|p| !p.settable)
+}
+
+/// The media type served for a resource, from its name.
+pub(crate) fn content_type(path: &ResourcePath) -> &'static str {
+    mime_guess::from_path(path.name())
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, as RFC 4918 §15.1 wants for creationdate).
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (proleptic; era-based arithmetic).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_table() {
+        let at = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_395_269), "2026-11-23T00:54:29Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn protection_table() {
+        assert!(is_protected(&PropName::dav("getetag")));
+        assert!(is_protected(&PropName::dav("resourcetype")));
+        assert!(!is_protected(&PropName::dav("displayname")));
+        assert!(!is_protected(&PropName::dav("unknown")));
+        assert!(!is_protected(&PropName::new("urn:x", "getetag")));
+    }
+}

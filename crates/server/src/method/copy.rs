@@ -1,0 +1,72 @@
+//! COPY (RFC 4918 §9.8): duplicate a resource, or a collection to Depth 0 or infinity, with
+//! its dead properties. Locks are never copied.
+
+use davit_proto::{Depth, PropOp};
+use http::Response;
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::request::DavRequest;
+use crate::tree::copy_members;
+
+use super::transfer::{destination_error, finish, prepare};
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let depth = req.depth(Depth::Infinity)?;
+    if depth == Depth::One {
+        return Err(DavError::bad_request("COPY takes Depth 0 or infinity"));
+    }
+    let t = match prepare(server, req).await? {
+        Ok(t) => t,
+        Err(resp) => return Ok(resp),
+    };
+    let (storage, props) = (server.storage(), server.props());
+    if !t.src_meta.kind.is_collection() {
+        storage
+            .copy_file(&t.src, &t.dst)
+            .await
+            .map_err(destination_error)?;
+        props
+            .copy_tree(&t.src, &t.dst)
+            .await
+            .map_err(DavError::from_storage)?;
+        return Ok(finish(&t, &[]));
+    }
+    storage
+        .create_collection(&t.dst)
+        .await
+        .map_err(destination_error)?;
+    let failures = copy_members(server, &t.src, &t.dst, depth).await;
+    if depth == Depth::Infinity {
+        props
+            .copy_tree(&t.src, &t.dst)
+            .await
+            .map_err(DavError::from_storage)?;
+        // Members that were not copied must not leave their properties behind.
+        for f in &failures {
+            props
+                .remove_tree(&f.path)
+                .await
+                .map_err(DavError::from_storage)?;
+        }
+    } else {
+        let own: Vec<PropOp> = props
+            .get_all(&t.src)
+            .await
+            .map_err(DavError::from_storage)?
+            .into_iter()
+            .map(|(n, v)| PropOp::Set(n, v))
+            .collect();
+        if !own.is_empty() {
+            props
+                .apply(&t.dst, &own)
+                .await
+                .map_err(DavError::from_storage)?;
+        }
+    }
+    Ok(finish(&t, &failures))
+}

@@ -1,0 +1,71 @@
+//! DELETE (RFC 4918 §9.6): a resource, or a collection with everything below it.
+//!
+//! - `Depth` on a collection must be infinity (absent means infinity).
+//! - When members fail, the answer is 207 listing only those members; what could be
+//!   removed is removed (§9.6.1). A failure of the target alone is a plain status.
+//! - Dead properties go with the resources they belong to.
+
+use davit_proto::Depth;
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::precondition::check_write;
+use crate::request::DavRequest;
+use crate::tree::{Guard, failures_response, remove_tree};
+
+use super::status;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    if req.path.is_root() {
+        return Err(DavError::forbidden("the root collection cannot be deleted"));
+    }
+    let meta = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    check_write(server, req, &req.path, Some(&meta)).await?;
+    if !meta.kind.is_collection() {
+        server
+            .storage()
+            .remove(&req.path)
+            .await
+            .map_err(DavError::from_storage)?;
+        server
+            .props()
+            .remove_tree(&req.path)
+            .await
+            .map_err(DavError::from_storage)?;
+        return Ok(status(StatusCode::NO_CONTENT));
+    }
+    if req.depth(Depth::Infinity)? != Depth::Infinity {
+        return Err(DavError::bad_request(
+            "DELETE of a collection needs Depth: infinity",
+        ));
+    }
+    delete_collection(server, req).await
+}
+
+async fn delete_collection(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let mut removal = remove_tree(server, &req.path, &|_| Guard::Proceed).await;
+    for root in &removal.removed {
+        server
+            .props()
+            .remove_tree(root)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    match removal.failures.len() {
+        0 => Ok(status(StatusCode::NO_CONTENT)),
+        1 if removal.failures[0].path == req.path => Err(removal.failures.remove(0).error),
+        _ => Ok(failures_response(&removal.failures)),
+    }
+}

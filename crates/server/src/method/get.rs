@@ -1,0 +1,101 @@
+//! GET and HEAD (RFC 9110 §9.3.1-2, RFC 4918 §9.4): content with validators and ranges;
+//! an HTML listing for collections.
+
+use davit_proto::{RangeRequest, parse_range, resolve_range};
+use davit_store::{FileReader, StorageError};
+use http::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderValue, LAST_MODIFIED,
+    RANGE,
+};
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::live_prop::content_type;
+use crate::precondition::{ReadCondition, check_read, if_range_holds};
+use crate::request::DavRequest;
+
+use super::status;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let reader = match server.storage().open(&req.path).await {
+        Ok(r) => r,
+        Err(StorageError::IsCollection) => return crate::html::listing(server, req).await,
+        Err(e) => return Err(DavError::from_storage(e)),
+    };
+    serve_file(req, reader)
+}
+
+fn serve_file(
+    req: &DavRequest,
+    reader: Box<dyn FileReader>,
+) -> Result<Response<DavBody>, DavError> {
+    let meta = reader.metadata().clone();
+    let not_modified = check_read(req, &meta)? == ReadCondition::NotModified;
+
+    let mut resp = status(StatusCode::OK);
+    {
+        let h = resp.headers_mut();
+        h.insert(ETAG, header_value(&meta.etag.to_string()));
+        h.insert(
+            LAST_MODIFIED,
+            header_value(&httpdate::fmt_http_date(meta.modified)),
+        );
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return Ok(resp);
+    }
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&req.path)),
+    );
+
+    let mut range = None;
+    if let Some(value) = req.header(RANGE)? {
+        // A Range that does not parse is ignored (RFC 9110 §14.2).
+        if let Ok(specs) = parse_range(&value)
+            && if_range_holds(req, &meta)?
+        {
+            match resolve_range(&specs, meta.len) {
+                RangeRequest::Full => {}
+                RangeRequest::Partial(r) => range = Some(r),
+                RangeRequest::Unsatisfiable => {
+                    let mut resp = status(StatusCode::RANGE_NOT_SATISFIABLE);
+                    resp.headers_mut().insert(
+                        CONTENT_RANGE,
+                        header_value(&format!("bytes */{}", meta.len)),
+                    );
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+    let len = match range {
+        Some(r) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            resp.headers_mut().insert(
+                CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, meta.len)),
+            );
+            r.len()
+        }
+        None => meta.len,
+    };
+    resp.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if !req.is_head() {
+        *resp.body_mut() = DavBody::Stream(reader.stream(range));
+    }
+    Ok(resp)
+}
+
+/// A header value from text Davit generated (ASCII by construction).
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("generated header values are visible ASCII")
+}

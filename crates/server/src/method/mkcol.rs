@@ -1,0 +1,62 @@
+//! MKCOL (RFC 4918 §9.3): create a collection.
+//!
+//! - A body is refused with 415: Davit implements no MKCOL body format.
+//! - An existing resource at the URL is 405; a missing parent is 409.
+
+use davit_store::StorageError;
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::precondition::check_write;
+use crate::request::{DavRequest, read_body};
+
+use super::status;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+    body: Incoming,
+) -> Result<Response<DavBody>, DavError> {
+    // A few bytes are enough to tell whether there is a body; a longer one is refused too.
+    let has_body = match read_body(&req.parts, body, 64).await {
+        Ok(bytes) => !bytes.is_empty(),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => true,
+        Err(e) => return Err(e),
+    };
+    if has_body {
+        return Err(DavError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "MKCOL with a request body is not supported",
+        ));
+    }
+    let current = match server.storage().metadata(&req.path).await {
+        Ok(m) => Some(m),
+        Err(StorageError::NotFound) => None,
+        Err(e) => return Err(DavError::from_storage(e)),
+    };
+    if current.is_some() {
+        return Err(DavError::method_not_allowed(
+            "a resource already exists at this URL",
+            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
+        ));
+    }
+    check_write(server, req, &req.path, None).await?;
+    server
+        .storage()
+        .create_collection(&req.path)
+        .await
+        .map_err(|e| match e {
+            StorageError::AlreadyExists => DavError::method_not_allowed(
+                "a resource already exists at this URL",
+                "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
+            ),
+            StorageError::ParentMissing | StorageError::NotACollection | StorageError::NotFound => {
+                DavError::conflict("the parent collection does not exist")
+            }
+            e => DavError::from_storage(e),
+        })?;
+    Ok(status(StatusCode::CREATED))
+}

@@ -1,0 +1,62 @@
+//! One module per method; [`dispatch`] picks it.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::request::DavRequest;
+
+mod copy;
+mod delete;
+mod get;
+mod mkcol;
+mod r#move;
+mod options;
+mod propfind;
+mod proppatch;
+mod put;
+mod transfer;
+
+/// Every method Davit implements, for `Allow`.
+pub(crate) const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
+
+pub(crate) async fn dispatch(
+    server: &DavServer,
+    req: Request<Incoming>,
+) -> Result<Response<DavBody>, DavError> {
+    let (parts, body) = req.into_parts();
+    if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
+        return Ok(options::server_wide());
+    }
+    let req = DavRequest::new(parts)?;
+    match req.method().as_str() {
+        "OPTIONS" => options::handle(server, &req).await,
+        "GET" | "HEAD" => get::handle(server, &req).await,
+        "PUT" => put::handle(server, &req, body).await,
+        "DELETE" => delete::handle(server, &req).await,
+        "MKCOL" => mkcol::handle(server, &req, body).await,
+        "COPY" => copy::handle(server, &req).await,
+        "MOVE" => r#move::handle(server, &req).await,
+        "PROPFIND" => propfind::handle(server, &req, body).await,
+        "PROPPATCH" => proppatch::handle(server, &req, body).await,
+        "POST" | "PATCH" | "TRACE" | "CONNECT" => Err(DavError::method_not_allowed(
+            format!("{} is not supported here", req.method()),
+            ALLOW,
+        )),
+        other => Err(DavError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("method {other} is not implemented"),
+        )
+        .with_header(http::header::ALLOW, http::HeaderValue::from_static(ALLOW))),
+    }
+}
+
+/// An empty response with a status.
+pub(crate) fn status(status: StatusCode) -> Response<DavBody> {
+    let mut resp = Response::new(DavBody::Empty);
+    *resp.status_mut() = status;
+    resp
+}

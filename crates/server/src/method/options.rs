@@ -1,0 +1,53 @@
+//! OPTIONS (RFC 9110 §9.3.7, RFC 4918 §10.1): which methods and DAV classes apply.
+
+use http::header::{ALLOW, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::request::DavRequest;
+
+use super::{ALLOW as ALL_METHODS, status};
+
+/// The DAV compliance classes Davit implements.
+const DAV_CLASSES: &str = "1";
+
+fn with_headers(mut resp: Response<DavBody>, allow: &'static str) -> Response<DavBody> {
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static("dav"),
+        HeaderValue::from_static(DAV_CLASSES),
+    );
+    h.insert(ALLOW, HeaderValue::from_static(allow));
+    // Microsoft clients look for this before they offer to write.
+    h.insert(
+        HeaderName::from_static("ms-author-via"),
+        HeaderValue::from_static("DAV"),
+    );
+    h.insert(
+        http::header::ACCEPT_RANGES,
+        HeaderValue::from_static("bytes"),
+    );
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+/// `OPTIONS *`.
+pub(super) fn server_wide() -> Response<DavBody> {
+    with_headers(status(StatusCode::OK), ALL_METHODS)
+}
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let allow = match server.storage().metadata(&req.path).await {
+        Ok(m) if m.kind.is_collection() => {
+            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH"
+        }
+        Ok(_) => "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
+        Err(_) => "OPTIONS, PUT, MKCOL",
+    };
+    Ok(with_headers(status(StatusCode::OK), allow))
+}

@@ -1,0 +1,265 @@
+//! PROPFIND (RFC 4918 §9.1): properties of a resource and, by Depth, of its members.
+//!
+//! - Depth absent means infinity. Infinity is served up to a configured number of entries,
+//!   else refused with 403 `propfind-finite-depth` before anything is sent.
+//! - A missing target is a plain 404; below it, a member whose metadata cannot be read gets
+//!   its own `response` with its status while the others are answered.
+//! - The multistatus is written as the tree is walked and streamed in chunks through a
+//!   bounded channel, so memory stays bounded whatever the tree's size.
+//! - Dead properties of all members of a collection come from one store query.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use davit_proto::{
+    Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind, ResourcePath,
+};
+use davit_store::{Metadata, StorageError};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::live_prop::{self, LIVE_PROPS, Resource};
+use crate::request::{DavRequest, read_body};
+use crate::tree::multistatus;
+use crate::{Backends, DavServer};
+
+/// Bytes gathered before a chunk goes to the socket.
+const CHUNK: usize = 32 * 1024;
+/// Chunks in flight between the walk and the socket.
+const CHANNEL: usize = 4;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+    body: Incoming,
+) -> Result<Response<DavBody>, DavError> {
+    let depth = req.depth(Depth::Infinity)?;
+    let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
+    let spec = if bytes.iter().all(u8::is_ascii_whitespace) {
+        PropFind::AllProp {
+            include: Vec::new(),
+        }
+    } else {
+        PropFind::from_xml(&bytes, server.config.xml_limits)?
+    };
+    let meta = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    let depth = if meta.kind.is_collection() {
+        depth
+    } else {
+        Depth::Zero
+    };
+    if depth == Depth::Infinity {
+        let limit = server.config.propfind_infinity_limit;
+        if limit == 0 || count_entries(server, &req.path, limit).await? > limit {
+            return Err(DavError::forbidden(format!(
+                "Depth: infinity is limited to {limit} entries here; use Depth: 1"
+            ))
+            .with_condition(Condition::PropfindFiniteDepth));
+        }
+    }
+    let dead = server
+        .props()
+        .get_all(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    let mut w = MultistatusWriter::new();
+    write_resource(&mut w, &spec, &req.path, &meta, &dead);
+    if depth == Depth::Zero {
+        w.finish();
+        return Ok(multistatus(DavBody::full(w.take())));
+    }
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    let walk = Walk {
+        backends: server.backends.clone(),
+        spec: Arc::new(spec),
+        depth,
+        tx,
+    };
+    tokio::spawn(walk.run(req.path.clone(), w));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok(multistatus(DavBody::Stream(Box::pin(stream))))
+}
+
+/// Counts the entries below `root` (itself included), stopping once past `limit`.
+async fn count_entries(
+    server: &DavServer,
+    root: &ResourcePath,
+    limit: usize,
+) -> Result<usize, DavError> {
+    let mut count = 1;
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match server.storage().list(&dir).await {
+            Ok(e) => e,
+            Err(StorageError::NotFound) => continue,
+            Err(e) => return Err(DavError::from_storage(e)),
+        };
+        count += entries.len();
+        if count > limit {
+            return Ok(count);
+        }
+        for e in entries {
+            if matches!(&e.metadata, Ok(m) if m.kind.is_collection())
+                && let Ok(child) = dir.join(&e.name)
+            {
+                dirs.push(child);
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The members part of a Depth 1 or infinity PROPFIND, run as its own task.
+struct Walk {
+    backends: Backends,
+    spec: Arc<PropFind>,
+    depth: Depth,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+impl Walk {
+    async fn run(self, root: ResourcePath, mut w: MultistatusWriter) {
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            let entries = match self.backends.storage.list(&dir).await {
+                Ok(e) => e,
+                Err(e) => {
+                    // The collection itself is already answered; its members cannot be.
+                    tracing::warn!(dir = %dir, error = %e, "PROPFIND could not list a collection");
+                    continue;
+                }
+            };
+            let dead = match self.backends.props.get_members(&dir).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(dir = %dir, error = %e, "PROPFIND could not read dead properties");
+                    Default::default()
+                }
+            };
+            for entry in entries {
+                let Ok(child) = dir.join(&entry.name) else {
+                    continue;
+                };
+                match entry.metadata {
+                    Ok(meta) => {
+                        let props = dead.get(&entry.name).map_or(&[][..], Vec::as_slice);
+                        write_resource(&mut w, &self.spec, &child, &meta, props);
+                        if meta.kind.is_collection() && self.depth == Depth::Infinity {
+                            dirs.push(child);
+                        }
+                    }
+                    Err(e) => {
+                        let e = DavError::from_storage(e);
+                        w.status_response(
+                            &child,
+                            ResourceKind::File,
+                            e.status().as_u16(),
+                            None,
+                            Some(e.reason()),
+                        );
+                    }
+                }
+                if w.len() >= CHUNK && self.tx.send(Ok(w.take())).await.is_err() {
+                    return; // The client went away.
+                }
+            }
+        }
+        w.finish();
+        let _ = self.tx.send(Ok(w.take())).await;
+    }
+}
+
+/// Writes one `response`: found properties in a 200 propstat, missing ones in a 404.
+fn write_resource(
+    w: &mut MultistatusWriter,
+    spec: &PropFind,
+    path: &ResourcePath,
+    meta: &Metadata,
+    dead: &[(PropName, PropValue)],
+) {
+    let res = Resource { path, meta };
+    let find_dead = |n: &PropName| dead.iter().find(|(d, _)| d == n).map(|(_, v)| v);
+    w.begin_response(path, meta.kind);
+    match spec {
+        PropFind::Prop(names) => {
+            let mark = w.mark();
+            w.begin_propstat();
+            let mut found = 0;
+            let mut missing = Vec::new();
+            for name in names {
+                let live = live_prop::find(name);
+                let dead_value = match live {
+                    Some(p) if !p.settable => None,
+                    _ => find_dead(name),
+                };
+                if let Some(v) = dead_value {
+                    w.prop_xml(name, &v.xml, v.lang.as_deref());
+                    found += 1;
+                } else if live.is_some_and(|p| p.write(res, w)) {
+                    found += 1;
+                } else {
+                    missing.push(name);
+                }
+            }
+            if found > 0 || missing.is_empty() {
+                w.end_propstat(StatusCode::OK.as_u16(), None);
+            } else {
+                w.rollback(mark);
+            }
+            if !missing.is_empty() {
+                w.begin_propstat();
+                for name in missing {
+                    w.prop_empty(name);
+                }
+                w.end_propstat(StatusCode::NOT_FOUND.as_u16(), None);
+            }
+        }
+        PropFind::AllProp { include } => {
+            w.begin_propstat();
+            for p in LIVE_PROPS {
+                if !(p.settable && find_dead(p.name()).is_some()) {
+                    p.write(res, w);
+                }
+            }
+            for (name, v) in dead {
+                w.prop_xml(name, &v.xml, v.lang.as_deref());
+            }
+            w.end_propstat(StatusCode::OK.as_u16(), None);
+            let missing: Vec<&PropName> = include
+                .iter()
+                .filter(|n| live_prop::find(n).is_none() && find_dead(n).is_none())
+                .collect();
+            if !missing.is_empty() {
+                w.begin_propstat();
+                for name in missing {
+                    w.prop_empty(name);
+                }
+                w.end_propstat(StatusCode::NOT_FOUND.as_u16(), None);
+            }
+        }
+        PropFind::PropName => {
+            w.begin_propstat();
+            for p in LIVE_PROPS {
+                let shadowed = p.settable && find_dead(p.name()).is_some();
+                if !shadowed && (p.value)(res).is_some() {
+                    w.prop_empty(p.name());
+                }
+            }
+            for (name, _) in dead {
+                w.prop_empty(name);
+            }
+            w.end_propstat(StatusCode::OK.as_u16(), None);
+        }
+    }
+    w.end_response(None);
+}

@@ -1,0 +1,152 @@
+//! What COPY and MOVE share (RFC 4918 §9.8, §9.9): the Destination, Overwrite, the checks
+//! on both ends, and clearing an existing destination.
+
+use davit_proto::{Overwrite, ResourcePath};
+use davit_store::{Metadata, StorageError};
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::precondition::{check_conditions, check_write};
+use crate::request::DavRequest;
+use crate::tree::{Failure, Guard, failures_response, remove_tree};
+
+use super::status;
+
+/// A checked COPY or MOVE, ready to run.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub(super) src: ResourcePath,
+    pub(super) src_meta: Metadata,
+    pub(super) dst: ResourcePath,
+    /// The destination existed (and has been cleared): the answer is 204, not 201.
+    pub(super) replaced: bool,
+}
+
+/// Parses and checks the request, then clears an existing destination when `Overwrite`
+/// allows. `Err(Ok(resp))` is a complete answer (a 207 from clearing the destination).
+pub(super) async fn prepare(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Result<Transfer, Response<DavBody>>, DavError> {
+    let dest = req.destination()?;
+    let overwrite = req.overwrite()?;
+    let src = req.path.clone();
+    let dst = dest.path;
+    let src_meta = server
+        .storage()
+        .metadata(&src)
+        .await
+        .map_err(DavError::from_storage)?;
+    check_conditions(req, Some(&src_meta))?;
+
+    if dst == src {
+        return Err(DavError::forbidden(
+            "source and destination are the same resource",
+        ));
+    }
+    if dst.starts_with(&src) {
+        return Err(DavError::forbidden(
+            "the destination lies inside the source",
+        ));
+    }
+    let dst_meta = match server.storage().metadata(&dst).await {
+        Ok(m) => Some(m),
+        Err(StorageError::NotFound) => None,
+        Err(e) => return Err(DavError::from_storage(e)),
+    };
+    if dst_meta.is_some() && overwrite == Overwrite::Forbid {
+        return Err(DavError::precondition_failed(
+            "the destination exists and Overwrite is F",
+        ));
+    }
+    if src.starts_with(&dst) {
+        return Err(DavError::forbidden(
+            "overwriting the destination would destroy the source",
+        ));
+    }
+    let parent = dst
+        .parent()
+        .ok_or_else(|| DavError::forbidden("the root cannot be replaced"))?;
+    match server.storage().metadata(&parent).await {
+        Ok(m) if m.kind.is_collection() => {}
+        Ok(_) | Err(StorageError::NotFound) => {
+            return Err(DavError::conflict(
+                "the destination's parent collection does not exist",
+            ));
+        }
+        Err(e) => return Err(DavError::from_storage(e)),
+    }
+    check_write(server, req, &dst, dst_meta.as_ref()).await?;
+
+    let replaced = dst_meta.is_some();
+    if let Some(meta) = dst_meta
+        && let Err(resp) = clear(server, &dst, &meta).await?
+    {
+        return Ok(Err(resp));
+    }
+    Ok(Ok(Transfer {
+        src,
+        src_meta,
+        dst,
+        replaced,
+    }))
+}
+
+/// Removes the destination before it is replaced (RFC 4918 §9.8.4: as if by DELETE).
+async fn clear(
+    server: &DavServer,
+    dst: &ResourcePath,
+    meta: &Metadata,
+) -> Result<Result<(), Response<DavBody>>, DavError> {
+    if !meta.kind.is_collection() {
+        server
+            .storage()
+            .remove(dst)
+            .await
+            .map_err(DavError::from_storage)?;
+        server
+            .props()
+            .remove_tree(dst)
+            .await
+            .map_err(DavError::from_storage)?;
+        return Ok(Ok(()));
+    }
+    let mut removal = remove_tree(server, dst, &|_| Guard::Proceed).await;
+    for root in &removal.removed {
+        server
+            .props()
+            .remove_tree(root)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    match removal.failures.len() {
+        0 => Ok(Ok(())),
+        1 if removal.failures[0].path == *dst => Err(removal.failures.remove(0).error),
+        _ => Ok(Err(failures_response(&removal.failures))),
+    }
+}
+
+/// The answer once the transfer ran: 201 or 204, or 207 with the members that failed.
+pub(super) fn finish(t: &Transfer, failures: &[Failure]) -> Response<DavBody> {
+    if !failures.is_empty() {
+        return failures_response(failures);
+    }
+    status(if t.replaced {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    })
+}
+
+/// Storage errors on the destination side, with the statuses RFC 4918 §9.8.5 gives them.
+pub(super) fn destination_error(e: StorageError) -> DavError {
+    match e {
+        StorageError::ParentMissing | StorageError::NotACollection => {
+            DavError::conflict("the destination's parent collection does not exist")
+        }
+        StorageError::AlreadyExists => DavError::precondition_failed("the destination exists"),
+        e => DavError::from_storage(e),
+    }
+}

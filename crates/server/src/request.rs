@@ -1,0 +1,153 @@
+//! What every method needs from a request: the decoded path, typed headers, bounded bodies.
+
+use bytes::{Bytes, BytesMut};
+use davit_proto::{Depth, Destination, Overwrite, ResourcePath};
+use davit_store::ByteStream;
+use futures_util::TryStreamExt;
+use http::header::{CONTENT_LENGTH, HOST, HeaderName};
+use http::{Method, StatusCode, request::Parts};
+use http_body_util::{BodyDataStream, BodyExt};
+use hyper::body::Incoming;
+
+use crate::error::DavError;
+
+/// A request with its target decoded.
+#[derive(Debug)]
+pub(crate) struct DavRequest {
+    pub(crate) parts: Parts,
+    /// The decoded Request-URI path.
+    pub(crate) path: ResourcePath,
+}
+
+impl DavRequest {
+    pub(crate) fn new(parts: Parts) -> Result<Self, DavError> {
+        let path = ResourcePath::parse(parts.uri.path())?;
+        Ok(DavRequest { path, parts })
+    }
+
+    pub(crate) fn method(&self) -> &Method {
+        &self.parts.method
+    }
+
+    pub(crate) fn is_head(&self) -> bool {
+        self.parts.method == Method::HEAD
+    }
+
+    /// A header as text; several lines of a list header are joined with `, `.
+    pub(crate) fn header(
+        &self,
+        name: impl http::header::AsHeaderName + Clone,
+    ) -> Result<Option<String>, DavError> {
+        let mut values = self.parts.headers.get_all(name.clone()).iter();
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        let bad = |_| DavError::bad_request("a header value is not visible ASCII or UTF-8");
+        let mut s = std::str::from_utf8(first.as_bytes())
+            .map_err(bad)?
+            .to_owned();
+        for v in values {
+            s.push_str(", ");
+            s.push_str(std::str::from_utf8(v.as_bytes()).map_err(bad)?);
+        }
+        Ok(Some(s))
+    }
+
+    pub(crate) fn depth(&self, default: Depth) -> Result<Depth, DavError> {
+        Ok(Depth::parse(self.header(DEPTH)?.as_deref(), default)?)
+    }
+
+    pub(crate) fn overwrite(&self) -> Result<Overwrite, DavError> {
+        Ok(Overwrite::parse(self.header(OVERWRITE)?.as_deref())?)
+    }
+
+    /// The `Destination` of COPY and MOVE, which must name this server (RFC 4918 §10.3).
+    pub(crate) fn destination(&self) -> Result<Destination, DavError> {
+        let value = self
+            .header(DESTINATION)?
+            .ok_or_else(|| DavError::bad_request("COPY and MOVE need a Destination header"))?;
+        let dest = Destination::parse(&value)?;
+        if let Some(authority) = &dest.authority
+            && !self.is_own_authority(authority)?
+        {
+            // RFC 4918 §9.8.5 / §9.9.4: the destination is on another server.
+            return Err(DavError::new(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "Destination names another server ({authority}); copy through GET and PUT instead"
+                ),
+            ));
+        }
+        Ok(dest)
+    }
+
+    /// Whether `authority` (lowercase) names this server: the request's own host, or the one
+    /// a reverse proxy says the client used.
+    fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
+        let authority = strip_default_port(authority);
+        let mut own = Vec::new();
+        if let Some(a) = self.parts.uri.authority() {
+            own.push(a.as_str().to_ascii_lowercase());
+        }
+        for name in [HOST, HeaderName::from_static("x-forwarded-host")] {
+            if let Some(h) = self.header(name)? {
+                own.extend(h.split(',').map(|s| s.trim().to_ascii_lowercase()));
+            }
+        }
+        Ok(own.iter().any(|o| strip_default_port(o) == authority))
+    }
+}
+
+fn strip_default_port(authority: &str) -> &str {
+    authority
+        .strip_suffix(":80")
+        .or_else(|| authority.strip_suffix(":443"))
+        .unwrap_or(authority)
+}
+
+pub(crate) const DEPTH: HeaderName = HeaderName::from_static("depth");
+pub(crate) const OVERWRITE: HeaderName = HeaderName::from_static("overwrite");
+pub(crate) const DESTINATION: HeaderName = HeaderName::from_static("destination");
+
+/// Reads a whole body of at most `limit` bytes; a larger one gets 413 without being read.
+pub(crate) async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, DavError> {
+    let too_large = || {
+        DavError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    if let Some(len) = parts.headers.get(CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| DavError::bad_request("invalid Content-Length"))?;
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            DavError::bad_request("the request body could not be read").with_source(e)
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The body as a stream of chunks, for PUT.
+pub(crate) fn body_stream(body: Incoming) -> ByteStream {
+    Box::pin(BodyDataStream::new(body).map_err(std::io::Error::other))
+}

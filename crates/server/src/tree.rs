@@ -1,0 +1,226 @@
+//! Walks over collections for DELETE, COPY and MOVE, member by member, collecting the
+//! members that failed so the method can answer 207 with exactly those (RFC 4918 §9.6.1,
+//! §9.8.8, §9.9.4). Ancestors that could not be removed because a member stayed are not
+//! reported: their failure follows from the member's (no 424 in the 207).
+
+use davit_proto::{Depth, MultistatusWriter, ResourceKind, ResourcePath};
+use davit_store::{Entry, StorageError};
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+
+/// A member that could not be deleted, copied or moved.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) path: ResourcePath,
+    pub(crate) kind: ResourceKind,
+    pub(crate) error: DavError,
+}
+
+impl Failure {
+    fn storage(path: ResourcePath, kind: ResourceKind, err: StorageError) -> Self {
+        Failure {
+            path,
+            kind,
+            error: DavError::from_storage(err),
+        }
+    }
+}
+
+/// A 207 listing each failed member with its status, condition and reason.
+pub(crate) fn failures_response(failures: &[Failure]) -> Response<DavBody> {
+    let mut w = MultistatusWriter::new();
+    for f in failures {
+        w.status_response(
+            &f.path,
+            f.kind,
+            f.error.status().as_u16(),
+            f.error.condition(),
+            Some(f.error.reason()),
+        );
+    }
+    w.finish();
+    multistatus(DavBody::full(w.take()))
+}
+
+/// A 207 response with the given body.
+pub(crate) fn multistatus(body: DavBody) -> Response<DavBody> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::MULTI_STATUS;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    resp
+}
+
+/// What a walk does with one member before touching it.
+#[derive(Debug)]
+pub(crate) enum Guard {
+    /// Go ahead.
+    Proceed,
+    /// Leave it (and so its ancestors) in place, without reporting it.
+    Keep,
+}
+
+fn kind_of(entry: &Entry) -> ResourceKind {
+    entry
+        .metadata
+        .as_ref()
+        .map_or(ResourceKind::File, |m| m.kind)
+}
+
+/// The result of removing a tree.
+#[derive(Debug, Default)]
+pub(crate) struct Removal {
+    /// Members that could not be removed.
+    pub(crate) failures: Vec<Failure>,
+    /// The topmost paths removed with everything below them: when the whole tree went,
+    /// just the root.
+    pub(crate) removed: Vec<ResourcePath>,
+}
+
+struct Frame {
+    path: ResourcePath,
+    members: std::vec::IntoIter<Entry>,
+    complete: bool,
+    /// Length of `removed` when this collection was entered: on success, the paths removed
+    /// below it since then collapse into the collection itself.
+    mark: usize,
+}
+
+/// Removes the collection `root` and everything below it, depth first.
+pub(crate) async fn remove_tree(
+    server: &DavServer,
+    root: &ResourcePath,
+    guard: &(dyn Fn(&ResourcePath) -> Guard + Sync),
+) -> Removal {
+    let storage = server.storage();
+    let mut out = Removal::default();
+    match guard(root) {
+        Guard::Proceed => {}
+        Guard::Keep => return out,
+    }
+    let members = match storage.list(root).await {
+        Ok(m) => m,
+        Err(e) => {
+            out.failures
+                .push(Failure::storage(root.clone(), ResourceKind::Collection, e));
+            return out;
+        }
+    };
+    let mut stack = vec![Frame {
+        path: root.clone(),
+        members: members.into_iter(),
+        complete: true,
+        mark: 0,
+    }];
+    while let Some(top) = stack.last_mut() {
+        let Some(entry) = top.members.next() else {
+            let frame = stack.pop().expect("the loop holds a frame");
+            let mut gone = frame.complete;
+            if gone {
+                match storage.remove(&frame.path).await {
+                    Ok(()) | Err(StorageError::NotFound) => {}
+                    Err(e) => {
+                        gone = false;
+                        out.failures.push(Failure::storage(
+                            frame.path.clone(),
+                            ResourceKind::Collection,
+                            e,
+                        ));
+                    }
+                }
+            }
+            if gone {
+                out.removed.truncate(frame.mark);
+                out.removed.push(frame.path);
+            } else if let Some(parent) = stack.last_mut() {
+                parent.complete = false;
+            }
+            continue;
+        };
+        let kind = kind_of(&entry);
+        let Ok(child) = top.path.join(&entry.name) else {
+            top.complete = false;
+            continue;
+        };
+        match guard(&child) {
+            Guard::Proceed => {}
+            Guard::Keep => {
+                top.complete = false;
+                continue;
+            }
+        }
+        if kind.is_collection() {
+            match storage.list(&child).await {
+                Ok(members) => {
+                    let mark = out.removed.len();
+                    stack.push(Frame {
+                        path: child,
+                        members: members.into_iter(),
+                        complete: true,
+                        mark,
+                    });
+                }
+                Err(StorageError::NotFound) => {}
+                Err(e) => {
+                    top.complete = false;
+                    out.failures.push(Failure::storage(child, kind, e));
+                }
+            }
+        } else {
+            match storage.remove(&child).await {
+                Ok(()) => out.removed.push(child),
+                Err(StorageError::NotFound) => {}
+                Err(e) => {
+                    top.complete = false;
+                    out.failures.push(Failure::storage(child, kind, e));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Copies the members of collection `src` into the existing collection `dst` (all the way
+/// down for `Depth::Infinity`, none for `Depth::Zero`). Failures name destination paths.
+pub(crate) async fn copy_members(
+    server: &DavServer,
+    src: &ResourcePath,
+    dst: &ResourcePath,
+    depth: Depth,
+) -> Vec<Failure> {
+    let storage = server.storage();
+    let mut failures = Vec::new();
+    if depth == Depth::Zero {
+        return failures;
+    }
+    let mut work = vec![(src.clone(), dst.clone())];
+    while let Some((from_dir, to_dir)) = work.pop() {
+        let members = match storage.list(&from_dir).await {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(Failure::storage(to_dir, ResourceKind::Collection, e));
+                continue;
+            }
+        };
+        for entry in members {
+            let kind = kind_of(&entry);
+            let (Ok(from), Ok(to)) = (from_dir.join(&entry.name), to_dir.join(&entry.name)) else {
+                continue;
+            };
+            if kind.is_collection() {
+                match storage.create_collection(&to).await {
+                    Ok(()) => work.push((from, to)),
+                    Err(e) => failures.push(Failure::storage(to, kind, e)),
+                }
+            } else if let Err(e) = storage.copy_file(&from, &to).await {
+                failures.push(Failure::storage(to, kind, e));
+            }
+        }
+    }
+    failures
+}

@@ -1,0 +1,196 @@
+//! Davit's storage layer: where content and dead properties live. It knows nothing of HTTP.
+//!
+//! Content goes through [`Storage`], dead properties through [`PropertyStore`]. Both are
+//! object-safe so the server picks backends at run time. The server owns all policy (what a
+//! method means, which errors become which status); a backend only does what a call says and
+//! reports what went wrong as a semantic [`StorageError`].
+//!
+//! # Layout
+//! - [`memory`]: content and properties in memory (tests, `davit serve --backend memory`).
+//! - [`fs`]: content in a local folder, with every path resolved beneath the root by the
+//!   kernel (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
+//! - [`sqlite`]: dead properties in one SQLite file (WAL).
+//! - [`testing`] (feature `testing`): the conformance checks every backend must pass, and a
+//!   fault-injecting wrapper for tests of partial failure.
+//!
+//! # Example
+//! ```
+//! use davit_store::{memory::MemoryStorage, Storage};
+//! use davit_proto::ResourcePath;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), davit_store::StorageError> {
+//! let storage = MemoryStorage::new();
+//! storage.create_collection(&ResourcePath::parse("/docs").unwrap()).await?;
+//! assert!(storage.metadata(&ResourcePath::parse("/docs").unwrap()).await?.kind.is_collection());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt::Debug;
+use std::io;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use davit_proto::{ByteRange, ETag, PropName, PropOp, PropValue, ResourceKind, ResourcePath};
+
+pub mod error;
+#[cfg(target_os = "linux")]
+pub mod fs;
+pub mod memory;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::StorageError;
+
+/// A stream of body chunks, in or out.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// What storage knows about one resource. The server derives live properties from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Collection or plain resource.
+    pub kind: ResourceKind,
+    /// Body length in bytes (0 for collections).
+    pub len: u64,
+    /// Last modification of the content.
+    pub modified: SystemTime,
+    /// Creation time, where the backend knows it.
+    pub created: Option<SystemTime>,
+    /// Strong entity tag; it changes whenever the content changes.
+    pub etag: ETag,
+}
+
+/// A member of a collection, as [`Storage::list`] returns it.
+#[derive(Debug)]
+pub struct Entry {
+    /// The member's name (one path segment).
+    pub name: String,
+    /// Its metadata, or why it could not be read: one unreadable member must not hide the
+    /// others from a listing.
+    pub metadata: Result<Metadata, StorageError>,
+}
+
+/// A plain resource opened for reading: its metadata as of the open, and its content.
+pub trait FileReader: Send + Debug {
+    /// Metadata of the opened content (consistent with what [`FileReader::stream`] returns).
+    fn metadata(&self) -> &Metadata;
+    /// The content, or the given range of it.
+    fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream;
+}
+
+/// Whether a write created the resource or replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// There was no resource at the path before.
+    Created,
+    /// An existing resource was replaced.
+    Replaced,
+}
+
+/// Content storage.
+///
+/// Contract for every implementation:
+/// - The root `/` always exists and is a collection.
+/// - Paths are [`ResourcePath`]s, already validated: no `..`, no empty segments.
+/// - Missing parents are reported as [`StorageError::ParentMissing`] (also when the parent is
+///   not a collection), an existing target as [`StorageError::AlreadyExists`].
+/// - Writes are atomic: a reader sees the old content or the new, never a mix, and a failed
+///   write leaves the old content.
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    /// Metadata of one resource.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if nothing is there.
+    async fn metadata(&self, path: &ResourcePath) -> Result<Metadata, StorageError>;
+
+    /// The members of a collection, in no particular order.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::NotACollection`].
+    async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError>;
+
+    /// Opens a plain resource for reading.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::IsCollection`].
+    async fn open(&self, path: &ResourcePath) -> Result<Box<dyn FileReader>, StorageError>;
+
+    /// Stores `body` at `path`, replacing a plain resource there, atomically.
+    ///
+    /// # Errors
+    /// [`StorageError::ParentMissing`], [`StorageError::IsCollection`],
+    /// [`StorageError::BodyAborted`] if the body stream failed (nothing is changed then).
+    async fn write(
+        &self,
+        path: &ResourcePath,
+        body: ByteStream,
+    ) -> Result<(WriteOutcome, Metadata), StorageError>;
+
+    /// Creates an empty collection.
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyExists`], [`StorageError::ParentMissing`].
+    async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Removes a plain resource or an empty collection.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::NotEmpty`].
+    async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Copies the content of a plain resource to `to`, replacing a plain resource there.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::ParentMissing`],
+    /// [`StorageError::IsCollection`].
+    async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Renames a resource (with all its members) to `to`, which must not exist. Backends
+    /// that cannot do this atomically return [`StorageError::Unsupported`] and the server
+    /// falls back to copying and removing member by member.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::AlreadyExists`],
+    /// [`StorageError::ParentMissing`], [`StorageError::Unsupported`].
+    async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
+}
+
+/// Dead property storage (RFC 4918 §4.1), keyed by resource path.
+///
+/// Live properties are computed by the server and never stored here.
+#[async_trait]
+pub trait PropertyStore: Send + Sync + Debug {
+    /// All dead properties of one resource.
+    async fn get_all(
+        &self,
+        path: &ResourcePath,
+    ) -> Result<Vec<(PropName, PropValue)>, StorageError>;
+
+    /// The dead properties of every immediate member of `dir`, keyed by member name, in
+    /// one query: a listing must not cost one lookup per member. Members without
+    /// properties are absent.
+    async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError>;
+
+    /// Applies the instructions in order, all or nothing (RFC 4918 §9.2).
+    async fn apply(&self, path: &ResourcePath, ops: &[PropOp]) -> Result<(), StorageError>;
+
+    /// Copies the properties of `from` and everything below it to the same places below
+    /// `to`, replacing whatever `to` and its members had.
+    async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Moves the properties of `from` and everything below it to `to`, replacing whatever
+    /// `to` and its members had.
+    async fn move_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Removes the properties of `path` and everything below it.
+    async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
+}
+
+/// Dead properties of the members of a collection, keyed by member name.
+pub type MemberProps = std::collections::HashMap<String, Vec<(PropName, PropValue)>>;

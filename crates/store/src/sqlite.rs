@@ -1,0 +1,290 @@
+//! Dead properties in one SQLite file (WAL mode), the embedded default.
+//!
+//! One row per property, keyed by (path, namespace, name), with the parent path beside it so
+//! that the properties of all members of a collection come back in one indexed query. Tree
+//! operations (COPY, MOVE, DELETE) are one statement each over a key range: every path below
+//! `/a` sorts between `/a/` and `/a0`, because `0` follows `/` in byte order.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{MemberProps, PropName, PropOp, PropValue, PropertyStore, ResourcePath, StorageError};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS props (
+    path   TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    ns     TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    lang   TEXT,
+    PRIMARY KEY (path, ns, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS props_parent ON props (parent);
+";
+
+/// Dead properties in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqlitePropertyStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db(e: rusqlite::Error) -> StorageError {
+    StorageError::Database(Box::new(e))
+}
+
+/// The parent key of a path key: `""` for the root, so the root is nobody's member.
+fn parent_key(path: &ResourcePath) -> String {
+    path.parent()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// `(low, high)` such that the paths strictly below `path` are those in `(low, high)`.
+fn below_range(path: &ResourcePath) -> (String, String) {
+    if path.is_root() {
+        ("/".to_owned(), "0".to_owned())
+    } else {
+        (format!("{}/", path.as_str()), format!("{}0", path.as_str()))
+    }
+}
+
+impl SqlitePropertyStore {
+    /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// # Errors
+    /// [`StorageError::Database`] if the file cannot be opened or its schema is newer than
+    /// this version of Davit knows.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let conn = Connection::open(path).map_err(db)?;
+        Self::init(conn)
+    }
+
+    /// A database in memory (tests).
+    ///
+    /// # Errors
+    /// [`StorageError::Database`] if SQLite cannot start.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::init(Connection::open_in_memory().map_err(db)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StorageError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        // WAL: readers never block the writer. synchronous=FULL: a committed PROPPATCH
+        // survives power loss, not only a crash of the process.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::Database(
+                format!("database schema version {version} is newer than this Davit knows ({SCHEMA_VERSION})").into(),
+            ));
+        }
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db)?;
+        Ok(SqlitePropertyStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside a transaction rolls it back when the Transaction drops, so the
+            // connection behind a poisoned lock is still consistent.
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+        .map_err(db)
+    }
+}
+
+fn row_prop(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(PropName, PropValue)> {
+    Ok((
+        PropName::new(row.get::<_, String>(at)?, row.get::<_, String>(at + 1)?),
+        PropValue {
+            xml: row.get(at + 2)?,
+            lang: row.get(at + 3)?,
+        },
+    ))
+}
+
+/// Copies the rows of `from` and below to `to`, after clearing `to` and below.
+fn copy_rows(
+    tx: &rusqlite::Transaction<'_>,
+    from: &ResourcePath,
+    to: &ResourcePath,
+) -> rusqlite::Result<()> {
+    delete_tree(tx, to)?;
+    let (lo, hi) = below_range(from);
+    let from_len = from.as_str().chars().count() as i64;
+    let prefix = if to.is_root() { "" } else { to.as_str() };
+    let from_prefix_len = if from.is_root() { 0 } else { from_len };
+    tx.execute(
+        "INSERT INTO props (path, parent, ns, name, value, lang)
+         SELECT CASE WHEN path = ?1 THEN ?2 ELSE ?3 || substr(path, ?4 + 1) END,
+                CASE WHEN path = ?1 THEN ?5 ELSE
+                    CASE WHEN parent = ?1 THEN ?2 ELSE ?3 || substr(parent, ?4 + 1) END
+                END,
+                ns, name, value, lang
+         FROM props
+         WHERE path = ?1 OR (path > ?6 AND path < ?7)",
+        params![
+            from.as_str(),
+            to.as_str(),
+            prefix,
+            from_prefix_len,
+            parent_key(to),
+            lo,
+            hi
+        ],
+    )?;
+    Ok(())
+}
+
+fn delete_tree(tx: &rusqlite::Transaction<'_>, path: &ResourcePath) -> rusqlite::Result<()> {
+    let (lo, hi) = below_range(path);
+    tx.execute(
+        "DELETE FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3)",
+        params![path.as_str(), lo, hi],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl PropertyStore for SqlitePropertyStore {
+    async fn get_all(
+        &self,
+        path: &ResourcePath,
+    ) -> Result<Vec<(PropName, PropValue)>, StorageError> {
+        let path = path.as_str().to_owned();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT ns, name, value, lang FROM props WHERE path = ?1 ORDER BY ns, name",
+            )?;
+            let rows = stmt.query_map([path], |r| row_prop(r, 0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError> {
+        let dir = dir.clone();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT path, ns, name, value, lang FROM props WHERE parent = ?1",
+            )?;
+            let mut out = MemberProps::new();
+            let mut rows = stmt.query([dir.as_str()])?;
+            while let Some(row) = rows.next()? {
+                let path: String = row.get(0)?;
+                let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+                out.entry(name).or_default().push(row_prop(row, 1)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn apply(&self, path: &ResourcePath, ops: &[PropOp]) -> Result<(), StorageError> {
+        let path = path.clone();
+        let ops = ops.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let parent = parent_key(&path);
+            for op in &ops {
+                match op {
+                    PropOp::Set(n, v) => {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO props (path, parent, ns, name, value, lang)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![
+                            path.as_str(),
+                            parent,
+                            n.namespace,
+                            n.local,
+                            v.xml,
+                            v.lang
+                        ])?;
+                    }
+                    PropOp::Remove(n) => {
+                        tx.prepare_cached(
+                            "DELETE FROM props WHERE path = ?1 AND ns = ?2 AND name = ?3",
+                        )?
+                        .execute(params![
+                            path.as_str(),
+                            n.namespace,
+                            n.local
+                        ])?;
+                    }
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let (from, to) = (from.clone(), to.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            copy_rows(&tx, &from, &to)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn move_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let (from, to) = (from.clone(), to.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            copy_rows(&tx, &from, &to)?;
+            delete_tree(&tx, &from)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let path = path.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            delete_tree(&tx, &path)?;
+            tx.commit()
+        })
+        .await
+    }
+}
+
+impl SqlitePropertyStore {
+    /// Number of stored properties (diagnostics and tests).
+    ///
+    /// # Errors
+    /// [`StorageError::Database`] if the query fails.
+    pub async fn count(&self) -> Result<u64, StorageError> {
+        self.run(|conn| {
+            conn.query_row("SELECT count(*) FROM props", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|n| n.unwrap_or(0) as u64)
+        })
+        .await
+    }
+}

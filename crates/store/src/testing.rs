@@ -1,0 +1,399 @@
+//! What every backend must do (conformance checks run against each of them), and a storage
+//! wrapper that injects faults, for tests of partial failure.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::{
+    ByteRange, ByteStream, Entry, FileReader, Metadata, PropName, PropOp, PropValue, PropertyStore,
+    ResourceKind, ResourcePath, Storage, StorageError, WriteOutcome,
+};
+
+/// Wraps a storage and fails every change to a resource whose name contains `marker`, with
+/// [`StorageError::PermissionDenied`], as a real disk does for a file it cannot touch.
+/// Reads still work. `rename` is refused as unsupported, so the server must use its
+/// member-by-member fallback, where the fault shows.
+#[derive(Debug)]
+pub struct FaultyStorage {
+    inner: Arc<dyn Storage>,
+    marker: String,
+}
+
+impl FaultyStorage {
+    /// Wraps `inner`, failing changes to names containing `marker`.
+    pub fn new(inner: Arc<dyn Storage>, marker: &str) -> Self {
+        FaultyStorage {
+            inner,
+            marker: marker.to_owned(),
+        }
+    }
+
+    fn check(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        if path.name().contains(&self.marker) {
+            Err(StorageError::PermissionDenied)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for FaultyStorage {
+    async fn metadata(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
+        self.inner.metadata(path).await
+    }
+    async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
+        self.inner.list(dir).await
+    }
+    async fn open(&self, path: &ResourcePath) -> Result<Box<dyn FileReader>, StorageError> {
+        self.inner.open(path).await
+    }
+    async fn write(
+        &self,
+        path: &ResourcePath,
+        body: ByteStream,
+    ) -> Result<(WriteOutcome, Metadata), StorageError> {
+        self.check(path)?;
+        self.inner.write(path, body).await
+    }
+    async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        self.check(path)?;
+        self.inner.create_collection(path).await
+    }
+    async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        self.check(path)?;
+        self.inner.remove(path).await
+    }
+    async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        self.check(from)?;
+        self.check(to)?;
+        self.inner.copy_file(from, to).await
+    }
+    async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
+        Err(StorageError::Unsupported)
+    }
+}
+
+fn p(s: &str) -> ResourcePath {
+    ResourcePath::parse(s).expect("test paths are valid")
+}
+
+/// A body stream of one chunk.
+pub fn body(data: &'static [u8]) -> ByteStream {
+    Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
+}
+
+async fn read_all(storage: &dyn Storage, path: &str, range: Option<ByteRange>) -> Vec<u8> {
+    let reader = storage.open(&p(path)).await.expect("open");
+    let mut s = reader.stream(range);
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.expect("read"));
+    }
+    out
+}
+
+/// Checks the [`Storage`] contract on an empty backend. Panics on the first violation.
+pub async fn check_storage(s: &dyn Storage) {
+    let root = s
+        .metadata(&ResourcePath::root())
+        .await
+        .expect("root exists");
+    assert_eq!(root.kind, ResourceKind::Collection);
+    assert!(
+        s.list(&ResourcePath::root())
+            .await
+            .expect("list root")
+            .is_empty()
+    );
+
+    // Collections.
+    s.create_collection(&p("/a")).await.expect("mkcol");
+    assert!(matches!(
+        s.create_collection(&p("/a")).await,
+        Err(StorageError::AlreadyExists)
+    ));
+    assert!(matches!(
+        s.create_collection(&p("/x/y")).await,
+        Err(StorageError::ParentMissing)
+    ));
+
+    // Writes: created, then replaced, with a new entity tag.
+    let (o, m1) = s
+        .write(&p("/a/f.txt"), body(b"hello"))
+        .await
+        .expect("write");
+    assert_eq!(o, WriteOutcome::Created);
+    assert_eq!((m1.kind, m1.len), (ResourceKind::File, 5));
+    let (o, m2) = s
+        .write(&p("/a/f.txt"), body(b"hello world"))
+        .await
+        .expect("rewrite");
+    assert_eq!(o, WriteOutcome::Replaced);
+    assert_eq!(m2.len, 11);
+    assert_ne!(m1.etag, m2.etag, "a new content needs a new entity tag");
+    assert_eq!(
+        s.metadata(&p("/a/f.txt")).await.expect("stat").etag,
+        m2.etag
+    );
+    assert!(matches!(
+        s.write(&p("/nope/f"), body(b"x")).await,
+        Err(StorageError::ParentMissing)
+    ));
+    assert!(matches!(
+        s.write(&p("/a/f.txt/x"), body(b"x")).await,
+        Err(StorageError::ParentMissing)
+    ));
+    assert!(matches!(
+        s.write(&p("/a"), body(b"x")).await,
+        Err(StorageError::IsCollection)
+    ));
+
+    // A write whose body fails changes nothing.
+    let failing: ByteStream = Box::pin(futures_util::stream::iter([
+        Ok(Bytes::from_static(b"partial")),
+        Err(std::io::Error::other("client went away")),
+    ]));
+    assert!(matches!(
+        s.write(&p("/a/f.txt"), failing).await,
+        Err(StorageError::BodyAborted(_))
+    ));
+    assert_eq!(read_all(s, "/a/f.txt", None).await, b"hello world");
+    let names: Vec<String> = s
+        .list(&p("/a"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["f.txt"],
+        "an aborted write leaves nothing visible behind"
+    );
+
+    // Reads and ranges.
+    assert_eq!(
+        read_all(s, "/a/f.txt", Some(ByteRange { start: 6, end: 11 })).await,
+        b"world"
+    );
+    assert!(matches!(
+        s.open(&p("/a")).await.map(|_| ()),
+        Err(StorageError::IsCollection)
+    ));
+    assert!(matches!(
+        s.open(&p("/a/none")).await.map(|_| ()),
+        Err(StorageError::NotFound)
+    ));
+
+    // Listing.
+    s.create_collection(&p("/a/sub")).await.expect("mkcol sub");
+    s.write(&p("/a/sub/deep"), body(b"d"))
+        .await
+        .expect("write deep");
+    s.write(&p("/a b"), body(b"space"))
+        .await
+        .expect("write sibling");
+    let mut list: Vec<(String, ResourceKind)> = s
+        .list(&p("/a"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| (e.name, e.metadata.expect("metadata").kind))
+        .collect();
+    list.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        list,
+        vec![
+            ("f.txt".into(), ResourceKind::File),
+            ("sub".into(), ResourceKind::Collection)
+        ]
+    );
+    assert!(matches!(
+        s.list(&p("/a/f.txt")).await,
+        Err(StorageError::NotACollection)
+    ));
+
+    // Copy.
+    s.copy_file(&p("/a/f.txt"), &p("/a/g.txt"))
+        .await
+        .expect("copy");
+    assert_eq!(read_all(s, "/a/g.txt", None).await, b"hello world");
+    s.copy_file(&p("/a b"), &p("/a/g.txt"))
+        .await
+        .expect("copy over");
+    assert_eq!(read_all(s, "/a/g.txt", None).await, b"space");
+    assert!(matches!(
+        s.copy_file(&p("/a"), &p("/c")).await,
+        Err(StorageError::IsCollection)
+    ));
+
+    // Rename, where supported.
+    match s.rename(&p("/a"), &p("/moved")).await {
+        Ok(()) => {
+            assert_eq!(read_all(s, "/moved/sub/deep", None).await, b"d");
+            assert!(matches!(
+                s.metadata(&p("/a")).await,
+                Err(StorageError::NotFound)
+            ));
+            assert!(matches!(
+                s.rename(&p("/moved"), &p("/a b")).await,
+                Err(StorageError::AlreadyExists)
+            ));
+            s.rename(&p("/moved"), &p("/a")).await.expect("rename back");
+        }
+        Err(StorageError::Unsupported) => {}
+        Err(e) => panic!("rename failed: {e}"),
+    }
+
+    // Remove.
+    assert!(matches!(
+        s.remove(&p("/a")).await,
+        Err(StorageError::NotEmpty)
+    ));
+    s.remove(&p("/a/sub/deep")).await.expect("rm file");
+    s.remove(&p("/a/sub")).await.expect("rm empty dir");
+    assert!(matches!(
+        s.remove(&p("/a/sub")).await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(
+        s.remove(&ResourcePath::root()).await.is_err(),
+        "the root cannot be removed"
+    );
+}
+
+/// Checks the [`PropertyStore`] contract on an empty backend. Panics on the first violation.
+pub async fn check_property_store(s: &dyn PropertyStore) {
+    let n = |l: &str| PropName::new("urn:t", l);
+    let v = |t: &str| PropValue::text(t);
+    s.apply(
+        &p("/a"),
+        &[PropOp::Set(n("x"), v("1")), PropOp::Set(n("y"), v("2"))],
+    )
+    .await
+    .expect("set");
+    s.apply(
+        &p("/a"),
+        &[
+            PropOp::Remove(n("y")),
+            PropOp::Set(n("x"), v("3")),
+            PropOp::Remove(n("nothing")),
+        ],
+    )
+    .await
+    .expect("set and remove in order");
+    assert_eq!(
+        s.get_all(&p("/a")).await.expect("get"),
+        vec![(n("x"), v("3"))]
+    );
+
+    let lang = PropValue {
+        xml: r#"<q xmlns="urn:q">é</q>"#.into(),
+        lang: Some("fr".into()),
+    };
+    s.apply(&p("/a/b"), &[PropOp::Set(n("l"), lang.clone())])
+        .await
+        .expect("set lang");
+    s.apply(&p("/a/b/c"), &[PropOp::Set(n("z"), v("deep"))])
+        .await
+        .expect("set deep");
+    s.apply(&p("/a b"), &[PropOp::Set(n("s"), v("sibling"))])
+        .await
+        .expect("set sibling");
+    s.apply(&p("/a0"), &[PropOp::Set(n("s"), v("sibling0"))])
+        .await
+        .expect("set sibling");
+
+    let members = s.get_members(&p("/a")).await.expect("members");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members["b"], vec![(n("l"), lang.clone())]);
+    let top = s
+        .get_members(&ResourcePath::root())
+        .await
+        .expect("root members");
+    let mut names: Vec<&String> = top.keys().collect();
+    names.sort();
+    assert_eq!(names, vec!["a", "a b", "a0"]);
+
+    s.copy_tree(&p("/a"), &p("/copy")).await.expect("copy");
+    assert_eq!(
+        s.get_all(&p("/copy/b/c")).await.expect("get"),
+        vec![(n("z"), v("deep"))]
+    );
+    assert_eq!(
+        s.get_all(&p("/a/b/c")).await.expect("get").len(),
+        1,
+        "copy keeps the source"
+    );
+    assert_eq!(
+        s.get_members(&p("/copy")).await.expect("members")["b"],
+        vec![(n("l"), lang)]
+    );
+
+    s.move_tree(&p("/copy"), &p("/a b/moved"))
+        .await
+        .expect("move");
+    assert!(s.get_all(&p("/copy/b/c")).await.expect("get").is_empty());
+    assert_eq!(s.get_all(&p("/a b/moved/b/c")).await.expect("get").len(), 1);
+    assert_eq!(
+        s.get_all(&p("/a b")).await.expect("get").len(),
+        1,
+        "the target's parent keeps its own"
+    );
+
+    s.remove_tree(&p("/a")).await.expect("remove");
+    assert!(s.get_all(&p("/a/b")).await.expect("get").is_empty());
+    assert_eq!(
+        s.get_all(&p("/a b")).await.expect("get").len(),
+        1,
+        "a name sharing a prefix is not below"
+    );
+    assert_eq!(
+        s.get_all(&p("/a0")).await.expect("get").len(),
+        1,
+        "a name sharing a prefix is not below"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryPropertyStore, MemoryStorage};
+    use crate::sqlite::SqlitePropertyStore;
+
+    #[tokio::test]
+    async fn memory_storage_conforms() {
+        check_storage(&MemoryStorage::new()).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn fs_storage_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        check_storage(&crate::fs::FsStorage::open(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn faulty_storage_conforms_outside_the_marker() {
+        check_storage(&FaultyStorage::new(
+            Arc::new(MemoryStorage::new()),
+            "never-used",
+        ))
+        .await;
+    }
+
+    #[tokio::test]
+    async fn memory_property_store_conforms() {
+        check_property_store(&MemoryPropertyStore::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_property_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        check_property_store(&SqlitePropertyStore::open(dir.path().join("p.db")).unwrap()).await;
+    }
+}
