@@ -12,27 +12,58 @@ use crate::{
     ResourceKind, ResourcePath, Storage, StorageError, WriteOutcome,
 };
 
-/// Wraps a storage and fails every change to a resource whose name contains `marker`, with
-/// [`StorageError::PermissionDenied`], as a real disk does for a file it cannot touch.
-/// Reads still work. `rename` is refused as unsupported, so the server must use its
-/// member-by-member fallback, where the fault shows.
+/// Wraps a storage and injects faults the way a real disk shows them, by resource name:
+/// - [`stuck`](Self::stuck): a resource whose name contains the marker can be created and
+///   read, but removing it or copying it fails with [`StorageError::PermissionDenied`]
+///   (a file on a read-only mount, an immutable file);
+/// - [`fail_reads`](Self::fail_reads): its metadata cannot be read (in listings too) and it
+///   cannot be opened.
+///
+/// `rename` is always refused as unsupported, so the server must use its member-by-member
+/// fallback, where the faults show.
 #[derive(Debug)]
 pub struct FaultyStorage {
     inner: Arc<dyn Storage>,
-    marker: String,
+    stuck_marker: Option<String>,
+    read_marker: Option<String>,
 }
 
 impl FaultyStorage {
-    /// Wraps `inner`, failing changes to names containing `marker`.
-    pub fn new(inner: Arc<dyn Storage>, marker: &str) -> Self {
+    /// Wraps `inner`; add faults with the builder methods.
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
         FaultyStorage {
             inner,
-            marker: marker.to_owned(),
+            stuck_marker: None,
+            read_marker: None,
         }
     }
 
-    fn check(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        if path.name().contains(&self.marker) {
+    /// Makes resources whose name contains `marker` impossible to remove or copy.
+    pub fn stuck(mut self, marker: &str) -> Self {
+        self.stuck_marker = Some(marker.to_owned());
+        self
+    }
+
+    /// Fails reads of resources whose name contains `marker`.
+    pub fn fail_reads(mut self, marker: &str) -> Self {
+        self.read_marker = Some(marker.to_owned());
+        self
+    }
+
+    fn hit(marker: &Option<String>, name: &str) -> bool {
+        marker.as_deref().is_some_and(|m| name.contains(m))
+    }
+
+    fn check_change(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        if Self::hit(&self.stuck_marker, path.name()) {
+            Err(StorageError::PermissionDenied)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_read(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        if Self::hit(&self.read_marker, path.name()) {
             Err(StorageError::PermissionDenied)
         } else {
             Ok(())
@@ -43,12 +74,21 @@ impl FaultyStorage {
 #[async_trait]
 impl Storage for FaultyStorage {
     async fn metadata(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
+        self.check_read(path)?;
         self.inner.metadata(path).await
     }
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
-        self.inner.list(dir).await
+        self.check_read(dir)?;
+        let mut entries = self.inner.list(dir).await?;
+        for e in &mut entries {
+            if Self::hit(&self.read_marker, &e.name) {
+                e.metadata = Err(StorageError::PermissionDenied);
+            }
+        }
+        Ok(entries)
     }
     async fn open(&self, path: &ResourcePath) -> Result<Box<dyn FileReader>, StorageError> {
+        self.check_read(path)?;
         self.inner.open(path).await
     }
     async fn write(
@@ -56,20 +96,18 @@ impl Storage for FaultyStorage {
         path: &ResourcePath,
         body: ByteStream,
     ) -> Result<(WriteOutcome, Metadata), StorageError> {
-        self.check(path)?;
         self.inner.write(path, body).await
     }
     async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        self.check(path)?;
         self.inner.create_collection(path).await
     }
     async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        self.check(path)?;
+        self.check_change(path)?;
         self.inner.remove(path).await
     }
     async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        self.check(from)?;
-        self.check(to)?;
+        self.check_read(from)?;
+        self.check_change(from)?;
         self.inner.copy_file(from, to).await
     }
     async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
@@ -379,10 +417,11 @@ mod tests {
 
     #[tokio::test]
     async fn faulty_storage_conforms_outside_the_marker() {
-        check_storage(&FaultyStorage::new(
-            Arc::new(MemoryStorage::new()),
-            "never-used",
-        ))
+        check_storage(
+            &FaultyStorage::new(Arc::new(MemoryStorage::new()))
+                .stuck("never-used")
+                .fail_reads("never-used"),
+        )
         .await;
     }
 

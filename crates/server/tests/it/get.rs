@@ -1,0 +1,174 @@
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::support::TestServer;
+
+async fn get_and_head_carry_validators(s: TestServer) {
+    assert_eq!(s.put("/a.txt", "hello world").await, StatusCode::CREATED);
+    let r = s.req("GET", "/a.txt").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert!(r.headers().contains_key("last-modified"));
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.headers()["content-length"], "11");
+    assert_eq!(r.text().await.unwrap(), "hello world");
+
+    let r = s.req("HEAD", "/a.txt").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(r.headers()["content-length"], "11");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+
+    let r = s.req("GET", "/missing").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn conditional_get(s: TestServer) {
+    s.put("/c.txt", "content").await;
+    let r = s.req("GET", "/c.txt").send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let modified = r.headers()["last-modified"].to_str().unwrap().to_owned();
+
+    let status = |h: &'static str, v: String| {
+        let req = s.req("GET", "/c.txt").header(h, v);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        status("If-None-Match", etag.clone()).await,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        status("If-None-Match", "\"other\"".into()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("If-None-Match", "*".into()).await,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(status("If-Match", etag.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status("If-Match", "\"other\"".into()).await,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        status("If-Modified-Since", modified.clone()).await,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        status("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT".into()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            "If-Unmodified-Since",
+            "Mon, 01 Jan 2001 00:00:00 GMT".into()
+        )
+        .await,
+        StatusCode::PRECONDITION_FAILED
+    );
+}
+
+async fn ranges(s: TestServer) {
+    s.put("/r.bin", "0123456789").await;
+    let get = |range: &'static str| s.req("GET", "/r.bin").header("Range", range).send();
+    let r = get("bytes=2-4").await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"], "bytes 2-4/10");
+    assert_eq!(r.text().await.unwrap(), "234");
+    let r = get("bytes=-3").await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.text().await.unwrap(), "789");
+    let r = get("bytes=8-").await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "89");
+    let r = get("bytes=20-30").await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["content-range"], "bytes */10");
+    let r = get("bytes=0-1,4-5").await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "several ranges get the whole body"
+    );
+    let r = get("lines=1-2").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "an unknown unit is ignored");
+
+    let etag = s.req("HEAD", "/r.bin").send().await.unwrap().headers()["etag"].clone();
+    let r = s
+        .req("GET", "/r.bin")
+        .header("Range", "bytes=0-0")
+        .header("If-Range", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let r = s
+        .req("GET", "/r.bin")
+        .header("Range", "bytes=0-0")
+        .header("If-Range", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a stale If-Range gets the whole body"
+    );
+    assert_eq!(r.text().await.unwrap(), "0123456789");
+}
+
+async fn collection_get_is_an_html_listing(s: TestServer) {
+    s.mkcol("/dir").await;
+    s.put("/dir/a%20%26%20b.txt", "x").await;
+    let r = s
+        .req("GET", "/dir/")
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("href=\"/dir/a%20%26%20b.txt\""), "{html}");
+    assert!(html.contains(">a &amp; b.txt<"), "{html}");
+}
+
+async fn large_file_streams_intact(s: TestServer) {
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let r = s
+        .req("PUT", "/big.bin")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = s
+        .req("GET", "/big.bin")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got == data, "content differs");
+    let r = s
+        .req("GET", "/big.bin")
+        .header("Range", "bytes=1000000-1000009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), data[1_000_000..1_000_010]);
+}
+
+both_backends!(
+    get_and_head_carry_validators,
+    conditional_get,
+    ranges,
+    collection_get_is_an_html_listing,
+    large_file_streams_intact,
+);

@@ -1,0 +1,241 @@
+//! Hostile and malformed input: always a clear 4xx, never a 5xx, never a path outside the root.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both_backends;
+use crate::support::{Kind, PROPFIND_ALL, TestServer};
+
+/// Sends raw bytes (so no client normalizes the path) and returns the status code.
+async fn raw_status(s: &TestServer, request: &str) -> u16 {
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = sock.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn traversal_in_every_encoding_is_refused(s: TestServer) {
+    s.mkcol("/a").await;
+    for target in [
+        "/../etc/passwd",
+        "/a/../../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/a/%2E%2E/%2e%2e/etc/passwd",
+        "/a%2f..%2f..%2fetc%2fpasswd",
+        "/a%2F",
+        "/a%00b",
+        "/%ff%fe",
+    ] {
+        for method in ["GET", "PUT", "DELETE", "PROPFIND", "MKCOL"] {
+            let status = raw_status(&s, &format!("{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")).await;
+            assert!(
+                (400..500).contains(&status),
+                "{method} {target} gave {status}"
+            );
+        }
+    }
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/a/"],
+        "nothing was created"
+    );
+}
+
+async fn hostile_xml_is_refused_quickly(s: TestServer) {
+    let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><propfind xmlns="DAV:"><prop><x>&lol3;</x></prop></propfind>"#;
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><propfind xmlns="DAV:"><prop><a>&x;</a></prop></propfind>"#;
+    for body in [laughs, xxe] {
+        let started = Instant::now();
+        let r = s
+            .req("PROPFIND", "/")
+            .header("Depth", "0")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.text().await.unwrap().contains("no-external-entities"));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let deep = format!(
+        r#"<propfind xmlns="DAV:">{}{}</propfind>"#,
+        "<a>".repeat(1000),
+        "</a>".repeat(1000)
+    );
+    let r = s
+        .req("PROPFIND", "/")
+        .header("Depth", "0")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let big = format!(
+        r#"<propfind xmlns="DAV:"><prop>{}</prop></propfind>"#,
+        "<x/>".repeat(600_000)
+    );
+    let r = s
+        .req("PROPFIND", "/")
+        .header("Depth", "0")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = s
+        .req("PROPPATCH", "/")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            (0..400).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 4096]))),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a chunked body is bounded too"
+    );
+}
+
+async fn bad_headers_are_400(s: TestServer) {
+    s.put("/f", "x").await;
+    let r = s
+        .req("PROPFIND", "/")
+        .header("Depth", "one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .req("COPY", "/f")
+        .header("Destination", "not a uri")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .req("GET", "/f")
+        .header("Range", "bytes=oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "an unparsable Range is ignored");
+}
+
+both_backends!(
+    traversal_in_every_encoding_is_refused,
+    hostile_xml_is_refused_quickly,
+    bad_headers_are_400
+);
+
+#[tokio::test]
+async fn symlinks_are_not_followed_out_of_or_inside_the_root() {
+    let s = TestServer::start(Kind::Fs).await;
+    let root = s.root.as_ref().unwrap().path().to_owned();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+    std::fs::write(root.join("inside.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink(root.join("inside.txt"), root.join("alias")).unwrap();
+
+    for path in ["/out/secret", "/out", "/alias"] {
+        assert_eq!(
+            s.req("GET", path).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        let r = s
+            .req("PROPFIND", path)
+            .header("Depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(s.put("/out/new", "x").await, StatusCode::CONFLICT);
+    assert_eq!(
+        s.req("DELETE", "/out/secret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s
+        .req("COPY", "/inside.txt")
+        .header("Destination", "/out/copied")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/inside.txt"]
+    );
+    let names: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["secret"],
+        "nothing was written outside the root"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "secret"
+    );
+}
+
+#[tokio::test]
+async fn the_metadata_folder_is_never_served() {
+    let s = TestServer::start(Kind::Fs).await;
+    s.put("/f", "x").await;
+    for (method, path) in [
+        ("GET", "/.davit/davit.sqlite"),
+        ("GET", "/.davit/"),
+        ("DELETE", "/.davit"),
+        ("PROPFIND", "/.davit"),
+    ] {
+        assert_eq!(
+            s.req(method, path).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(s.mkcol("/.davit").await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.put("/.davit/davit.sqlite", "x").await,
+        StatusCode::FORBIDDEN
+    );
+    let r = s
+        .req("COPY", "/f")
+        .header("Destination", "/.davit/davit.sqlite")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = s
+        .req("MOVE", "/f")
+        .header("Destination", "/.davit")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/f"]
+    );
+    let db = s.root.as_ref().unwrap().path().join(".davit/davit.sqlite");
+    assert!(
+        std::fs::metadata(db).unwrap().len() > 0,
+        "the database is intact"
+    );
+}

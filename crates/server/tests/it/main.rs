@@ -1,0 +1,16 @@
+//! Integration tests: each starts the real server on port 0 (memory, or a temp folder with
+
+#![allow(unreachable_pub)] // helpers are `pub` for the test modules, not for export
+//! SQLite) and talks HTTP to it.
+
+mod support;
+
+mod copy_move;
+mod delete;
+mod get;
+mod input;
+mod mkcol;
+mod options;
+mod propfind;
+mod proppatch;
+mod put;

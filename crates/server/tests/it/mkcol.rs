@@ -1,0 +1,35 @@
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::support::TestServer;
+
+async fn mkcol_statuses(s: TestServer) {
+    assert_eq!(s.mkcol("/c/").await, StatusCode::CREATED);
+    assert_eq!(s.mkcol("/c/").await, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(s.mkcol("/c").await, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(s.mkcol("/x/y/").await, StatusCode::CONFLICT);
+    s.put("/f", "x").await;
+    assert_eq!(
+        s.mkcol("/f/").await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "a file is there"
+    );
+    assert_eq!(s.mkcol("/f/sub/").await, StatusCode::CONFLICT);
+}
+
+async fn mkcol_with_a_body_is_415_and_creates_nothing(s: TestServer) {
+    let r = s
+        .req("MKCOL", "/withbody")
+        .header("Content-Type", "xzy-foo/bar-512")
+        .body("afafafaf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        s.req("GET", "/withbody").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+both_backends!(mkcol_statuses, mkcol_with_a_body_is_415_and_creates_nothing);

@@ -1,0 +1,31 @@
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::support::TestServer;
+
+async fn options_advertises_dav_and_methods(s: TestServer) {
+    let r = s.req("OPTIONS", "/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let dav = r.headers()["dav"].to_str().unwrap();
+    assert!(dav.split(',').any(|c| c.trim() == "1"), "{dav}");
+    let allow = r.headers()["allow"].to_str().unwrap();
+    for m in ["PROPFIND", "PROPPATCH", "COPY", "MOVE", "DELETE", "GET"] {
+        assert!(allow.contains(m), "{allow}");
+    }
+    let r = s.req("OPTIONS", "/missing").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("MKCOL"));
+}
+
+async fn unknown_method_is_501_and_post_is_405(s: TestServer) {
+    let r = s.req("BREW", "/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    let r = s.req("POST", "/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers().contains_key("allow"));
+}
+
+both_backends!(
+    options_advertises_dav_and_methods,
+    unknown_method_is_501_and_post_is_405
+);

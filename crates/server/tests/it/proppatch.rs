@@ -1,0 +1,140 @@
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::support::{Multistatus, TestServer};
+
+async fn patch(s: &TestServer, path: &str, body: &str) -> Multistatus {
+    let r = s.proppatch(path, body).await;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    Multistatus::parse(&r.text().await.unwrap())
+}
+
+async fn set_and_remove_in_document_order(s: TestServer) {
+    s.put("/f", "x").await;
+    let ms = patch(
+        &s,
+        "/f",
+        r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z">
+        <D:remove><D:prop><Z:a/></D:prop></D:remove>
+        <D:set><D:prop><Z:a>x</Z:a><Z:b>keep</Z:b></D:prop></D:set>
+        <D:set><D:prop><Z:a>y</Z:a></D:prop></D:set>
+        <D:remove><D:prop><Z:never-set/></D:prop></D:remove>
+    </D:propertyupdate>"#,
+    )
+    .await;
+    let r = ms.get("/f");
+    for local in ["a", "b", "never-set"] {
+        assert_eq!(r.status_of("urn:z", local), Some(200), "{local}");
+    }
+    assert_eq!(r.props.len(), 3, "each property reported once");
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    let f = got.get("/f");
+    assert_eq!(f.text("urn:z", "a").as_deref(), Some("y"));
+    assert_eq!(f.text("urn:z", "b").as_deref(), Some("keep"));
+    patch(&s, "/f", r#"<propertyupdate xmlns="DAV:"><set><prop><a xmlns="urn:z">1</a></prop></set><remove><prop><a xmlns="urn:z"/></prop></remove></propertyupdate>"#).await;
+    let got = s
+        .propfind(
+            "/f",
+            "0",
+            r#"<propfind xmlns="DAV:"><prop><a xmlns="urn:z"/></prop></propfind>"#,
+        )
+        .await;
+    assert_eq!(got.get("/f").status_of("urn:z", "a"), Some(404));
+}
+
+async fn values_round_trip_with_namespaces_and_language(s: TestServer) {
+    s.put("/f", "x").await;
+    patch(&s, "/f", r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop xml:lang="fr">
+        <t:xmlval xmlns:t="urn:t"><foo xmlns="http://bar" a="1">text &amp; <b>bold</b></foo><bare xmlns="">n</bare></t:xmlval>
+        <t:hi xmlns:t="urn:t">&#65536; é</t:hi>
+        <nons xmlns="">plain</nons>
+    </D:prop></D:set></D:propertyupdate>"#).await;
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    let f = got.get("/f");
+    let (_, v) = f.prop("urn:t", "xmlval").unwrap();
+    assert_eq!(v.lang.as_deref(), Some("fr"));
+    let first = v.elements().next().unwrap();
+    assert!(first.is("http://bar", "foo"));
+    assert_eq!(first.attributes[0].value, "1");
+    assert_eq!(first.text(), "text & ");
+    assert!(first.elements().next().unwrap().is("http://bar", "b"));
+    assert!(v.elements().nth(1).unwrap().is("", "bare"));
+    assert_eq!(f.text("urn:t", "hi").as_deref(), Some("\u{10000} é"));
+    assert_eq!(f.text("", "nons").as_deref(), Some("plain"));
+}
+
+async fn protected_property_fails_all_with_403_and_424(s: TestServer) {
+    s.put("/f", "x").await;
+    let ms = patch(
+        &s,
+        "/f",
+        r#"<propertyupdate xmlns="DAV:"><set><prop>
+        <a xmlns="urn:z">1</a><getetag>"forged"</getetag><b xmlns="urn:z">2</b>
+    </prop></set></propertyupdate>"#,
+    )
+    .await;
+    let r = ms.get("/f");
+    assert_eq!(r.status_of("DAV:", "getetag"), Some(403));
+    assert!(
+        r.conditions
+            .iter()
+            .any(|c| c == "cannot-modify-protected-property")
+    );
+    assert_eq!(r.status_of("urn:z", "a"), Some(424));
+    assert_eq!(r.status_of("urn:z", "b"), Some(424));
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    assert_eq!(
+        got.get("/f").prop("urn:z", "a"),
+        None,
+        "nothing was applied"
+    );
+}
+
+async fn displayname_is_settable(s: TestServer) {
+    s.mkcol("/c").await;
+    patch(&s, "/c", r#"<propertyupdate xmlns="DAV:"><set><prop><displayname>My Folder</displayname></prop></set></propertyupdate>"#).await;
+    let got = s.propfind("/c", "0", crate::support::PROPFIND_ALL).await;
+    let c = got.get("/c/");
+    assert_eq!(c.text("DAV:", "displayname").as_deref(), Some("My Folder"));
+    assert_eq!(c.props.iter().filter(|p| p.1 == "displayname").count(), 1);
+}
+
+async fn proppatch_errors(s: TestServer) {
+    let body = r#"<propertyupdate xmlns="DAV:"><set><prop><a xmlns="urn:z">1</a></prop></set></propertyupdate>"#;
+    assert_eq!(
+        s.proppatch("/missing", body).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    s.put("/f", "x").await;
+    assert_eq!(
+        s.proppatch("/f", "<not-xml").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        s.proppatch("/f", r#"<propertyupdate xmlns="DAV:"/>"#)
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+both_backends!(
+    set_and_remove_in_document_order,
+    values_round_trip_with_namespaces_and_language,
+    protected_property_fails_all_with_403_and_424,
+    displayname_is_settable,
+    proppatch_errors,
+);
+
+#[tokio::test]
+async fn dead_properties_survive_a_restart() {
+    let s = TestServer::start(crate::support::Kind::Fs).await;
+    s.put("/f", "x").await;
+    patch(&s, "/f", r#"<propertyupdate xmlns="DAV:"><set><prop><a xmlns="urn:z">kept</a></prop></set></propertyupdate>"#).await;
+    let dir = s.stop().await.unwrap();
+    let backends = crate::support::fs_backends(dir.path());
+    let s =
+        TestServer::with_backends(backends, davit_server::ServerConfig::default(), Some(dir)).await;
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    assert_eq!(got.get("/f").text("urn:z", "a").as_deref(), Some("kept"));
+}

@@ -1,0 +1,175 @@
+use bytes::Bytes;
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both_backends;
+use crate::support::TestServer;
+
+async fn put_creates_then_replaces(s: TestServer) {
+    let r = s.req("PUT", "/f").body("one").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let first = r.headers()["etag"].clone();
+    let r = s.req("PUT", "/f").body("two").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_ne!(r.headers()["etag"], first, "new content, new entity tag");
+    assert_eq!(s.get_text("/f").await.1, "two");
+}
+
+async fn put_needs_an_existing_parent(s: TestServer) {
+    assert_eq!(
+        s.put("/no/such/parent.txt", "x").await,
+        StatusCode::CONFLICT
+    );
+    s.put("/file", "x").await;
+    assert_eq!(s.put("/file/child", "x").await, StatusCode::CONFLICT);
+}
+
+async fn put_on_a_collection_is_405(s: TestServer) {
+    s.mkcol("/c").await;
+    assert_eq!(s.put("/c", "x").await, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(s.put("/", "x").await, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+async fn put_with_chunked_body(s: TestServer) {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"chunk one, ")),
+        Ok(Bytes::from_static(b"chunk two")),
+    ];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let r = s.req("PUT", "/chunked").body(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.get_text("/chunked").await.1, "chunk one, chunk two");
+}
+
+async fn put_conditional_headers(s: TestServer) {
+    let r = s
+        .req("PUT", "/cond")
+        .header("If-None-Match", "*")
+        .body("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .req("PUT", "/cond")
+        .header("If-None-Match", "*")
+        .body("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = s
+        .req("PUT", "/cond")
+        .header("If-Match", "\"nope\"")
+        .body("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let etag = s.req("HEAD", "/cond").send().await.unwrap().headers()["etag"].clone();
+    let r = s
+        .req("PUT", "/cond")
+        .header("If-Match", etag)
+        .body("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s.get_text("/cond").await.1, "b");
+    let r = s
+        .req("PUT", "/cond")
+        .header("Content-Range", "bytes 0-0/1")
+        .body("c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A PUT whose connection dies mid-body leaves the old content, and no debris.
+async fn put_cut_off_mid_body_leaves_old_content(s: TestServer) {
+    s.put("/keep.txt", "old content").await;
+    for _ in 0..3 {
+        let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        sock.write_all(
+            b"PUT /keep.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nnew content that never ends",
+        )
+        .await
+        .unwrap();
+        sock.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(sock);
+    }
+    // The same with a chunked body cut before its last chunk.
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    sock.write_all(
+        b"PUT /keep.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nnew c\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    drop(sock);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    assert_eq!(
+        s.get_text("/keep.txt").await,
+        (StatusCode::OK, "old content".into())
+    );
+    let listing = s.propfind("/", "1", crate::support::PROPFIND_ALL).await;
+    assert_eq!(
+        listing.hrefs(),
+        vec!["/", "/keep.txt"],
+        "no temporary file is visible"
+    );
+    if let Some(root) = &s.root {
+        let names: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != ".davit")
+            .collect();
+        assert_eq!(names, vec!["keep.txt"], "no temporary file is left on disk");
+    }
+}
+
+/// `Expect: 100-continue` gets its interim answer, as litmus `expect100` wants.
+async fn expect_continue_is_answered(s: TestServer) {
+    let mut sock = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    sock.write_all(
+        b"PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+        .await
+        .expect("an interim response in time")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    sock.write_all(b"hello").await.unwrap();
+    let n = sock.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 201"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+both_backends!(
+    put_creates_then_replaces,
+    put_needs_an_existing_parent,
+    put_on_a_collection_is_405,
+    put_with_chunked_body,
+    put_conditional_headers,
+    put_cut_off_mid_body_leaves_old_content,
+    expect_continue_is_answered,
+);
