@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use davit_server::{Backends, DavServer, ServerConfig};
 use davit_store::fs::FsStorage;
-use davit_store::memory::{MemoryPropertyStore, MemoryStorage};
-use davit_store::sqlite::SqlitePropertyStore;
+use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
+use davit_store::sqlite::SqliteStore;
 
 /// Name of the folder inside the served folder that holds Davit's own data; never served.
 const META_DIR: &str = ".davit";
@@ -53,6 +53,9 @@ struct ServeArgs {
     /// Most entries a Depth: infinity PROPFIND may return; 0 refuses them.
     #[arg(long, default_value_t = 10_000)]
     propfind_infinity_limit: usize,
+    /// Longest lock timeout granted, in seconds; longer and infinite requests get this.
+    #[arg(long, default_value_t = 3600)]
+    lock_timeout_max: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +91,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let backends = backends(&args)?;
         let config = ServerConfig::builder()
             .propfind_infinity_limit(args.propfind_infinity_limit)
+            .lock_timeout_max(std::time::Duration::from_secs(args.lock_timeout_max))
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -111,6 +115,7 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
         return Ok(Backends {
             storage: Arc::new(MemoryStorage::new()),
             props: Arc::new(MemoryPropertyStore::new()),
+            locks: Arc::new(MemoryLockStore::new()),
         });
     }
     std::fs::create_dir_all(&args.dir)
@@ -135,11 +140,13 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
     if let Some(hidden) = top_level_name_inside(&root, &meta)? {
         storage = storage.hide(&hidden);
     }
-    let props = SqlitePropertyStore::open(&meta)
+    let store = SqliteStore::open(&meta)
         .with_context(|| format!("opening the property database {}", meta.display()))?;
+    let store = Arc::new(store);
     Ok(Backends {
         storage: Arc::new(storage),
-        props: Arc::new(props),
+        props: Arc::clone(&store) as _,
+        locks: store,
     })
 }
 

@@ -7,6 +7,8 @@
 //! - [`prop`]: property names, values and PROPPATCH instructions.
 //! - [`xml`]: the bounded body parser and XML escaping.
 //! - [`request`]: `propfind` and `propertyupdate` bodies.
+//! - [`if_header`]: the `If` header grammar.
+//! - [`lock`]: `lockinfo`, `Timeout`, `Lock-Token` and `activelock`.
 //! - [`multistatus`]: the streaming `multistatus` writer and `DAV:error` conditions.
 //!
 //! # Example
@@ -27,6 +29,8 @@
 
 pub mod error;
 pub mod header;
+pub mod if_header;
+pub mod lock;
 pub mod multistatus;
 pub mod path;
 pub mod prop;
@@ -38,6 +42,8 @@ pub use header::{
     ByteRange, ByteRangeSpec, Depth, Destination, ETag, ETagList, Overwrite, RangeRequest,
     parse_range, resolve_range,
 };
+pub use if_header::{IfCondition, IfHeader, IfList, IfTest};
+pub use lock::{ActiveLock, LockInfo, LockScope, Timeout, lock_response_body, parse_lock_token};
 pub use multistatus::{Condition, MultistatusWriter, reason_phrase};
 pub use path::{Href, ResourceKind, ResourcePath};
 pub use prop::{DAV_NS, PropName, PropOp, PropValue};

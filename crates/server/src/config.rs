@@ -1,6 +1,11 @@
 //! Server settings.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use davit_proto::XmlLimits;
+
+use crate::lock::{Clock, SystemClock};
 
 /// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
 #[derive(Debug, Clone)]
@@ -12,6 +17,10 @@ pub struct ServerConfig {
     /// Most entries a `Depth: infinity` PROPFIND may return; 0 refuses such requests. Above
     /// the bound the request gets 403 with `propfind-finite-depth`.
     pub propfind_infinity_limit: usize,
+    /// Longest lock timeout granted; longer and `Infinite` requests get this.
+    pub lock_timeout_max: Duration,
+    /// Where lock expiry reads the time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for ServerConfig {
@@ -20,6 +29,8 @@ impl Default for ServerConfig {
             max_xml_body: 1024 * 1024,
             xml_limits: XmlLimits::default(),
             propfind_infinity_limit: 10_000,
+            lock_timeout_max: Duration::from_secs(3600),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -51,6 +62,18 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::propfind_infinity_limit`].
     pub fn propfind_infinity_limit(mut self, entries: usize) -> Self {
         self.0.propfind_infinity_limit = entries;
+        self
+    }
+
+    /// See [`ServerConfig::lock_timeout_max`].
+    pub fn lock_timeout_max(mut self, max: Duration) -> Self {
+        self.0.lock_timeout_max = max;
+        self
+    }
+
+    /// See [`ServerConfig::clock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.0.clock = clock;
         self
     }
 

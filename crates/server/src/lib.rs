@@ -8,7 +8,8 @@
 //! - `config`: [`ServerConfig`].
 //! - `error`: [`DavError`], a status with an optional `DAV:error` condition.
 //! - `request`: the decoded Request-URI, typed headers, bounded bodies.
-//! - `precondition`: conditional headers, and the gate every write passes.
+//! - `precondition`: conditional headers, the `If` header, and the gate every write passes.
+//! - [`lock`]: lock policy (coverage, conflicts, expiry) and the clock.
 //! - `live_prop`: the table of live properties.
 //! - `tree`: walks over collections for DELETE, COPY and MOVE, collecting per-member failures.
 //! - `method`: one module per method.
@@ -17,11 +18,12 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use davit_server::{Backends, DavServer, ServerConfig, serve};
-//! use davit_store::memory::{MemoryPropertyStore, MemoryStorage};
+//! use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
 //! # async fn run() -> std::io::Result<()> {
 //! let backends = Backends {
 //!     storage: Arc::new(MemoryStorage::new()),
 //!     props: Arc::new(MemoryPropertyStore::new()),
+//!     locks: Arc::new(MemoryLockStore::new()),
 //! };
 //! let server = Arc::new(DavServer::new(backends, ServerConfig::default()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -30,8 +32,8 @@
 //! ```
 //!
 //! RFC 4918 sections covered: §9.1 PROPFIND, §9.2 PROPPATCH, §9.3 MKCOL, §9.4 GET/HEAD,
-//! §9.6 DELETE, §9.7 PUT, §9.8 COPY, §9.9 MOVE, §10 headers, §13 multistatus, §15 live
-//! properties, §16 conditions.
+//! §9.6 DELETE, §9.7 PUT, §9.8 COPY, §9.9 MOVE, §9.10 LOCK, §9.11 UNLOCK, §6-7 locking, §10
+//! headers (with the full `If` grammar), §13 multistatus, §15 live properties, §16 conditions.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,7 +41,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use davit_store::{PropertyStore, Storage};
+use davit_store::{LockStore, PropertyStore, Storage};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -52,6 +54,7 @@ pub mod config;
 pub mod error;
 mod html;
 mod live_prop;
+pub mod lock;
 mod method;
 mod precondition;
 mod request;
@@ -60,6 +63,9 @@ mod tree;
 pub use body::DavBody;
 pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
+pub use lock::{Clock, ManualClock, SystemClock};
+
+use lock::LockManager;
 
 /// The backends a server works on.
 #[derive(Debug, Clone)]
@@ -68,6 +74,8 @@ pub struct Backends {
     pub storage: Arc<dyn Storage>,
     /// Dead properties.
     pub props: Arc<dyn PropertyStore>,
+    /// Locks.
+    pub locks: Arc<dyn LockStore>,
 }
 
 /// A WebDAV server: backends plus configuration. Share it in an `Arc`.
@@ -75,12 +83,23 @@ pub struct Backends {
 pub struct DavServer {
     pub(crate) backends: Backends,
     pub(crate) config: ServerConfig,
+    pub(crate) locks: LockManager,
 }
 
 impl DavServer {
     /// A server over `backends`.
     pub fn new(backends: Backends, config: ServerConfig) -> Self {
-        DavServer { backends, config }
+        let locks = LockManager {
+            store: Arc::clone(&backends.locks),
+            clock: Arc::clone(&config.clock),
+            max_timeout: config.lock_timeout_max,
+            create: tokio::sync::Mutex::new(()),
+        };
+        DavServer {
+            backends,
+            config,
+            locks,
+        }
     }
 
     pub(crate) fn storage(&self) -> &dyn Storage {

@@ -3,14 +3,20 @@
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourcePath};
-use davit_store::Metadata;
+use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourceKind, ResourcePath};
+use davit_store::{Lock, Metadata};
+
+use crate::lock;
 
 /// What a live property is computed from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Resource<'a> {
     pub(crate) path: &'a ResourcePath,
     pub(crate) meta: &'a Metadata,
+    /// The active locks that apply to the resource.
+    pub(crate) locks: &'a [Lock],
+    /// The time lock timeouts count from.
+    pub(crate) now: SystemTime,
 }
 
 /// A computed value.
@@ -20,6 +26,8 @@ pub(crate) enum LiveValue {
     Text(String),
     /// The whole property element, already XML (e.g. `resourcetype`).
     Element(&'static str),
+    /// The whole property element, already XML, built for this resource.
+    OwnedElement(String),
 }
 
 /// One row of the table.
@@ -50,6 +58,7 @@ impl LiveProp {
         match (self.value)(res) {
             Some(LiveValue::Text(t)) => w.prop_text(self.name(), &t),
             Some(LiveValue::Element(xml)) => w.raw(xml),
+            Some(LiveValue::OwnedElement(xml)) => w.raw(&xml),
             None => return false,
         }
         true
@@ -110,12 +119,34 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "supportedlock",
         settable: false,
-        value: |_| Some(LiveValue::Element("<D:supportedlock/>")),
+        value: |_| {
+            Some(LiveValue::Element(
+                "<D:supportedlock>\
+                 <D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
+                 <D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
+                 </D:supportedlock>",
+            ))
+        },
     },
     LiveProp {
         local: "lockdiscovery",
         settable: false,
-        value: |_| Some(LiveValue::Element("<D:lockdiscovery/>")),
+        value: |r| {
+            if r.locks.is_empty() {
+                return Some(LiveValue::Element("<D:lockdiscovery/>"));
+            }
+            let mut xml = String::from("<D:lockdiscovery>");
+            for l in r.locks {
+                let root_kind = if l.root == *r.path {
+                    r.meta.kind
+                } else {
+                    ResourceKind::Collection
+                };
+                lock::active(l, r.now, root_kind).write(&mut xml);
+            }
+            xml.push_str("</D:lockdiscovery>");
+            Some(LiveValue::OwnedElement(xml))
+        },
     },
 ];
 

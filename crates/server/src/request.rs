@@ -1,7 +1,7 @@
 //! What every method needs from a request: the decoded path, typed headers, bounded bodies.
 
 use bytes::{Bytes, BytesMut};
-use davit_proto::{Depth, Destination, Overwrite, ResourcePath};
+use davit_proto::{Depth, Destination, IfHeader, Overwrite, ResourcePath};
 use davit_store::ByteStream;
 use futures_util::TryStreamExt;
 use http::header::{CONTENT_LENGTH, HOST, HeaderName};
@@ -17,12 +17,29 @@ pub(crate) struct DavRequest {
     pub(crate) parts: Parts,
     /// The decoded Request-URI path.
     pub(crate) path: ResourcePath,
+    /// The `If` header, parsed.
+    pub(crate) if_header: Option<IfHeader>,
 }
 
 impl DavRequest {
     pub(crate) fn new(parts: Parts) -> Result<Self, DavError> {
         let path = ResourcePath::parse(parts.uri.path())?;
-        Ok(DavRequest { path, parts })
+        let mut req = DavRequest {
+            path,
+            parts,
+            if_header: None,
+        };
+        if let Some(v) = req.header(IF)? {
+            req.if_header = Some(IfHeader::parse(&v)?);
+        }
+        Ok(req)
+    }
+
+    /// Whether the client submitted `token` (anywhere in its `If` header, RFC 4918 §10.4.1).
+    pub(crate) fn submitted(&self, token: &str) -> bool {
+        self.if_header
+            .as_ref()
+            .is_some_and(|h| h.tokens().any(|t| t == token))
     }
 
     pub(crate) fn method(&self) -> &Method {
@@ -108,6 +125,9 @@ fn strip_default_port(authority: &str) -> &str {
 pub(crate) const DEPTH: HeaderName = HeaderName::from_static("depth");
 pub(crate) const OVERWRITE: HeaderName = HeaderName::from_static("overwrite");
 pub(crate) const DESTINATION: HeaderName = HeaderName::from_static("destination");
+pub(crate) const IF: HeaderName = HeaderName::from_static("if");
+pub(crate) const LOCK_TOKEN: HeaderName = HeaderName::from_static("lock-token");
+pub(crate) const TIMEOUT: HeaderName = HeaderName::from_static("timeout");
 
 /// Reads a whole body of at most `limit` bytes; a larger one gets 413 without being read.
 pub(crate) async fn read_body(

@@ -3,6 +3,8 @@
 //! §9.8.8, §9.9.4). Ancestors that could not be removed because a member stayed are not
 //! reported: their failure follows from the member's (no 424 in the 207).
 
+use std::collections::HashSet;
+
 use davit_proto::{Depth, MultistatusWriter, ResourceKind, ResourcePath};
 use davit_store::{Entry, StorageError};
 use http::{Response, StatusCode};
@@ -27,6 +29,24 @@ impl Failure {
             error: DavError::from_storage(err),
         }
     }
+}
+
+/// Drops the dead properties and locks of removed resources (and everything below them).
+pub(crate) async fn forget(server: &DavServer, removed: &[ResourcePath]) -> Result<(), DavError> {
+    for path in removed {
+        server
+            .props()
+            .remove_tree(path)
+            .await
+            .map_err(DavError::from_storage)?;
+        server
+            .locks
+            .store
+            .remove_tree(path)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    Ok(())
 }
 
 /// A 207 listing each failed member with its status, condition and reason.
@@ -63,6 +83,31 @@ pub(crate) enum Guard {
     Proceed,
     /// Leave it (and so its ancestors) in place, without reporting it.
     Keep,
+    /// Leave it in place and report this error for it.
+    Fail(DavError),
+}
+
+/// Decides per member (path and kind) what a walk does.
+pub(crate) type GuardFn<'a> = &'a (dyn Fn(&ResourcePath, ResourceKind) -> Guard + Sync);
+
+/// A guard that lets everything through.
+pub(crate) fn proceed(_: &ResourcePath, _: ResourceKind) -> Guard {
+    Guard::Proceed
+}
+
+/// A guard that fails the members in `locked` with 423 and lets the rest through.
+pub(crate) fn lock_guard(
+    locked: &HashSet<ResourcePath>,
+) -> impl Fn(&ResourcePath, ResourceKind) -> Guard + Sync + '_ {
+    move |path, kind| {
+        if locked.contains(path) {
+            Guard::Fail(crate::precondition::locked(vec![
+                path.to_href(kind).to_string(),
+            ]))
+        } else {
+            Guard::Proceed
+        }
+    }
 }
 
 fn kind_of(entry: &Entry) -> ResourceKind {
@@ -95,13 +140,21 @@ struct Frame {
 pub(crate) async fn remove_tree(
     server: &DavServer,
     root: &ResourcePath,
-    guard: &(dyn Fn(&ResourcePath) -> Guard + Sync),
+    guard: GuardFn<'_>,
 ) -> Removal {
     let storage = server.storage();
     let mut out = Removal::default();
-    match guard(root) {
+    match guard(root, ResourceKind::Collection) {
         Guard::Proceed => {}
         Guard::Keep => return out,
+        Guard::Fail(error) => {
+            out.failures.push(Failure {
+                path: root.clone(),
+                kind: ResourceKind::Collection,
+                error,
+            });
+            return out;
+        }
     }
     let members = match storage.list(root).await {
         Ok(m) => m,
@@ -147,10 +200,19 @@ pub(crate) async fn remove_tree(
             top.complete = false;
             continue;
         };
-        match guard(&child) {
+        match guard(&child, kind) {
             Guard::Proceed => {}
             Guard::Keep => {
                 top.complete = false;
+                continue;
+            }
+            Guard::Fail(error) => {
+                top.complete = false;
+                out.failures.push(Failure {
+                    path: child,
+                    kind,
+                    error,
+                });
                 continue;
             }
         }
@@ -186,12 +248,14 @@ pub(crate) async fn remove_tree(
 }
 
 /// Copies the members of collection `src` into the existing collection `dst` (all the way
-/// down for `Depth::Infinity`, none for `Depth::Zero`). Failures name destination paths.
+/// down for `Depth::Infinity`, none for `Depth::Zero`). Failures name destination paths;
+/// `guard` is asked about each source member first (a failing guard names the source).
 pub(crate) async fn copy_members(
     server: &DavServer,
     src: &ResourcePath,
     dst: &ResourcePath,
     depth: Depth,
+    guard: GuardFn<'_>,
 ) -> Vec<Failure> {
     let storage = server.storage();
     let mut failures = Vec::new();
@@ -212,6 +276,18 @@ pub(crate) async fn copy_members(
             let (Ok(from), Ok(to)) = (from_dir.join(&entry.name), to_dir.join(&entry.name)) else {
                 continue;
             };
+            match guard(&from, kind) {
+                Guard::Proceed => {}
+                Guard::Keep => continue,
+                Guard::Fail(error) => {
+                    failures.push(Failure {
+                        path: from,
+                        kind,
+                        error,
+                    });
+                    continue;
+                }
+            }
             if kind.is_collection() {
                 match storage.create_collection(&to).await {
                     Ok(()) => work.push((from, to)),

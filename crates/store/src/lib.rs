@@ -9,7 +9,7 @@
 //! - [`memory`]: content and properties in memory (tests, `davit serve --backend memory`).
 //! - [`fs`]: content in a local folder, with every path resolved beneath the root by the
 //!   kernel (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
-//! - [`sqlite`]: dead properties in one SQLite file (WAL).
+//! - [`sqlite`]: dead properties and locks in one SQLite file (WAL).
 //! - [`testing`] (feature `testing`): the conformance checks every backend must pass, and a
 //!   fault-injecting wrapper for tests of partial failure.
 //!
@@ -35,7 +35,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use davit_proto::{ByteRange, ETag, PropName, PropOp, PropValue, ResourceKind, ResourcePath};
+pub use davit_proto::{
+    ByteRange, Depth, ETag, LockScope, PropName, PropOp, PropValue, ResourceKind, ResourcePath,
+};
 
 pub mod error;
 #[cfg(target_os = "linux")]
@@ -190,6 +192,55 @@ pub trait PropertyStore: Send + Sync + Debug {
 
     /// Removes the properties of `path` and everything below it.
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
+}
+
+/// A write lock as stored (RFC 4918 §6). Policy (conflicts, coverage, expiry) is the
+/// server's; a [`LockStore`] keeps these records and finds them by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    /// The lock token URI (`urn:uuid:…`).
+    pub token: String,
+    /// The locked resource.
+    pub root: ResourcePath,
+    /// Exclusive or shared.
+    pub scope: LockScope,
+    /// `Depth::Zero` (the resource) or `Depth::Infinity` (and everything below).
+    pub depth: Depth,
+    /// The `owner` fragment the client sent, verbatim.
+    pub owner: Option<String>,
+    /// The granted timeout in seconds, or `None` for an infinite lock.
+    pub timeout: Option<u64>,
+    /// When the lock lapses, or `None` for never.
+    pub expires: Option<SystemTime>,
+}
+
+/// Lock persistence.
+///
+/// Contract: the store keeps what it is given and answers by path; it judges nothing
+/// (expired locks are returned until removed).
+#[async_trait]
+pub trait LockStore: Send + Sync + Debug {
+    /// Stores a new lock.
+    async fn insert(&self, lock: &Lock) -> Result<(), StorageError>;
+    /// The locks rooted at `path` or at one of its ancestors.
+    async fn on_path(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError>;
+    /// The locks rooted strictly below `path`.
+    async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError>;
+    /// The lock with this token.
+    async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError>;
+    /// Sets a lock's timeout and expiry; false if there is no such lock.
+    async fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<u64>,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StorageError>;
+    /// Removes a lock; false if there was none.
+    async fn remove(&self, token: &str) -> Result<bool, StorageError>;
+    /// Removes the locks rooted at `path` or below it.
+    async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
+    /// Removes the locks that lapsed at or before `now`; returns how many.
+    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError>;
 }
 
 /// Dead properties of the members of a collection, keyed by member name.

@@ -10,8 +10,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::{
-    ByteRange, ByteStream, ETag, Entry, FileReader, MemberProps, Metadata, PropName, PropOp,
-    PropValue, PropertyStore, ResourceKind, ResourcePath, Storage, StorageError, WriteOutcome,
+    ByteRange, ByteStream, ETag, Entry, FileReader, Lock, LockStore, MemberProps, Metadata,
+    PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage, StorageError,
+    WriteOutcome,
 };
 
 #[derive(Debug, Clone)]
@@ -433,5 +434,85 @@ impl PropertyStore for MemoryPropertyStore {
             map.remove(&old);
         }
         Ok(())
+    }
+}
+
+/// Locks in a map from token to lock.
+#[derive(Debug, Default)]
+pub struct MemoryLockStore {
+    locks: Mutex<BTreeMap<String, Lock>>,
+}
+
+impl MemoryLockStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Lock>> {
+        // Every update is one insert or remove: a poisoned map is still consistent.
+        self.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl LockStore for MemoryLockStore {
+    async fn insert(&self, lock: &Lock) -> Result<(), StorageError> {
+        self.lock().insert(lock.token.clone(), lock.clone());
+        Ok(())
+    }
+
+    async fn on_path(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|l| path.starts_with(&l.root))
+            .cloned()
+            .collect())
+    }
+
+    async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|l| l.root != *path && l.root.starts_with(path))
+            .cloned()
+            .collect())
+    }
+
+    async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError> {
+        Ok(self.lock().get(token).cloned())
+    }
+
+    async fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<u64>,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StorageError> {
+        Ok(match self.lock().get_mut(token) {
+            Some(l) => {
+                l.timeout = timeout;
+                l.expires = expires;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn remove(&self, token: &str) -> Result<bool, StorageError> {
+        Ok(self.lock().remove(token).is_some())
+    }
+
+    async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        self.lock().retain(|_, l| !l.root.starts_with(path));
+        Ok(())
+    }
+
+    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError> {
+        let mut locks = self.lock();
+        let before = locks.len();
+        locks.retain(|_, l| l.expires.is_none_or(|e| e > now));
+        Ok((before - locks.len()) as u64)
     }
 }

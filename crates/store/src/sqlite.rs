@@ -1,4 +1,4 @@
-//! Dead properties in one SQLite file (WAL mode), the embedded default.
+//! Dead properties and locks in one SQLite file (WAL mode), the embedded default.
 //!
 //! One row per property, keyed by (path, namespace, name), with the parent path beside it so
 //! that the properties of all members of a collection come back in one indexed query. Tree
@@ -11,7 +11,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{MemberProps, PropName, PropOp, PropValue, PropertyStore, ResourcePath, StorageError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{
+    Depth, Lock, LockScope, LockStore, MemberProps, PropName, PropOp, PropValue, PropertyStore,
+    ResourcePath, StorageError,
+};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -26,11 +31,21 @@ CREATE TABLE IF NOT EXISTS props (
     PRIMARY KEY (path, ns, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS props_parent ON props (parent);
+CREATE TABLE IF NOT EXISTS locks (
+    token   TEXT PRIMARY KEY,
+    root    TEXT NOT NULL,
+    scope   TEXT NOT NULL,
+    depth   TEXT NOT NULL,
+    owner   TEXT,
+    timeout INTEGER,
+    expires INTEGER
+);
+CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 ";
 
-/// Dead properties in SQLite.
+/// Dead properties and locks in SQLite.
 #[derive(Debug, Clone)]
-pub struct SqlitePropertyStore {
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -54,7 +69,7 @@ fn below_range(path: &ResourcePath) -> (String, String) {
     }
 }
 
-impl SqlitePropertyStore {
+impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     ///
     /// # Errors
@@ -93,7 +108,7 @@ impl SqlitePropertyStore {
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db)?;
-        Ok(SqlitePropertyStore {
+        Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -169,7 +184,7 @@ fn delete_tree(tx: &rusqlite::Transaction<'_>, path: &ResourcePath) -> rusqlite:
 }
 
 #[async_trait]
-impl PropertyStore for SqlitePropertyStore {
+impl PropertyStore for SqliteStore {
     async fn get_all(
         &self,
         path: &ResourcePath,
@@ -274,7 +289,7 @@ impl PropertyStore for SqlitePropertyStore {
     }
 }
 
-impl SqlitePropertyStore {
+impl SqliteStore {
     /// Number of stored properties (diagnostics and tests).
     ///
     /// # Errors
@@ -284,6 +299,160 @@ impl SqlitePropertyStore {
             conn.query_row("SELECT count(*) FROM props", [], |r| r.get::<_, i64>(0))
                 .optional()
                 .map(|n| n.unwrap_or(0) as u64)
+        })
+        .await
+    }
+}
+
+fn to_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+const LOCK_COLUMNS: &str = "token, root, scope, depth, owner, timeout, expires";
+
+fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lock> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("invalid {what} in the locks table").into(),
+        )
+    };
+    let root: String = row.get(1)?;
+    let scope: String = row.get(2)?;
+    let depth: String = row.get(3)?;
+    Ok(Lock {
+        token: row.get(0)?,
+        root: ResourcePath::from_decoded(&root).map_err(|_| bad(1, "root"))?,
+        scope: LockScope::from_name(&scope).ok_or_else(|| bad(2, "scope"))?,
+        depth: match depth.as_str() {
+            "0" => Depth::Zero,
+            "infinity" => Depth::Infinity,
+            _ => return Err(bad(3, "depth")),
+        },
+        owner: row.get(4)?,
+        timeout: row.get::<_, Option<i64>>(5)?.map(|t| t.max(0) as u64),
+        expires: row.get::<_, Option<i64>>(6)?.map(from_millis),
+    })
+}
+
+#[async_trait]
+impl LockStore for SqliteStore {
+    async fn insert(&self, lock: &Lock) -> Result<(), StorageError> {
+        let lock = lock.clone();
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
+            .execute(params![
+                lock.token,
+                lock.root.as_str(),
+                lock.scope.as_str(),
+                lock.depth.to_string(),
+                lock.owner,
+                lock.timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                lock.expires.map(to_millis),
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn on_path(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
+        let mut roots = vec![path.as_str().to_owned()];
+        let mut p = path.clone();
+        while let Some(parent) = p.parent() {
+            roots.push(parent.as_str().to_owned());
+            p = parent;
+        }
+        self.run(move |conn| {
+            let placeholders = vec!["?"; roots.len()].join(",");
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {LOCK_COLUMNS} FROM locks WHERE root IN ({placeholders})"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(roots.iter()), row_lock)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
+        let (lo, hi) = below_range(path);
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {LOCK_COLUMNS} FROM locks WHERE root > ?1 AND root < ?2"
+            ))?;
+            let rows = stmt.query_map(params![lo, hi], row_lock)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError> {
+        let token = token.to_owned();
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {LOCK_COLUMNS} FROM locks WHERE token = ?1"
+            ))?
+            .query_row([token], row_lock)
+            .optional()
+        })
+        .await
+    }
+
+    async fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<u64>,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StorageError> {
+        let token = token.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE locks SET timeout = ?2, expires = ?3 WHERE token = ?1")?
+                .execute(params![
+                    token,
+                    timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    expires.map(to_millis)
+                ])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn remove(&self, token: &str) -> Result<bool, StorageError> {
+        let token = token.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM locks WHERE token = ?1")?
+                .execute([token])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let (lo, hi) = below_range(path);
+        let path = path.as_str().to_owned();
+        self.run(move |conn| {
+            conn.prepare_cached("DELETE FROM locks WHERE root = ?1 OR (root > ?2 AND root < ?3)")?
+                .execute(params![path, lo, hi])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError> {
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1")?
+                .execute([to_millis(now)])?;
+            Ok(n as u64)
         })
         .await
     }

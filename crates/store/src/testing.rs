@@ -8,8 +8,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::{
-    ByteRange, ByteStream, Entry, FileReader, Metadata, PropName, PropOp, PropValue, PropertyStore,
-    ResourceKind, ResourcePath, Storage, StorageError, WriteOutcome,
+    ByteRange, ByteStream, Depth, Entry, FileReader, Lock, LockScope, LockStore, Metadata,
+    PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage, StorageError,
+    WriteOutcome,
 };
 
 /// Wraps a storage and injects faults the way a real disk shows them, by resource name:
@@ -397,11 +398,100 @@ pub async fn check_property_store(s: &dyn PropertyStore) {
     );
 }
 
+/// Checks the [`LockStore`] contract on an empty backend. Panics on the first violation.
+pub async fn check_lock_store(s: &dyn LockStore) {
+    use std::time::{Duration, UNIX_EPOCH};
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let lock = |token: &str, root: &str, expires: Option<u64>| Lock {
+        token: token.to_owned(),
+        root: p(root),
+        scope: LockScope::Exclusive,
+        depth: Depth::Infinity,
+        owner: Some("<href xmlns=\"DAV:\">me</href>".to_owned()),
+        timeout: expires,
+        expires: expires.map(|e| t0 + Duration::from_secs(e)),
+    };
+    let a = lock("urn:uuid:a", "/a", Some(10));
+    let b = Lock {
+        scope: LockScope::Shared,
+        depth: Depth::Zero,
+        ..lock("urn:uuid:b", "/a/b/c", None)
+    };
+    let sibling = lock("urn:uuid:s", "/a b", Some(100));
+    for l in [&a, &b, &sibling] {
+        s.insert(l).await.expect("insert");
+    }
+    assert_eq!(
+        s.get("urn:uuid:b").await.expect("get"),
+        Some(b.clone()),
+        "a lock reads back whole"
+    );
+    assert_eq!(s.get("urn:uuid:none").await.expect("get"), None);
+
+    let mut on = s.on_path(&p("/a/b/c/d")).await.expect("on_path");
+    on.sort_by(|x, y| x.token.cmp(&y.token));
+    assert_eq!(on, vec![a.clone(), b.clone()]);
+    assert_eq!(s.on_path(&p("/a")).await.expect("on_path"), vec![a.clone()]);
+    assert!(
+        s.on_path(&ResourcePath::root())
+            .await
+            .expect("on_path")
+            .is_empty()
+    );
+    assert_eq!(s.below(&p("/a")).await.expect("below"), vec![b.clone()]);
+    assert_eq!(
+        s.below(&ResourcePath::root()).await.expect("below").len(),
+        3
+    );
+
+    assert!(
+        s.refresh("urn:uuid:a", Some(50), Some(t0 + Duration::from_secs(50)))
+            .await
+            .expect("refresh")
+    );
+    assert!(
+        !s.refresh("urn:uuid:none", None, None)
+            .await
+            .expect("refresh")
+    );
+    assert_eq!(
+        s.get("urn:uuid:a").await.expect("get").map(|l| l.timeout),
+        Some(Some(50))
+    );
+
+    assert_eq!(
+        s.remove_expired(t0 + Duration::from_secs(60))
+            .await
+            .expect("expire"),
+        1
+    );
+    assert_eq!(
+        s.get("urn:uuid:a").await.expect("get"),
+        None,
+        "expired at 50"
+    );
+    assert!(
+        s.get("urn:uuid:b").await.expect("get").is_some(),
+        "infinite locks never expire"
+    );
+
+    s.insert(&a).await.expect("insert");
+    s.remove_tree(&p("/a")).await.expect("remove tree");
+    assert!(s.get("urn:uuid:a").await.expect("get").is_none());
+    assert!(s.get("urn:uuid:b").await.expect("get").is_none());
+    assert!(
+        s.get("urn:uuid:s").await.expect("get").is_some(),
+        "a sibling sharing a prefix stays"
+    );
+    assert!(s.remove("urn:uuid:s").await.expect("remove"));
+    assert!(!s.remove("urn:uuid:s").await.expect("remove"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::{MemoryPropertyStore, MemoryStorage};
-    use crate::sqlite::SqlitePropertyStore;
+    use crate::sqlite::SqliteStore;
 
     #[tokio::test]
     async fn memory_storage_conforms() {
@@ -430,9 +520,20 @@ mod tests {
         check_property_store(&MemoryPropertyStore::new()).await;
     }
 
+    #[tokio::test]
+    async fn memory_lock_store_conforms() {
+        check_lock_store(&crate::memory::MemoryLockStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_lock_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        check_lock_store(&SqliteStore::open(dir.path().join("l.db")).unwrap()).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_property_store_conforms() {
         let dir = tempfile::tempdir().unwrap();
-        check_property_store(&SqlitePropertyStore::open(dir.path().join("p.db")).unwrap()).await;
+        check_property_store(&SqliteStore::open(dir.path().join("p.db")).unwrap()).await;
     }
 }

@@ -1,5 +1,5 @@
 //! COPY (RFC 4918 §9.8): duplicate a resource, or a collection to Depth 0 or infinity, with
-//! its dead properties. Locks are never copied.
+//! its dead properties. Locks are never copied, and a locked source may be copied.
 
 use davit_proto::{Depth, PropOp};
 use http::Response;
@@ -8,7 +8,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::DavRequest;
-use crate::tree::copy_members;
+use crate::tree::{copy_members, proceed};
 
 use super::transfer::{destination_error, finish, prepare};
 
@@ -40,7 +40,7 @@ pub(super) async fn handle(
         .create_collection(&t.dst)
         .await
         .map_err(destination_error)?;
-    let failures = copy_members(server, &t.src, &t.dst, depth).await;
+    let failures = copy_members(server, &t.src, &t.dst, depth, &proceed).await;
     if depth == Depth::Infinity {
         props
             .copy_tree(&t.src, &t.dst)

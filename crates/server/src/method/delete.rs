@@ -3,7 +3,8 @@
 //! - `Depth` on a collection must be infinity (absent means infinity).
 //! - When members fail, the answer is 207 listing only those members; what could be
 //!   removed is removed (§9.6.1). A failure of the target alone is a plain status.
-//! - Dead properties go with the resources they belong to.
+//! - Dead properties and locks go with the resources they belong to.
+//! - A locked member whose token was not submitted stays, reported with 423.
 
 use davit_proto::Depth;
 use http::{Response, StatusCode};
@@ -11,9 +12,9 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::check_write;
+use crate::precondition::{Change, check_write, locked_members};
 use crate::request::DavRequest;
-use crate::tree::{Guard, failures_response, remove_tree};
+use crate::tree::{failures_response, forget, lock_guard, remove_tree};
 
 use super::status;
 
@@ -29,18 +30,14 @@ pub(super) async fn handle(
         .metadata(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    check_write(server, req, &req.path, Some(&meta)).await?;
+    check_write(server, req, &req.path, Some(&meta), Change::Remove).await?;
     if !meta.kind.is_collection() {
         server
             .storage()
             .remove(&req.path)
             .await
             .map_err(DavError::from_storage)?;
-        server
-            .props()
-            .remove_tree(&req.path)
-            .await
-            .map_err(DavError::from_storage)?;
+        forget(server, std::slice::from_ref(&req.path)).await?;
         return Ok(status(StatusCode::NO_CONTENT));
     }
     if req.depth(Depth::Infinity)? != Depth::Infinity {
@@ -55,14 +52,9 @@ async fn delete_collection(
     server: &DavServer,
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
-    let mut removal = remove_tree(server, &req.path, &|_| Guard::Proceed).await;
-    for root in &removal.removed {
-        server
-            .props()
-            .remove_tree(root)
-            .await
-            .map_err(DavError::from_storage)?;
-    }
+    let locked = locked_members(server, req, &req.path).await?;
+    let mut removal = remove_tree(server, &req.path, &lock_guard(&locked)).await;
+    forget(server, &removal.removed).await?;
     match removal.failures.len() {
         0 => Ok(status(StatusCode::NO_CONTENT)),
         1 if removal.failures[0].path == req.path => Err(removal.failures.remove(0).error),

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::check_write;
+use crate::precondition::{Change, check_write};
 use crate::request::{DavRequest, read_body};
 
 use super::status;
@@ -43,7 +43,7 @@ pub(super) async fn handle(
             "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
         ));
     }
-    check_write(server, req, &req.path, None).await?;
+    check_write(server, req, &req.path, None, Change::Create).await?;
     server
         .storage()
         .create_collection(&req.path)

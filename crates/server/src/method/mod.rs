@@ -11,6 +11,7 @@ use crate::request::DavRequest;
 mod copy;
 mod delete;
 mod get;
+mod lock;
 mod mkcol;
 mod r#move;
 mod options;
@@ -18,6 +19,7 @@ mod propfind;
 mod proppatch;
 mod put;
 mod transfer;
+mod unlock;
 
 /// Every method Davit implements, for `Allow`.
 pub(crate) const ALLOW: &str =
@@ -32,6 +34,7 @@ pub(crate) async fn dispatch(
         return Ok(options::server_wide());
     }
     let req = DavRequest::new(parts)?;
+    crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {
         "OPTIONS" => options::handle(server, &req).await,
         "GET" | "HEAD" => get::handle(server, &req).await,
@@ -42,6 +45,8 @@ pub(crate) async fn dispatch(
         "MOVE" => r#move::handle(server, &req).await,
         "PROPFIND" => propfind::handle(server, &req, body).await,
         "PROPPATCH" => proppatch::handle(server, &req, body).await,
+        "LOCK" => lock::handle(server, &req, body).await,
+        "UNLOCK" => unlock::handle(server, &req).await,
         "POST" | "PATCH" | "TRACE" | "CONNECT" => Err(DavError::method_not_allowed(
             format!("{} is not supported here", req.method()),
             ALLOW,

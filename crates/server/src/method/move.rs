@@ -1,21 +1,23 @@
 //! MOVE (RFC 4918 §9.9): rename a resource or a collection with everything below it, with
-//! its dead properties.
+//! its dead properties. Locks stay behind: those of the moved resources are removed.
 //!
 //! - Depth must be infinity (absent means infinity).
-//! - Storage renames atomically where it can; otherwise members are copied and removed one
-//!   by one, and members that could not be moved stay at the source, reported in a 207.
+//! - Storage renames atomically where it can; otherwise, or when a member is locked and its
+//!   token was not submitted, members are copied and removed one by one, and members that
+//!   could not be moved stay at the source, reported in a 207.
 
 use std::collections::HashSet;
 
-use davit_proto::{Depth, ResourcePath};
+use davit_proto::{Depth, ResourceKind, ResourcePath};
 use davit_store::StorageError;
 use http::Response;
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
+use crate::precondition::{Change, check_write, locked_members};
 use crate::request::DavRequest;
-use crate::tree::{Guard, copy_members, remove_tree};
+use crate::tree::{Guard, copy_members, forget, lock_guard, remove_tree};
 
 use super::transfer::{Transfer, destination_error, finish, prepare};
 
@@ -31,11 +33,19 @@ pub(super) async fn handle(
         .metadata(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    crate::precondition::check_write(server, req, &req.path, Some(&meta)).await?;
+    check_write(server, req, &req.path, Some(&meta), Change::Remove).await?;
+    let locked = if meta.kind.is_collection() {
+        locked_members(server, req, &req.path).await?
+    } else {
+        HashSet::new()
+    };
     let t = match prepare(server, req).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),
     };
+    if !locked.is_empty() {
+        return move_by_copy(server, &t, &locked).await;
+    }
     match server.storage().rename(&t.src, &t.dst).await {
         Ok(()) => {
             server
@@ -43,15 +53,26 @@ pub(super) async fn handle(
                 .move_tree(&t.src, &t.dst)
                 .await
                 .map_err(DavError::from_storage)?;
+            server
+                .locks
+                .store
+                .remove_tree(&t.src)
+                .await
+                .map_err(DavError::from_storage)?;
             Ok(finish(&t, &[]))
         }
-        Err(StorageError::Unsupported) => move_by_copy(server, &t).await,
+        Err(StorageError::Unsupported) => move_by_copy(server, &t, &locked).await,
         Err(e) => Err(destination_error(e)),
     }
 }
 
-/// The fallback for storage that cannot rename: copy, then remove what was copied.
-async fn move_by_copy(server: &DavServer, t: &Transfer) -> Result<Response<DavBody>, DavError> {
+/// Copy, then remove what was copied: for storage that cannot rename, and for trees with
+/// locked members, which must stay where they are.
+async fn move_by_copy(
+    server: &DavServer,
+    t: &Transfer,
+    locked: &HashSet<ResourcePath>,
+) -> Result<Response<DavBody>, DavError> {
     let (storage, props) = (server.storage(), server.props());
     if !t.src_meta.kind.is_collection() {
         storage
@@ -66,13 +87,27 @@ async fn move_by_copy(server: &DavServer, t: &Transfer) -> Result<Response<DavBo
             .move_tree(&t.src, &t.dst)
             .await
             .map_err(DavError::from_storage)?;
+        server
+            .locks
+            .store
+            .remove_tree(&t.src)
+            .await
+            .map_err(DavError::from_storage)?;
         return Ok(finish(t, &[]));
     }
     storage
         .create_collection(&t.dst)
         .await
         .map_err(destination_error)?;
-    let mut failures = copy_members(server, &t.src, &t.dst, Depth::Infinity).await;
+    // Locked members are not copied; the removal below reports them.
+    let skip_locked = |p: &ResourcePath, _: ResourceKind| {
+        if locked.contains(p) {
+            Guard::Keep
+        } else {
+            Guard::Proceed
+        }
+    };
+    let mut failures = copy_members(server, &t.src, &t.dst, Depth::Infinity, &skip_locked).await;
     props
         .copy_tree(&t.src, &t.dst)
         .await
@@ -83,25 +118,29 @@ async fn move_by_copy(server: &DavServer, t: &Transfer) -> Result<Response<DavBo
             .await
             .map_err(DavError::from_storage)?;
     }
+    for p in locked {
+        if let Some(copied) = p.rebase(&t.src, &t.dst) {
+            props
+                .remove_tree(&copied)
+                .await
+                .map_err(DavError::from_storage)?;
+        }
+    }
     // What could not be copied stays at the source, with its ancestors.
     let stay: HashSet<ResourcePath> = failures
         .iter()
         .filter_map(|f| f.path.rebase(&t.dst, &t.src))
         .collect();
-    let guard = |p: &ResourcePath| {
+    let is_locked = lock_guard(locked);
+    let guard = |p: &ResourcePath, kind: ResourceKind| {
         if stay.contains(p) {
             Guard::Keep
         } else {
-            Guard::Proceed
+            is_locked(p, kind)
         }
     };
     let removal = remove_tree(server, &t.src, &guard).await;
-    for root in &removal.removed {
-        props
-            .remove_tree(root)
-            .await
-            .map_err(DavError::from_storage)?;
-    }
+    forget(server, &removal.removed).await?;
     failures.extend(removal.failures);
     Ok(finish(t, &failures))
 }

@@ -11,7 +11,7 @@ use crate::request::DavRequest;
 use super::{ALLOW as ALL_METHODS, status};
 
 /// The DAV compliance classes Davit implements.
-const DAV_CLASSES: &str = "1";
+const DAV_CLASSES: &str = "1, 2";
 
 fn with_headers(mut resp: Response<DavBody>, allow: &'static str) -> Response<DavBody> {
     let h = resp.headers_mut();
@@ -44,10 +44,10 @@ pub(super) async fn handle(
 ) -> Result<Response<DavBody>, DavError> {
     let allow = match server.storage().metadata(&req.path).await {
         Ok(m) if m.kind.is_collection() => {
-            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH"
+            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
         }
-        Ok(_) => "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
-        Err(_) => "OPTIONS, PUT, MKCOL",
+        Ok(_) => "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
+        Err(_) => "OPTIONS, PUT, MKCOL, LOCK",
     };
     Ok(with_headers(status(StatusCode::OK), allow))
 }

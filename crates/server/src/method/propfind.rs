@@ -9,13 +9,13 @@
 //! - Dead properties of all members of a collection come from one store query.
 
 use std::io;
-use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use davit_proto::{
     Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind, ResourcePath,
 };
-use davit_store::{Metadata, StorageError};
+use davit_store::{Lock, Metadata, StorageError};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::live_prop::{self, LIVE_PROPS, Resource};
+use crate::lock::covers;
 use crate::request::{DavRequest, read_body};
 use crate::tree::multistatus;
 use crate::{Backends, DavServer};
@@ -65,13 +66,21 @@ pub(super) async fn handle(
             .with_condition(Condition::PropfindFiniteDepth));
         }
     }
+    // Every lock that can apply anywhere in the answer, fetched once.
+    let mut locks = server.locks.on_path(&req.path).await?;
+    if depth != Depth::Zero {
+        locks.extend(server.locks.below(&req.path).await?);
+    }
+    let now = server.locks.clock.now();
     let dead = server
         .props()
         .get_all(&req.path)
         .await
         .map_err(DavError::from_storage)?;
     let mut w = MultistatusWriter::new();
-    write_resource(&mut w, &spec, &req.path, &meta, &dead);
+    let mut scratch = Vec::new();
+    let res = resource(&req.path, &meta, &locks, now, &mut scratch);
+    write_resource(&mut w, &spec, res, &dead);
     if depth == Depth::Zero {
         w.finish();
         return Ok(multistatus(DavBody::full(w.take())));
@@ -79,8 +88,10 @@ pub(super) async fn handle(
     let (tx, rx) = mpsc::channel(CHANNEL);
     let walk = Walk {
         backends: server.backends.clone(),
-        spec: Arc::new(spec),
+        spec,
         depth,
+        locks,
+        now,
         tx,
     };
     tokio::spawn(walk.run(req.path.clone(), w));
@@ -122,14 +133,18 @@ async fn count_entries(
 /// The members part of a Depth 1 or infinity PROPFIND, run as its own task.
 struct Walk {
     backends: Backends,
-    spec: Arc<PropFind>,
+    spec: PropFind,
     depth: Depth,
+    /// The active locks that may apply to resources of the walk.
+    locks: Vec<Lock>,
+    now: SystemTime,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
 }
 
 impl Walk {
     async fn run(self, root: ResourcePath, mut w: MultistatusWriter) {
         let mut dirs = vec![root];
+        let mut scratch = Vec::new();
         while let Some(dir) = dirs.pop() {
             let entries = match self.backends.storage.list(&dir).await {
                 Ok(e) => e,
@@ -153,7 +168,8 @@ impl Walk {
                 match entry.metadata {
                     Ok(meta) => {
                         let props = dead.get(&entry.name).map_or(&[][..], Vec::as_slice);
-                        write_resource(&mut w, &self.spec, &child, &meta, props);
+                        let res = resource(&child, &meta, &self.locks, self.now, &mut scratch);
+                        write_resource(&mut w, &self.spec, res, props);
                         if meta.kind.is_collection() && self.depth == Depth::Infinity {
                             dirs.push(child);
                         }
@@ -179,15 +195,33 @@ impl Walk {
     }
 }
 
+/// The live-property view of one resource, with the locks from `locks` that apply to it
+/// (gathered in `scratch`, reused across resources).
+fn resource<'a>(
+    path: &'a ResourcePath,
+    meta: &'a Metadata,
+    locks: &[Lock],
+    now: SystemTime,
+    scratch: &'a mut Vec<Lock>,
+) -> Resource<'a> {
+    scratch.clear();
+    scratch.extend(locks.iter().filter(|l| covers(l, path)).cloned());
+    Resource {
+        path,
+        meta,
+        locks: scratch,
+        now,
+    }
+}
+
 /// Writes one `response`: found properties in a 200 propstat, missing ones in a 404.
 fn write_resource(
     w: &mut MultistatusWriter,
     spec: &PropFind,
-    path: &ResourcePath,
-    meta: &Metadata,
+    res: Resource<'_>,
     dead: &[(PropName, PropValue)],
 ) {
-    let res = Resource { path, meta };
+    let (path, meta) = (res.path, res.meta);
     let find_dead = |n: &PropName| dead.iter().find(|(d, _)| d == n).map(|(_, v)| v);
     w.begin_response(path, meta.kind);
     match spec {

@@ -13,7 +13,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::live_prop::is_protected;
-use crate::precondition::check_write;
+use crate::precondition::{Change, check_write};
 use crate::request::{DavRequest, read_body};
 use crate::tree::multistatus;
 
@@ -27,7 +27,7 @@ pub(super) async fn handle(
         .metadata(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    check_write(server, req, &req.path, Some(&meta)).await?;
+    check_write(server, req, &req.path, Some(&meta), Change::Modify).await?;
     let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
     let update = PropertyUpdate::from_xml(&bytes, server.config.xml_limits)?;
 

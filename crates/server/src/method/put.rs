@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::check_write;
+use crate::precondition::{Change, check_write};
 use crate::request::{DavRequest, body_stream};
 
 use super::get::header_value;
@@ -50,7 +50,7 @@ pub(super) async fn handle(
     } else {
         None
     };
-    check_write(server, req, &req.path, current.as_ref()).await?;
+    check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
 
     let (outcome, meta) = server
         .storage()

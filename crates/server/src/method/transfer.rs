@@ -8,9 +8,9 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{check_conditions, check_write};
+use crate::precondition::{Change, check_conditions, check_write, locked_members};
 use crate::request::DavRequest;
-use crate::tree::{Failure, Guard, failures_response, remove_tree};
+use crate::tree::{Failure, failures_response, forget, lock_guard, remove_tree};
 
 use super::status;
 
@@ -78,11 +78,16 @@ pub(super) async fn prepare(
         }
         Err(e) => return Err(DavError::from_storage(e)),
     }
-    check_write(server, req, &dst, dst_meta.as_ref()).await?;
+    let change = if dst_meta.is_some() {
+        Change::Remove
+    } else {
+        Change::Create
+    };
+    check_write(server, req, &dst, dst_meta.as_ref(), change).await?;
 
     let replaced = dst_meta.is_some();
     if let Some(meta) = dst_meta
-        && let Err(resp) = clear(server, &dst, &meta).await?
+        && let Err(resp) = clear(server, req, &dst, &meta).await?
     {
         return Ok(Err(resp));
     }
@@ -97,6 +102,7 @@ pub(super) async fn prepare(
 /// Removes the destination before it is replaced (RFC 4918 §9.8.4: as if by DELETE).
 async fn clear(
     server: &DavServer,
+    req: &DavRequest,
     dst: &ResourcePath,
     meta: &Metadata,
 ) -> Result<Result<(), Response<DavBody>>, DavError> {
@@ -106,21 +112,12 @@ async fn clear(
             .remove(dst)
             .await
             .map_err(DavError::from_storage)?;
-        server
-            .props()
-            .remove_tree(dst)
-            .await
-            .map_err(DavError::from_storage)?;
+        forget(server, std::slice::from_ref(dst)).await?;
         return Ok(Ok(()));
     }
-    let mut removal = remove_tree(server, dst, &|_| Guard::Proceed).await;
-    for root in &removal.removed {
-        server
-            .props()
-            .remove_tree(root)
-            .await
-            .map_err(DavError::from_storage)?;
-    }
+    let locked = locked_members(server, req, dst).await?;
+    let mut removal = remove_tree(server, dst, &lock_guard(&locked)).await;
+    forget(server, &removal.removed).await?;
     match removal.failures.len() {
         0 => Ok(Ok(())),
         1 if removal.failures[0].path == *dst => Err(removal.failures.remove(0).error),

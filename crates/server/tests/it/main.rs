@@ -9,6 +9,7 @@ mod copy_move;
 mod delete;
 mod get;
 mod input;
+mod lock;
 mod mkcol;
 mod options;
 mod propfind;

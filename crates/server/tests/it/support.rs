@@ -5,8 +5,8 @@ use std::sync::Arc;
 use davit_proto::xml::{Element, XmlLimits, parse_document};
 use davit_server::{Backends, DavServer, ServerConfig, serve};
 use davit_store::fs::FsStorage;
-use davit_store::memory::{MemoryPropertyStore, MemoryStorage};
-use davit_store::sqlite::SqlitePropertyStore;
+use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
+use davit_store::sqlite::SqliteStore;
 use davit_store::testing::FaultyStorage;
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use tempfile::TempDir;
@@ -39,6 +39,7 @@ impl TestServer {
                 let backends = Backends {
                     storage: Arc::new(MemoryStorage::new()),
                     props: Arc::new(MemoryPropertyStore::new()),
+                    locks: Arc::new(MemoryLockStore::new()),
                 };
                 Self::with_backends(backends, config, None).await
             }
@@ -58,6 +59,7 @@ impl TestServer {
                 Backends {
                     storage: Arc::new(MemoryStorage::new()),
                     props: Arc::new(MemoryPropertyStore::new()),
+                    locks: Arc::new(MemoryLockStore::new()),
                 },
                 None,
             ),
@@ -71,7 +73,7 @@ impl TestServer {
             .fail_reads(unreadable);
         let backends = Backends {
             storage: Arc::new(storage),
-            props: backends.props,
+            ..backends
         };
         Self::with_backends(backends, ServerConfig::default(), root).await
     }
@@ -169,9 +171,11 @@ impl TestServer {
 
 pub fn fs_backends(dir: &std::path::Path) -> Backends {
     std::fs::create_dir_all(dir.join(".davit")).unwrap();
+    let store = Arc::new(SqliteStore::open(dir.join(".davit/davit.sqlite")).unwrap());
     Backends {
         storage: Arc::new(FsStorage::open(dir).unwrap().hide(".davit")),
-        props: Arc::new(SqlitePropertyStore::open(dir.join(".davit/davit.sqlite")).unwrap()),
+        props: Arc::clone(&store) as _,
+        locks: store,
     }
 }
 

@@ -1,0 +1,233 @@
+//! LOCK (RFC 4918 §9.10): create or refresh a write lock.
+//!
+//! - A body is a new lock: exclusive or shared, Depth 0 or infinity (absent is infinity),
+//!   the owner kept verbatim, the Timeout capped by configuration.
+//! - No body is a refresh of the locks whose tokens the `If` header submits.
+//! - A lock that conflicts at the resource or above is 423 `no-conflicting-lock`; a
+//!   depth-infinity lock that conflicts with a lock below answers 207, naming it.
+//! - LOCK on an unmapped URL creates an empty resource and answers 201 (§7.3).
+
+use davit_proto::{
+    Condition, Depth, LockInfo, MultistatusWriter, ResourceKind, Timeout, lock_response_body,
+};
+use davit_store::{Lock, StorageError};
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::lock::{active, conflicts};
+use crate::precondition::{Change, check_write};
+use crate::request::{DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
+use crate::tree::multistatus;
+
+use super::get::header_value;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+    body: Incoming,
+) -> Result<Response<DavBody>, DavError> {
+    let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
+    let timeout = req
+        .header(TIMEOUT)?
+        .map(|v| Timeout::parse(&v))
+        .transpose()?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return refresh(server, req, timeout).await;
+    }
+    let info = LockInfo::from_xml(&bytes, server.config.xml_limits)?;
+    let depth = match req.depth(Depth::Infinity)? {
+        Depth::One => return Err(DavError::bad_request("LOCK takes Depth 0 or infinity")),
+        d => d,
+    };
+
+    let _serial = server.locks.create.lock().await;
+    server.locks.purge().await;
+    let meta = match server.storage().metadata(&req.path).await {
+        Ok(m) => Some(m),
+        Err(StorageError::NotFound) => None,
+        Err(e) => return Err(DavError::from_storage(e)),
+    };
+    let kind = meta.as_ref().map_or(ResourceKind::File, |m| m.kind);
+    let depth = if kind.is_collection() {
+        depth
+    } else {
+        Depth::Zero
+    };
+
+    let above: Vec<Lock> = server
+        .locks
+        .covering(&req.path)
+        .await?
+        .into_iter()
+        .filter(|l| conflicts(l, info.scope))
+        .collect();
+    if !above.is_empty() {
+        let hrefs = above
+            .iter()
+            .map(|l| {
+                l.root
+                    .to_href(if l.root == req.path {
+                        kind
+                    } else {
+                        ResourceKind::Collection
+                    })
+                    .to_string()
+            })
+            .collect();
+        return Err(
+            DavError::new(StatusCode::LOCKED, "a conflicting lock is held")
+                .with_condition(Condition::NoConflictingLock(hrefs)),
+        );
+    }
+    if depth == Depth::Infinity {
+        let below: Vec<Lock> = server
+            .locks
+            .below(&req.path)
+            .await?
+            .into_iter()
+            .filter(|l| conflicts(l, info.scope))
+            .collect();
+        if !below.is_empty() {
+            return Ok(conflict_below(req, kind, &below));
+        }
+    }
+
+    let created = meta.is_none();
+    if created {
+        check_write(server, req, &req.path, None, Change::Create).await?;
+        let empty: davit_store::ByteStream = Box::pin(futures_util::stream::empty());
+        server
+            .storage()
+            .write(&req.path, empty)
+            .await
+            .map_err(|e| match e {
+                StorageError::ParentMissing | StorageError::NotACollection => {
+                    DavError::conflict("the parent collection does not exist")
+                }
+                e => DavError::from_storage(e),
+            })?;
+    }
+    let secs = server.locks.grant(timeout);
+    let lock = Lock {
+        token: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        root: req.path.clone(),
+        scope: info.scope,
+        depth,
+        owner: info.owner,
+        timeout: Some(secs),
+        expires: Some(server.locks.expiry(secs)),
+    };
+    server
+        .locks
+        .store
+        .insert(&lock)
+        .await
+        .map_err(DavError::from_storage)?;
+    tracing::debug!(path = %req.path, token = %lock.token, "lock granted");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = lock_response(server, req, std::slice::from_ref(&lock), kind, status);
+    resp.headers_mut()
+        .insert(LOCK_TOKEN, header_value(&format!("<{}>", lock.token)));
+    Ok(resp)
+}
+
+/// A refresh: the locks named by submitted tokens that apply here get a new timeout.
+async fn refresh(
+    server: &DavServer,
+    req: &DavRequest,
+    timeout: Option<Timeout>,
+) -> Result<Response<DavBody>, DavError> {
+    if req.if_header.is_none() {
+        return Err(DavError::bad_request(
+            "a LOCK without a body refreshes a lock and needs its token in an If header",
+        ));
+    }
+    let kind = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .map_err(DavError::from_storage)?
+        .kind;
+    let secs = server.locks.grant(timeout);
+    let mut refreshed = Vec::new();
+    for mut lock in server.locks.covering(&req.path).await? {
+        if !req.submitted(&lock.token) {
+            continue;
+        }
+        lock.timeout = Some(secs);
+        lock.expires = Some(server.locks.expiry(secs));
+        server
+            .locks
+            .store
+            .refresh(&lock.token, lock.timeout, lock.expires)
+            .await
+            .map_err(DavError::from_storage)?;
+        refreshed.push(lock);
+    }
+    if refreshed.is_empty() {
+        return Err(DavError::precondition_failed(
+            "no submitted lock token applies to this resource",
+        ));
+    }
+    Ok(lock_response(server, req, &refreshed, kind, StatusCode::OK))
+}
+
+/// The LOCK answer: `lockdiscovery` with `locks`; `kind` is the Request-URI's kind (a lock
+/// rooted above it is rooted at a collection).
+fn lock_response(
+    server: &DavServer,
+    req: &DavRequest,
+    locks: &[Lock],
+    kind: ResourceKind,
+    status: StatusCode,
+) -> Response<DavBody> {
+    let now = server.locks.clock.now();
+    let body = lock_response_body(locks.iter().map(|l| {
+        let root_kind = if l.root == req.path {
+            kind
+        } else {
+            ResourceKind::Collection
+        };
+        active(l, now, root_kind)
+    }));
+    let mut resp = Response::new(DavBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    resp
+}
+
+/// RFC 4918 §9.10.9: a 207 naming each conflicting lock below, and 424 for the request.
+fn conflict_below(req: &DavRequest, kind: ResourceKind, below: &[Lock]) -> Response<DavBody> {
+    let mut w = MultistatusWriter::new();
+    for l in below {
+        let cond =
+            Condition::NoConflictingLock(vec![l.root.to_href(ResourceKind::File).to_string()]);
+        w.status_response(
+            &l.root,
+            ResourceKind::File,
+            423,
+            Some(&cond),
+            Some("a conflicting lock is held here"),
+        );
+    }
+    w.status_response(
+        &req.path,
+        kind,
+        424,
+        None,
+        Some("the lock could not be granted below"),
+    );
+    w.finish();
+    multistatus(DavBody::full(w.take()))
+}

@@ -1,0 +1,40 @@
+//! UNLOCK (RFC 4918 §9.11): remove the lock named by `Lock-Token`, which must apply to the
+//! Request-URI (else 409 `lock-token-matches-request-uri`).
+
+use davit_proto::{Condition, parse_lock_token};
+use http::{Response, StatusCode};
+
+use crate::DavServer;
+use crate::body::DavBody;
+use crate::error::DavError;
+use crate::lock::covers;
+use crate::request::{DavRequest, LOCK_TOKEN};
+
+use super::status;
+
+pub(super) async fn handle(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Response<DavBody>, DavError> {
+    let value = req
+        .header(LOCK_TOKEN)?
+        .ok_or_else(|| DavError::bad_request("UNLOCK needs a Lock-Token header"))?;
+    let token = parse_lock_token(&value)?;
+    let lock = server.locks.get(&token).await?;
+    match lock {
+        Some(l) if covers(&l, &req.path) => {
+            server
+                .locks
+                .store
+                .remove(&token)
+                .await
+                .map_err(DavError::from_storage)?;
+            tracing::debug!(path = %req.path, token = %token, "lock released");
+            Ok(status(StatusCode::NO_CONTENT))
+        }
+        _ => Err(
+            DavError::conflict("the lock token does not name a lock on this resource")
+                .with_condition(Condition::LockTokenMatchesRequestUri),
+        ),
+    }
+}
