@@ -52,6 +52,7 @@ use tokio::net::TcpListener;
 pub mod body;
 pub mod config;
 pub mod error;
+mod fragment;
 mod html;
 mod live_prop;
 pub mod lock;
@@ -65,6 +66,7 @@ pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 
+use fragment::FragmentGuard;
 use lock::LockManager;
 
 /// The backends a server works on.
@@ -168,7 +170,7 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(server.handle(req).await) }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(FragmentGuard::new(stream)), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -239,3 +239,52 @@ async fn the_metadata_folder_is_never_served() {
         "the database is intact"
     );
 }
+
+/// RFC 9112 §3.2: a request-target has no fragment. One with a fragment is refused, so
+/// `DELETE /dir/#x` cannot delete `/dir/` (litmus `delete_fragment`).
+async fn request_target_with_a_fragment_is_refused(s: TestServer) {
+    s.mkcol("/frag").await;
+    let status = raw_status(
+        &s,
+        "DELETE /frag/#ment HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/frag/"]
+    );
+    // A `#` in a body, and one encoded in a path, are data like any other byte.
+    let body = "GET /#x HTTP/1.1\r\n\r\n# not a header";
+    assert_eq!(s.put("/frag/a%23b", body).await, StatusCode::CREATED);
+    assert_eq!(
+        s.get_text("/frag/a%23b").await,
+        (StatusCode::OK, body.to_owned())
+    );
+}
+
+async fn http2_prior_knowledge_is_served(s: TestServer) {
+    s.put("/h2", "over h2c").await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = client.get(s.url("/h2")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.text().await.unwrap(), "over h2c");
+    let r = client
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            s.url("/"),
+        )
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+}
+
+both_backends!(
+    request_target_with_a_fragment_is_refused,
+    http2_prior_knowledge_is_served
+);
