@@ -207,6 +207,13 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
         reason: "body is not UTF-8".to_owned(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // quick-xml leaves character legality to the caller; XML 1.0 §2.2 allows these only.
+    if let Some(i) = text.find(|c: char| !is_xml_char(c)) {
+        return Err(ParseError::Xml {
+            offset: i as u64,
+            reason: "a character XML does not allow".to_owned(),
+        });
+    }
     let mut reader = NsReader::from_str(text);
     reader.resolver_mut().set_max_namespace_bindings(1024);
 
@@ -249,6 +256,7 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
                         .into_owned();
                     let (ans, local) = reader.resolver().resolve_attribute(attr.key);
                     let ans = resolved(ans).map_err(&xml_err)?;
+                    check_name(local.as_ref()).map_err(&xml_err)?;
                     if ans == XML_NS && local.as_ref() == "lang" {
                         lang = Some(value.clone());
                     }
@@ -258,9 +266,11 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
                         value,
                     });
                 }
+                let local = start.local_name();
+                check_name(local.as_ref()).map_err(&xml_err)?;
                 let element = Element {
                     namespace,
-                    local: start.local_name().as_ref().to_owned(),
+                    local: local.as_ref().to_owned(),
                     attributes,
                     children: Vec::new(),
                     lang,
@@ -287,7 +297,12 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
             }
             Event::GeneralRef(r) => {
                 let ch = match r.resolve_char_ref().map_err(|e| xml_err(e.to_string()))? {
-                    Some(ch) => ch.to_string(),
+                    Some(ch) if is_xml_char(ch) => ch.to_string(),
+                    Some(_) => {
+                        return Err(xml_err(
+                            "a character reference XML does not allow".to_owned(),
+                        ));
+                    }
                     None => quick_xml::escape::resolve_predefined_entity(&r)
                         .ok_or_else(|| xml_err(format!("undefined entity &{};", &*r)))?
                         .to_owned(),
@@ -303,6 +318,26 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
                 return root.ok_or_else(|| xml_err("no root element".to_owned()));
             }
         }
+    }
+}
+
+/// XML 1.0 `Char` (Rust strings hold no surrogates).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// A local name (an XML `NCName`, without the prefix): quick-xml accepts any bytes there.
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid_first = chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || !c.is_ascii());
+    let valid_rest =
+        chars.all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_') || !c.is_ascii());
+    if valid_first && valid_rest {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid XML name"))
     }
 }
 
@@ -369,6 +404,15 @@ mod tests {
             "",
             "text",
             r#"<x/>trailing"#,
+            "<>text</>",
+            "< />",
+            "<x>\u{0}</x>",
+            "<x>\u{4}</x>",
+            "<x>&#1;</x>",
+            "<x a=\"\u{1}\"/>",
+            "<1x/>",
+            "<x 1a=\"v\"/>",
+            "<a:b:c xmlns:a=\"urn:a\"/>",
         ];
         for b in bad {
             assert!(parse(b).is_err(), "accepted {b:?}");

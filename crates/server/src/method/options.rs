@@ -10,8 +10,9 @@ use crate::request::DavRequest;
 
 use super::{ALLOW as ALL_METHODS, status};
 
-/// The DAV compliance classes Davit implements.
-const DAV_CLASSES: &str = "1, 2";
+/// The DAV compliance classes Davit implements: 3 is RFC 4918 itself (no lock-null
+/// resources, `If` evaluated as §10.4 says, PROPPATCH atomic).
+const DAV_CLASSES: &str = "1, 2, 3";
 
 fn with_headers(mut resp: Response<DavBody>, allow: &'static str) -> Response<DavBody> {
     let h = resp.headers_mut();

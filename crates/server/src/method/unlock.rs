@@ -16,9 +16,11 @@ pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
-    let value = req
-        .header(LOCK_TOKEN)?
-        .ok_or_else(|| DavError::bad_request("UNLOCK needs a Lock-Token header"))?;
+    let Some(value) = req.header(LOCK_TOKEN)? else {
+        return Err(not_this_lock(
+            "UNLOCK needs the Lock-Token of a lock on this resource",
+        ));
+    };
     let token = parse_lock_token(&value)?;
     let lock = server.locks.get(&token).await?;
     match lock {
@@ -32,9 +34,12 @@ pub(super) async fn handle(
             tracing::debug!(path = %req.path, token = %token, "lock released");
             Ok(status(StatusCode::NO_CONTENT))
         }
-        _ => Err(
-            DavError::conflict("the lock token does not name a lock on this resource")
-                .with_condition(Condition::LockTokenMatchesRequestUri),
-        ),
+        _ => Err(not_this_lock(
+            "the lock token does not name a lock on this resource",
+        )),
     }
+}
+
+fn not_this_lock(reason: &'static str) -> DavError {
+    DavError::conflict(reason).with_condition(Condition::LockTokenMatchesRequestUri)
 }

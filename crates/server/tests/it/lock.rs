@@ -167,6 +167,11 @@ async fn exclusive_lock_blocks_everyone_without_the_token(s: TestServer) {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(
         status_of(s.req("UNLOCK", "/f")).await,
+        StatusCode::CONFLICT,
+        "no token"
+    );
+    assert_eq!(
+        status_of(s.req("UNLOCK", "/f").header("Lock-Token", "no-brackets")).await,
         StatusCode::BAD_REQUEST
     );
     let r = s
@@ -656,6 +661,43 @@ async fn options_claims_class_2() {
     let s = TestServer::start(Kind::Memory).await;
     let r = s.req("OPTIONS", "/").send().await.unwrap();
     let dav = r.headers()["dav"].to_str().unwrap();
-    assert!(dav.split(',').any(|c| c.trim() == "2"), "{dav}");
+    for class in ["1", "2", "3"] {
+        assert!(dav.split(',').any(|c| c.trim() == class), "{dav}");
+    }
     assert!(r.headers()["allow"].to_str().unwrap().contains("LOCK"));
+}
+
+/// Random If headers never get a 5xx, and the ones that do not parse get 400.
+#[tokio::test]
+async fn random_if_headers_are_parsed_or_refused_with_400() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let s = TestServer::start(Kind::Memory).await;
+    s.put("/f", "x").await;
+    let mut runner = TestRunner::deterministic();
+    let strategy = "[<>()\\[\\]\" NnOoTt:/a-c0-9W#%-]{0,40}";
+    for _ in 0..300 {
+        let value = strategy.new_tree(&mut runner).unwrap().current();
+        let Ok(header) = reqwest::header::HeaderValue::from_str(&value) else {
+            continue;
+        };
+        let status = s
+            .req("PUT", "/f")
+            .header("If", header)
+            .body("y")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let parses = davit_proto::IfHeader::parse(&value).is_ok();
+        assert!(!status.is_server_error(), "{value:?} gave {status}");
+        if !parses {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{value:?}");
+        } else {
+            assert!(
+                matches!(status.as_u16(), 204 | 412),
+                "{value:?} gave {status}"
+            );
+        }
+    }
 }
