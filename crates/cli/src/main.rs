@@ -1,19 +1,18 @@
-//! `davit`: the WebDAV server (`davit serve`) and, later, client commands, in one binary.
+//! `davit`: the WebDAV server (`davit serve`) and a client (`davit ls`, `get`, `put`, ...)
+//! in one binary. No protocol logic lives here: the server and client libraries do the work;
+//! this crate parses arguments, prints results and picks the exit code.
+//!
+//! Exit codes: 0 when everything succeeded, 1 when the server refused something (every
+//! failed resource is printed), 2 for usage errors and unreachable servers.
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
-use davit_server::{Backends, DavServer, ServerConfig};
-use davit_store::fs::FsStorage;
-use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
-use davit_store::sqlite::SqliteStore;
+use clap::{Parser, Subcommand};
 
-/// Name of the folder inside the served folder that holds Davit's own data; never served.
-const META_DIR: &str = ".davit";
+mod cmd;
+mod output;
+mod remote;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(name = "davit", version, about = "A WebDAV server and client")]
@@ -25,52 +24,70 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a folder over WebDAV.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
+    /// List a collection (-R: everything below it).
+    Ls(cmd::ls::Args),
+    /// Download a resource.
+    Get(cmd::transfer::GetArgs),
+    /// Upload files (several into a collection: in one bulk request where offered).
+    Put(cmd::transfer::PutArgs),
+    /// Create a collection.
+    Mkdir(cmd::tree::MkdirArgs),
+    /// Delete resources (collections with everything in them).
+    Rm(cmd::tree::RmArgs),
+    /// Move or rename a resource.
+    Mv(cmd::tree::MoveArgs),
+    /// Copy a resource.
+    Cp(cmd::tree::CopyArgs),
+    /// Lock a resource; prints the lock token.
+    Lock(cmd::lock::LockArgs),
+    /// Release a lock.
+    Unlock(cmd::lock::UnlockArgs),
+    /// Read, set or remove properties.
+    Props(cmd::props::Args),
+    /// Upload what is new or changed in a local folder (--delete: mirror it).
+    Sync(cmd::sync::Args),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    /// Content in the folder, dead properties in SQLite.
-    Fs,
-    /// Everything in memory, gone on exit (tests, trials).
-    Memory,
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// The folder to serve (created if missing).
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "DAVIT_LISTEN")]
-    listen: SocketAddr,
-    /// Where content and metadata live.
-    #[arg(long, value_enum, default_value_t = Backend::Fs)]
-    backend: Backend,
-    /// SQLite file for dead properties [default: DIR/.davit/davit.sqlite].
-    #[arg(long)]
-    meta: Option<PathBuf>,
-    /// Most entries a Depth: infinity PROPFIND may return; 0 refuses them.
-    #[arg(long, default_value_t = 10_000)]
-    propfind_infinity_limit: usize,
-    /// Longest lock timeout granted, in seconds; longer and infinite requests get this.
-    #[arg(long, default_value_t = 3600)]
-    lock_timeout_max: u64,
-}
-
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let result = match cli.command {
-        Command::Serve(args) => serve(args),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("davit: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    if let Command::Serve(args) = cli.command {
+        return match serve::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("davit: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("davit: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => unreachable!("handled above"),
+            Command::Ls(a) => cmd::ls::run(a).await,
+            Command::Get(a) => cmd::transfer::get(a).await,
+            Command::Put(a) => cmd::transfer::put(a).await,
+            Command::Mkdir(a) => cmd::tree::mkdir(a).await,
+            Command::Rm(a) => cmd::tree::rm(a).await,
+            Command::Mv(a) => cmd::tree::mv(a).await,
+            Command::Cp(a) => cmd::tree::cp(a).await,
+            Command::Lock(a) => cmd::lock::lock(a).await,
+            Command::Unlock(a) => cmd::lock::unlock(a).await,
+            Command::Props(a) => cmd::props::run(a).await,
+            Command::Sync(a) => cmd::sync::run(a).await,
+        }
+    });
+    output::exit_code(outcome)
 }
 
 fn init_tracing() {
@@ -80,114 +97,4 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let backends = backends(&args)?;
-        let config = ServerConfig::builder()
-            .propfind_infinity_limit(args.propfind_infinity_limit)
-            .lock_timeout_max(std::time::Duration::from_secs(args.lock_timeout_max))
-            .build();
-        let server = Arc::new(DavServer::new(backends, config));
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("binding {}", args.listen))?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on http://{addr}/")?;
-            out.flush()?;
-        }
-        tracing::info!(%addr, dir = %args.dir.display(), backend = ?args.backend, "serving");
-        davit_server::serve(listener, server, shutdown_signal()).await?;
-        tracing::info!("stopped");
-        Ok(())
-    })
-}
-
-fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
-    if args.backend == Backend::Memory {
-        return Ok(Backends {
-            storage: Arc::new(MemoryStorage::new()),
-            props: Arc::new(MemoryPropertyStore::new()),
-            locks: Arc::new(MemoryLockStore::new()),
-        });
-    }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    let root = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", args.dir.display()))?;
-    let meta = match &args.meta {
-        Some(p) => p.clone(),
-        None => root.join(META_DIR).join("davit.sqlite"),
-    };
-    if let Some(parent) = meta.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let meta = meta
-        .canonicalize()
-        .or_else(|_| Ok::<_, std::io::Error>(meta.clone()))?;
-    let mut storage =
-        FsStorage::open(&root).with_context(|| format!("opening {}", root.display()))?;
-    if let Some(hidden) = top_level_name_inside(&root, &meta)? {
-        storage = storage.hide(&hidden);
-    }
-    let store = SqliteStore::open(&meta)
-        .with_context(|| format!("opening the property database {}", meta.display()))?;
-    let store = Arc::new(store);
-    Ok(Backends {
-        storage: Arc::new(storage),
-        props: Arc::clone(&store) as _,
-        locks: store,
-    })
-}
-
-/// If `file` lies inside `root`, the name of its top-level entry there, which must then not
-/// be served (nobody may read, replace or delete the database through WebDAV).
-fn top_level_name_inside(root: &Path, file: &Path) -> anyhow::Result<Option<String>> {
-    let parent = file.parent().unwrap_or(file);
-    let parent = parent
-        .canonicalize()
-        .unwrap_or_else(|_| parent.to_path_buf());
-    let Ok(rel) = parent
-        .join(file.file_name().unwrap_or_default())
-        .strip_prefix(root)
-        .map(Path::to_path_buf)
-    else {
-        return Ok(None);
-    };
-    let Some(first) = rel.components().next() else {
-        bail!("the metadata file cannot be the served folder itself");
-    };
-    Ok(Some(first.as_os_str().to_string_lossy().into_owned()))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down: finishing open requests");
 }

@@ -35,6 +35,7 @@ pub mod multistatus;
 pub mod path;
 pub mod prop;
 pub mod request;
+pub mod time;
 pub mod xml;
 
 pub use error::ParseError;
@@ -45,7 +46,8 @@ pub use header::{
 pub use if_header::{IfCondition, IfHeader, IfList, IfTest};
 pub use lock::{ActiveLock, LockInfo, LockScope, Timeout, lock_response_body, parse_lock_token};
 pub use multistatus::{Condition, MultistatusWriter, reason_phrase};
-pub use path::{Href, ResourceKind, ResourcePath};
+pub use path::{Href, ResourceKind, ResourcePath, encode_path};
 pub use prop::{DAV_NS, PropName, PropOp, PropValue};
 pub use request::{PropFind, PropertyUpdate};
+pub use time::rfc3339;
 pub use xml::{Element, XmlLimits};

@@ -28,6 +28,21 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b':')
     .remove(b'@');
 
+/// Percent-encodes a decoded absolute path for the wire, segment by segment; `/` separators
+/// (a trailing one included) are kept.
+pub fn encode_path(decoded: &str) -> String {
+    let mut out = String::with_capacity(decoded.len() + 8);
+    for (i, segment) in decoded.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for chunk in utf8_percent_encode(segment, SEGMENT) {
+            out.push_str(chunk);
+        }
+    }
+    out
+}
+
 /// Whether a resource is a collection (a folder) or not. Collection hrefs end in `/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResourceKind {
@@ -321,6 +336,13 @@ mod tests {
                 *want
             );
         }
+    }
+
+    #[test]
+    fn encode_path_keeps_separators() {
+        assert_eq!(encode_path("/a b/€/"), "/a%20b/%E2%82%AC/");
+        assert_eq!(encode_path("/"), "/");
+        assert_eq!(encode_path("/x#y"), "/x%23y");
     }
 
     #[test]

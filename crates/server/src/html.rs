@@ -61,7 +61,11 @@ pub(crate) async fn listing(
             path.to_href(kind)
         ));
     }
-    html.push_str("</table></body></html>\n");
+    html.push_str(
+        "</table>\n<form method=\"post\" enctype=\"multipart/form-data\">\
+         <input type=\"file\" name=\"file\" multiple> <button type=\"submit\">Upload</button></form>\n\
+         </body></html>\n",
+    );
     let mut resp = Response::new(if req.is_head() {
         DavBody::Empty
     } else {

@@ -171,3 +171,40 @@ pub(crate) async fn read_body(
 pub(crate) fn body_stream(body: Incoming) -> ByteStream {
     Box::pin(BodyDataStream::new(body).map_err(std::io::Error::other))
 }
+
+/// The request body, for a handler to take if it reads it. What a handler leaves unread
+/// when it fails early is read and dropped (up to a bound) so the client, still sending,
+/// gets the error answer instead of a reset connection.
+#[derive(Debug)]
+pub(crate) struct Body(Option<Incoming>);
+
+/// Most body bytes read and dropped after an early error; beyond it the connection closes.
+const DISCARD_LIMIT: usize = 16 * 1024 * 1024;
+
+impl Body {
+    pub(crate) fn new(body: Incoming) -> Self {
+        Body(Some(body))
+    }
+
+    /// The body; a handler takes it at most once.
+    pub(crate) fn take(&mut self) -> Incoming {
+        self.0.take().expect("a handler takes the body once")
+    }
+
+    /// Reads and drops what is left, up to [`DISCARD_LIMIT`] bytes and 10 seconds.
+    pub(crate) async fn discard(mut self) {
+        let Some(mut body) = self.0.take() else {
+            return;
+        };
+        let drain = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    }
+}

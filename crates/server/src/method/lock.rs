@@ -13,14 +13,13 @@ use davit_proto::{
 use davit_store::{Lock, StorageError};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::lock::{active, conflicts};
 use crate::precondition::{Change, check_write};
-use crate::request::{DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
+use crate::request::{Body, DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
 use crate::tree::multistatus;
 
 use super::get::header_value;
@@ -28,9 +27,9 @@ use super::get::header_value;
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
-    body: Incoming,
+    body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
-    let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
+    let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
     let timeout = req
         .header(TIMEOUT)?
         .map(|v| Timeout::parse(&v))

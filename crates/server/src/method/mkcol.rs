@@ -5,23 +5,22 @@
 
 use davit_store::StorageError;
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_write};
-use crate::request::{DavRequest, read_body};
+use crate::request::{Body, DavRequest, read_body};
 
 use super::status;
 
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
-    body: Incoming,
+    body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     // A few bytes are enough to tell whether there is a body; a longer one is refused too.
-    let has_body = match read_body(&req.parts, body, 64).await {
+    let has_body = match read_body(&req.parts, body.take(), 64).await {
         Ok(bytes) => !bytes.is_empty(),
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => true,
         Err(e) => return Err(e),

@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::request::DavRequest;
+use crate::request::{Body, DavRequest};
 
 mod copy;
 mod delete;
@@ -15,6 +15,7 @@ mod lock;
 mod mkcol;
 mod r#move;
 mod options;
+mod post;
 mod propfind;
 mod proppatch;
 mod put;
@@ -30,9 +31,22 @@ pub(crate) async fn dispatch(
     req: Request<Incoming>,
 ) -> Result<Response<DavBody>, DavError> {
     let (parts, body) = req.into_parts();
+    let mut body = Body::new(body);
     if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
         return Ok(options::server_wide());
     }
+    let result = route(server, parts, &mut body).await;
+    if result.is_err() {
+        body.discard().await;
+    }
+    result
+}
+
+async fn route(
+    server: &DavServer,
+    parts: http::request::Parts,
+    body: &mut Body,
+) -> Result<Response<DavBody>, DavError> {
     let req = DavRequest::new(parts)?;
     crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {
@@ -47,7 +61,8 @@ pub(crate) async fn dispatch(
         "PROPPATCH" => proppatch::handle(server, &req, body).await,
         "LOCK" => lock::handle(server, &req, body).await,
         "UNLOCK" => unlock::handle(server, &req).await,
-        "POST" | "PATCH" | "TRACE" | "CONNECT" => Err(DavError::method_not_allowed(
+        "POST" => post::handle(server, &req, body).await,
+        "PATCH" | "TRACE" | "CONNECT" => Err(DavError::method_not_allowed(
             format!("{} is not supported here", req.method()),
             ALLOW,
         )),

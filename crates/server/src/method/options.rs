@@ -43,12 +43,24 @@ pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
-    let allow = match server.storage().metadata(&req.path).await {
-        Ok(m) if m.kind.is_collection() => {
-            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
-        }
-        Ok(_) => "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
-        Err(_) => "OPTIONS, PUT, MKCOL, LOCK",
+    let (allow, collection) = match server.storage().metadata(&req.path).await {
+        Ok(m) if m.kind.is_collection() => (
+            "OPTIONS, GET, HEAD, POST, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
+            true,
+        ),
+        Ok(_) => (
+            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
+            false,
+        ),
+        Err(_) => ("OPTIONS, PUT, MKCOL, LOCK", false),
     };
-    Ok(with_headers(status(StatusCode::OK), allow))
+    let mut resp = with_headers(status(StatusCode::OK), allow);
+    if collection {
+        // RFC 5995: what a POST here accepts, which is how clients find bulk upload.
+        resp.headers_mut().insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static("multipart/form-data"),
+        );
+    }
+    Ok(resp)
 }

@@ -17,14 +17,13 @@ use davit_proto::{
 };
 use davit_store::{Lock, Metadata, StorageError};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::live_prop::{self, LIVE_PROPS, Resource};
 use crate::lock::covers;
-use crate::request::{DavRequest, read_body};
+use crate::request::{Body, DavRequest, read_body};
 use crate::tree::multistatus;
 use crate::{Backends, DavServer};
 
@@ -36,10 +35,10 @@ const CHANNEL: usize = 4;
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
-    body: Incoming,
+    body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let depth = req.depth(Depth::Infinity)?;
-    let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
+    let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
     let spec = if bytes.iter().all(u8::is_ascii_whitespace) {
         PropFind::AllProp {
             include: Vec::new(),

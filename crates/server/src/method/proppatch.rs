@@ -7,20 +7,19 @@
 
 use davit_proto::{Condition, MultistatusWriter, PropName, PropertyUpdate};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::live_prop::is_protected;
 use crate::precondition::{Change, check_write};
-use crate::request::{DavRequest, read_body};
+use crate::request::{Body, DavRequest, read_body};
 use crate::tree::multistatus;
 
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
-    body: Incoming,
+    body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let meta = server
         .storage()
@@ -28,7 +27,7 @@ pub(super) async fn handle(
         .await
         .map_err(DavError::from_storage)?;
     check_write(server, req, &req.path, Some(&meta), Change::Modify).await?;
-    let bytes = read_body(&req.parts, body, server.config.max_xml_body).await?;
+    let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
     let update = PropertyUpdate::from_xml(&bytes, server.config.xml_limits)?;
 
     // Each property once, in the order first named.

@@ -10,13 +10,12 @@
 use davit_store::{StorageError, WriteOutcome};
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_write};
-use crate::request::{DavRequest, body_stream};
+use crate::request::{Body, DavRequest, body_stream};
 
 use super::get::header_value;
 use super::status;
@@ -24,7 +23,7 @@ use super::status;
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
-    body: Incoming,
+    body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     if req.parts.headers.contains_key(CONTENT_RANGE) {
         return Err(DavError::bad_request(
@@ -54,7 +53,7 @@ pub(super) async fn handle(
 
     let (outcome, meta) = server
         .storage()
-        .write(&req.path, body_stream(body))
+        .write(&req.path, body_stream(body.take()))
         .await
         .map_err(|e| match e {
             StorageError::IsCollection => DavError::method_not_allowed(

@@ -12,6 +12,7 @@ mod input;
 mod lock;
 mod mkcol;
 mod options;
+mod post;
 mod propfind;
 mod proppatch;
 mod put;

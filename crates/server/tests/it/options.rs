@@ -20,9 +20,18 @@ async fn options_advertises_dav_and_methods(s: TestServer) {
 async fn unknown_method_is_501_and_post_is_405(s: TestServer) {
     let r = s.req("BREW", "/").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
-    let r = s.req("POST", "/").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    s.put("/f", "x").await;
+    let r = s.req("POST", "/f").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "POST uploads into collections only"
+    );
     assert!(r.headers().contains_key("allow"));
+    let r = s.req("POST", "/").body("a=b").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = s.req("PATCH", "/f").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
 both_backends!(

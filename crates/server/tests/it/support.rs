@@ -94,6 +94,8 @@ impl TestServer {
             .await
             .unwrap();
         });
+        // The workspace builds reqwest without a default TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         TestServer {
             base: format!("http://{addr}"),
             client: Client::new(),

@@ -1,0 +1,138 @@
+//! `davit get URL [FILE]` and `davit put FILE... URL`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+
+use crate::output::{Outcome, callback, print_failures, progress, report};
+use crate::remote::{Conn, connect};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GetArgs {
+    /// The resource.
+    url: String,
+    /// Where to write it [default: its name, in the current folder; `-` for stdout].
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PutArgs {
+    /// Local files, then the target URL (a collection URL ending in `/` for several).
+    #[arg(required = true, num_args = 2..)]
+    args: Vec<String>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub(crate) async fn get(a: GetArgs) -> Outcome {
+    let (client, path) = connect(&a.conn, &a.url)?;
+    if a.file.as_deref() == Some(std::path::Path::new("-")) {
+        let mut download = match client.get(&path).await {
+            Ok(d) => d,
+            Err(e) => return report(&path, e),
+        };
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = download.body.next().await {
+            out.write_all(&chunk?).context("writing to stdout")?;
+        }
+        return Ok(true);
+    }
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("index.html");
+    let file = a.file.unwrap_or_else(|| PathBuf::from(name));
+    let bar = progress(None, name);
+    let result = client.get_to_file(&path, &file, callback(&bar)).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(n) => {
+            eprintln!("{path} -> {} ({n} bytes)", file.display());
+            Ok(true)
+        }
+        Err(e) => report(&path, e),
+    }
+}
+
+pub(crate) async fn put(a: PutArgs) -> Outcome {
+    let (target, files) = a.args.split_last().expect("clap requires two arguments");
+    let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+    let (client, path) = connect(&a.conn, target)?;
+    let into_collection = path.ends_with('/') || files.len() > 1;
+    if !into_collection {
+        return put_one(&client, &files[0], &path).await;
+    }
+    let mut named = Vec::new();
+    for f in &files {
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", f.display()))?;
+        named.push((name.to_owned(), f.clone()));
+    }
+    let dir = format!("{}/", path.trim_end_matches('/'));
+    let bulk = files.len() > 1 && client.options(&dir).await.is_ok_and(|c| c.bulk_upload);
+    if !bulk {
+        let mut all_ok = true;
+        for (name, f) in &named {
+            all_ok &= put_one(&client, f, &format!("{dir}{name}")).await?;
+        }
+        return Ok(all_ok);
+    }
+    let total = named
+        .iter()
+        .filter_map(|(_, f)| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress(Some(total), &format!("{} files", named.len()));
+    let result = client.upload_many(&dir, &named, callback(&bar)).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(ms) => {
+            let failures = ms.failures();
+            for r in ms
+                .responses
+                .iter()
+                .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
+            {
+                eprintln!("{}: {}", r.path, r.status.map_or(0, |s| s));
+            }
+            print_failures(&failures);
+            Ok(failures.is_empty())
+        }
+        Err(e) => report(&dir, e),
+    }
+}
+
+async fn put_one(client: &davit_client::Client, file: &std::path::Path, path: &str) -> Outcome {
+    let len = std::fs::metadata(file).ok().map(|m| m.len());
+    let bar = progress(len, &file.display().to_string());
+    let result = client.put_file(path, file, callback(&bar)).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(r) => {
+            eprintln!(
+                "{path}: {}",
+                if r.created {
+                    "201 created"
+                } else {
+                    "204 replaced"
+                }
+            );
+            Ok(true)
+        }
+        Err(e) => report(path, e),
+    }
+}

@@ -1,0 +1,147 @@
+//! Which server a command talks to, and as whom: credentials from flags, the environment,
+//! or a netrc file.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use davit_client::{Client, split_url};
+
+/// Connection flags shared by the client commands.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Conn {
+    /// User name for HTTP Basic authentication.
+    #[arg(long, short = 'u', env = "DAVIT_USER", global = true)]
+    user: Option<String>,
+    /// Password (prefer DAVIT_PASSWORD or a netrc file to keep it out of `ps`).
+    #[arg(long, env = "DAVIT_PASSWORD", hide_env_values = true, global = true)]
+    password: Option<String>,
+    /// netrc file with credentials [default: $NETRC or ~/.netrc].
+    #[arg(long, global = true)]
+    netrc: Option<PathBuf>,
+}
+
+/// A client for the server of `url`, and the decoded path `url` names there.
+pub(crate) fn connect(conn: &Conn, url: &str) -> anyhow::Result<(Client, String)> {
+    let (origin, path) = split_url(url)?;
+    let mut builder = Client::builder(&origin);
+    let host = origin.split("://").nth(1).unwrap_or_default();
+    let credentials = match (&conn.user, &conn.password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (user, password) => netrc_lookup(conn, host)?
+            .filter(|(u, _)| user.as_ref().is_none_or(|want| want == u))
+            .map(|(u, p)| (u, password.clone().unwrap_or(p)))
+            .or_else(|| {
+                user.clone()
+                    .map(|u| (u, password.clone().unwrap_or_default()))
+            }),
+    };
+    if let Some((u, p)) = credentials {
+        builder = builder.credentials(&u, &p);
+    }
+    Ok((builder.build()?, path))
+}
+
+/// Resolves a destination given as a URL on the same server or as a path (absolute, or
+/// relative to the source's collection).
+pub(crate) fn destination(client: &Client, src: &str, dst: &str) -> anyhow::Result<String> {
+    if dst.contains("://") {
+        let (origin, path) = split_url(dst)?;
+        if !client.url("/").starts_with(&origin) {
+            bail!("the destination {dst} is on another server; copy through get and put");
+        }
+        return Ok(path);
+    }
+    if dst.starts_with('/') {
+        return Ok(dst.to_owned());
+    }
+    let parent = src
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or("", |(p, _)| p);
+    Ok(format!("{parent}/{dst}"))
+}
+
+fn netrc_lookup(conn: &Conn, host: &str) -> anyhow::Result<Option<(String, String)>> {
+    let path = match &conn.netrc {
+        Some(p) => p.clone(),
+        None => match std::env::var_os("NETRC") {
+            Some(p) => PathBuf::from(p),
+            None => match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join(".netrc"),
+                None => return Ok(None),
+            },
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && conn.netrc.is_none() => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(parse_netrc(&text, host))
+}
+
+/// The login and password for `host` (`name` or `name:port`) in netrc text; `default`
+/// applies when no machine matches.
+fn parse_netrc(text: &str, host: &str) -> Option<(String, String)> {
+    let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let mut tokens = text.split_whitespace();
+    let mut found: Option<(String, String)> = None;
+    let mut default = None;
+    let mut current: Option<bool> = None;
+    let (mut login, mut password) = (None::<String>, None::<String>);
+    let mut finish =
+        |current: Option<bool>, login: &mut Option<String>, password: &mut Option<String>| {
+            if let (Some(is_default), Some(l)) = (current, login.take()) {
+                let entry = (l, password.take().unwrap_or_default());
+                if is_default {
+                    default.get_or_insert(entry);
+                } else {
+                    found.get_or_insert(entry);
+                }
+            }
+            *password = None;
+        };
+    while let Some(t) = tokens.next() {
+        match t {
+            "machine" => {
+                finish(current, &mut login, &mut password);
+                let m = tokens.next().unwrap_or_default();
+                current = (m == host || m == bare).then_some(false);
+            }
+            "default" => {
+                finish(current, &mut login, &mut password);
+                current = Some(true);
+            }
+            "login" => login = tokens.next().map(str::to_owned),
+            "password" => password = tokens.next().map(str::to_owned),
+            _ => {}
+        }
+    }
+    finish(current, &mut login, &mut password);
+    found.or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_netrc;
+
+    #[test]
+    fn netrc_table() {
+        let text = "machine other login o password op\nmachine example.org login ann password s3cret\ndefault login anon password x";
+        assert_eq!(
+            parse_netrc(text, "example.org:8080"),
+            Some(("ann".into(), "s3cret".into()))
+        );
+        assert_eq!(
+            parse_netrc(text, "elsewhere"),
+            Some(("anon".into(), "x".into()))
+        );
+        assert_eq!(
+            parse_netrc("machine a login b", "a"),
+            Some(("b".into(), String::new()))
+        );
+        assert_eq!(parse_netrc("machine a login b password c", "z"), None);
+    }
+}

@@ -1,0 +1,319 @@
+//! The `davit` binary as a user runs it: `davit serve` as a process (first stdout line,
+//! persistence across a restart, a clean stop on SIGTERM) and the client commands against
+//! it, checking what they print and how they exit.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+struct Served {
+    child: Child,
+    base: String,
+}
+
+fn start(dir: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("DAVIT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("davit starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .trim()
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert!(!base.ends_with(":0"), "the bound port is printed, not 0");
+    Served { child, base }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A test that failed before `stop` must not leave its server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stop(mut s: Served) {
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(exit) = s.child.try_wait().unwrap() {
+            assert!(exit.success(), "davit exited with {exit}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = s.child.kill();
+    panic!("davit did not stop on SIGTERM");
+}
+
+fn request(method: &str, url: &str, body: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The workspace builds reqwest without a default TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .header("Depth", "0")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+#[test]
+fn serve_prints_its_address_keeps_properties_across_a_restart_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    assert_eq!(
+        request("PUT", &format!("{}/note.txt", s.base), "hello").0,
+        201
+    );
+    let set = r#"<propertyupdate xmlns="DAV:"><set><prop><color xmlns="urn:x">blue</color></prop></set></propertyupdate>"#;
+    assert_eq!(
+        request("PROPPATCH", &format!("{}/note.txt", s.base), set).0,
+        207
+    );
+    stop(s);
+
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("note.txt")).unwrap(),
+        "hello"
+    );
+    let s = start(dir.path());
+    let ask = r#"<propfind xmlns="DAV:"><prop><color xmlns="urn:x"/></prop></propfind>"#;
+    let (status, body) = request("PROPFIND", &format!("{}/note.txt", s.base), ask);
+    assert_eq!(status, 207);
+    assert!(body.contains(">blue</"), "{body}");
+    let (status, _) = request("GET", &format!("{}/.davit/davit.sqlite", s.base), "");
+    assert_eq!(status, 404, "the database is not served");
+    stop(s);
+}
+
+/// Runs a client command; returns (exit code, stdout, stderr).
+fn davit(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(args)
+        .env("NETRC", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = davit(args);
+    assert_eq!(code, 0, "davit {args:?} failed: {err}");
+    out
+}
+
+#[test]
+fn recursive_rm_reports_the_locked_member_and_deletes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let u = |p: &str| format!("{}{p}", s.base);
+    ok(&["mkdir", &u("/t/")]);
+    ok(&["mkdir", &u("/t/sub/")]);
+    for f in ["a.txt", "locked.txt", "sub/b.txt"] {
+        std::fs::write(dir.path().join("local"), "x").unwrap();
+        ok(&[
+            "put",
+            dir.path().join("local").to_str().unwrap(),
+            &u(&format!("/t/{f}")),
+        ]);
+    }
+    let token = ok(&["lock", &u("/t/locked.txt")]).trim().to_owned();
+    assert!(token.starts_with("urn:uuid:"), "{token}");
+
+    let (code, _, err) = davit(&["rm", &u("/t/")]);
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line per failed member: {err}");
+    assert!(
+        lines[0].starts_with("/t/locked.txt: 423 Locked (lock-token-submitted)"),
+        "{err}"
+    );
+    let left = ok(&["ls", "-R", &u("/t/")]);
+    let paths: Vec<&str> = left
+        .lines()
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(paths, ["/t/", "/t/locked.txt"], "{left}");
+
+    ok(&["unlock", &u("/t/locked.txt"), &token]);
+    ok(&["rm", &u("/t/")]);
+    stop(s);
+}
+
+#[test]
+fn props_set_of_a_protected_property_reports_403_and_424() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let url = format!("{}/f.txt", s.base);
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let (code, _, err) = davit(&[
+        "props",
+        "set",
+        &url,
+        "{urn:x}color=blue",
+        "getetag=forged",
+        "{urn:x}size=big",
+    ]);
+    assert_eq!(code, 1);
+    let mut lines: Vec<&str> = err.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "/f.txt {DAV:}getetag: 403 Forbidden (cannot-modify-protected-property)",
+            "/f.txt {urn:x}color: 424 Failed Dependency",
+            "/f.txt {urn:x}size: 424 Failed Dependency",
+        ],
+        "{err}"
+    );
+    ok(&["props", "set", &url, "{urn:x}color=blue"]);
+    let out = ok(&["props", "get", &url, "{urn:x}color"]);
+    assert_eq!(out.trim(), "{urn:x}color\tblue");
+    ok(&["props", "rm", &url, "{urn:x}color"]);
+    let out = ok(&["props", "get", &url, "{urn:x}color"]);
+    assert_eq!(out.trim(), "{urn:x}color\t(404 Not Found)");
+    stop(s);
+}
+
+#[test]
+fn sync_twice_uploads_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("deep/er")).unwrap();
+    for (p, body) in [
+        ("a.txt", "a"),
+        ("deep/b.txt", "bb"),
+        ("deep/er/c.txt", "ccc"),
+    ] {
+        std::fs::write(local.path().join(p), body).unwrap();
+    }
+    let s = start(dir.path());
+    let url = format!("{}/mirror/", s.base);
+    let first = ok(&["sync", local.path().to_str().unwrap(), &url]);
+    assert!(
+        first.starts_with("uploaded 3, created 3, deleted 0, unchanged 0, failed 0"),
+        "{first}"
+    );
+    let second = ok(&["sync", local.path().to_str().unwrap(), &url]);
+    assert!(
+        second.starts_with("uploaded 0, created 0, deleted 0, unchanged 3, failed 0"),
+        "{second}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("mirror/deep/er/c.txt")).unwrap(),
+        "ccc"
+    );
+
+    // A change, a removal, and --delete.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(local.path().join("a.txt"), "changed").unwrap();
+    std::fs::remove_dir_all(local.path().join("deep/er")).unwrap();
+    let third = ok(&["sync", "--delete", local.path().to_str().unwrap(), &url]);
+    assert!(
+        third.starts_with("uploaded 1, created 0, deleted 1, unchanged 1, failed 0"),
+        "{third}"
+    );
+    assert!(!dir.path().join("mirror/deep/er").exists());
+    stop(s);
+}
+
+#[test]
+fn put_of_several_files_is_one_bulk_upload_with_one_response_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    ok(&["mkdir", &format!("{}/in/", s.base)]);
+    let names: Vec<String> = (0..12).map(|i| format!("file {i} #.txt")).collect();
+    let mut args = vec!["put".to_owned()];
+    for n in &names {
+        std::fs::write(local.path().join(n), n).unwrap();
+        args.push(local.path().join(n).to_str().unwrap().to_owned());
+    }
+    args.push(format!("{}/in/", s.base));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = davit(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.ends_with(": 201")).count(),
+        12,
+        "{err}"
+    );
+    for n in &names {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("in").join(n)).unwrap(),
+            *n
+        );
+    }
+    stop(s);
+}
+
+#[test]
+fn ls_json_get_mv_cp_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let u = |p: &str| format!("{}{p}", s.base);
+    std::fs::write(dir.path().join("note.txt"), "hello").unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&["ls", "--json", &u("/")])).unwrap();
+    let entries = json.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["path"], "/note.txt");
+    assert_eq!(entries[1]["size"], 5);
+    assert_eq!(entries[1]["type"], "file");
+
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("copy.txt");
+    ok(&["get", &u("/note.txt"), target.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "hello");
+    assert_eq!(ok(&["get", &u("/note.txt"), "-"]), "hello");
+
+    ok(&["cp", &u("/note.txt"), "copy.txt"]);
+    ok(&["mv", &u("/copy.txt"), &u("/moved.txt")]);
+    let (code, _, err) = davit(&["mv", "--no-overwrite", &u("/note.txt"), "/moved.txt"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("/note.txt: 412 Precondition Failed"),
+        "{err}"
+    );
+    let (code, _, err) = davit(&[
+        "get",
+        &u("/missing"),
+        out.path().join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("/missing: 404 Not Found"), "{err}");
+    let (code, _, err) = davit(&["ls", "ftp://nowhere/"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = davit(&["ls", "http://127.0.0.1:1/"]);
+    assert_eq!(code, 2, "an unreachable server is not a resource failure");
+    stop(s);
+}

@@ -1,0 +1,761 @@
+//! Davit's WebDAV client: one async call per method, and every per-resource result of a
+//! `207 Multi-Status`, never just the status line.
+//!
+//! Calls that can be answered with a 207 (PROPFIND, PROPPATCH, DELETE, COPY, MOVE, bulk
+//! upload) return a [`Multistatus`] with one entry per resource; a plain 2xx answer becomes a
+//! multistatus of one entry. [`Multistatus::failures`] lists what went wrong and
+//! [`Multistatus::is_complete_success`] says whether anything did. A 207 in which every
+//! entry failed is an error ([`ClientError::multistatus`] still has the details).
+//!
+//! # Layout
+//! - `multistatus`: the 207 parser and its types.
+//! - `error`: [`ClientError`].
+//! - `sync`: mirroring a local folder to a collection.
+//!
+//! # Example
+//! ```no_run
+//! use davit_client::{Client, Depth};
+//! # async fn run() -> Result<(), davit_client::ClientError> {
+//! let client = Client::new("http://127.0.0.1:8080")?;
+//! client.mkcol("/docs").await?;
+//! client.put_bytes("/docs/hello.txt", "hello".into()).await?;
+//! match client.delete("/docs").await {
+//!     Ok(ms) => assert!(ms.is_complete_success()),
+//!     Err(e) => {
+//!         for f in e.failures("/docs") {
+//!             eprintln!("{} {} {:?}", f.path, f.status, f.condition);
+//!         }
+//!     }
+//! }
+//! let entries = client.list("/", Depth::One).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, StatusCode};
+
+pub use davit_proto::{DAV_NS, Depth, LockScope, Overwrite, PropName, PropOp, PropValue};
+
+pub mod error;
+mod multipart;
+pub mod multistatus;
+mod request_body;
+pub mod sync;
+
+pub use error::ClientError;
+pub use multistatus::{Failure, Multistatus, MultistatusResponse, Prop, Propstat};
+
+/// Called with the number of bytes transferred so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What PROPFIND asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropRequest {
+    /// All properties.
+    AllProp,
+    /// Names only.
+    PropName,
+    /// These properties.
+    Props(Vec<PropName>),
+}
+
+/// A resource as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Decoded path; a collection's ends in `/`.
+    pub path: String,
+    /// A collection?
+    pub is_collection: bool,
+    /// Body length (files).
+    pub size: Option<u64>,
+    /// Last modification.
+    pub modified: Option<SystemTime>,
+    /// Entity tag (files).
+    pub etag: Option<String>,
+}
+
+/// What OPTIONS says the server can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The `DAV` compliance classes and extensions.
+    pub dav: Vec<String>,
+    /// The `Allow` methods.
+    pub allow: Vec<String>,
+    /// Whether a collection accepts `multipart/form-data` POSTs (bulk upload).
+    pub bulk_upload: bool,
+}
+
+/// A lock as granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock token (without `<>`).
+    pub token: String,
+    /// Exclusive or shared.
+    pub scope: LockScope,
+    /// `0` or `infinity`.
+    pub depth: String,
+    /// Seconds granted, `None` for infinite.
+    pub timeout: Option<u64>,
+}
+
+/// What a PUT did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// True for 201 (created), false for 204/200 (replaced).
+    pub created: bool,
+    /// The new entity tag, if the server gave one.
+    pub etag: Option<String>,
+}
+
+/// A GET in progress: headers read, body still to come.
+pub struct Download {
+    /// `Content-Length`, if known.
+    pub len: Option<u64>,
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Last-Modified`.
+    pub modified: Option<SystemTime>,
+    /// The body.
+    pub body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("len", &self.len)
+            .field("etag", &self.etag)
+            .finish()
+    }
+}
+
+/// A WebDAV server's client. Paths are decoded absolute paths on that server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    origin: String,
+    credentials: Option<(String, String)>,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    origin: String,
+    credentials: Option<(String, String)>,
+    timeout: Option<Duration>,
+}
+
+impl ClientBuilder {
+    /// HTTP Basic credentials.
+    pub fn credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Timeout for connecting and for each response to start.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The client.
+    ///
+    /// # Errors
+    /// [`ClientError`] if the origin is not an `http(s)://host[:port]` URL.
+    pub fn build(self) -> Result<Client, ClientError> {
+        let (origin, _) = split_url(&self.origin)?;
+        // reqwest is built without a default crypto provider; ring is the one we ship.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("davit/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if let Some(t) = self.timeout {
+            http = http.connect_timeout(t).read_timeout(t);
+        }
+        let http = http.build().map_err(ClientError::transport)?;
+        Ok(Client {
+            http,
+            origin,
+            credentials: self.credentials,
+        })
+    }
+}
+
+/// Splits a URL into its origin (`http://host:port`) and its decoded path.
+///
+/// # Errors
+/// [`ClientError`] if it is not an `http://` or `https://` URL.
+pub fn split_url(url: &str) -> Result<(String, String), ClientError> {
+    let bad = || ClientError::usage(format!("`{url}` is not an http:// or https:// URL"));
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(bad());
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if end == 0 {
+        return Err(bad());
+    }
+    let origin = format!("{}://{}", scheme.to_ascii_lowercase(), &rest[..end]);
+    let path = rest[end..].split(['?', '#']).next().unwrap_or("");
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((origin, multistatus::href_path(path)))
+}
+
+fn method(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).expect("WebDAV method names are tokens")
+}
+
+impl Client {
+    /// A client for the server at `origin` (a URL; its path is ignored).
+    ///
+    /// # Errors
+    /// [`ClientError`] if `origin` is not an http(s) URL.
+    pub fn new(origin: &str) -> Result<Client, ClientError> {
+        Self::builder(origin).build()
+    }
+
+    /// A builder for a client of the server at `origin`.
+    pub fn builder(origin: &str) -> ClientBuilder {
+        ClientBuilder {
+            origin: origin.to_owned(),
+            credentials: None,
+            timeout: None,
+        }
+    }
+
+    /// The full URL of a decoded path.
+    pub fn url(&self, path: &str) -> String {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        format!("{}{}", self.origin, davit_proto::encode_path(&path))
+    }
+
+    fn request(&self, method_name: &str, path: &str) -> RequestBuilder {
+        let mut rb = self
+            .http
+            .request(method(method_name), self.url(path))
+            .header(ACCEPT, "application/xml, text/xml;q=0.9, */*;q=0.1");
+        if let Some((user, password)) = &self.credentials {
+            rb = rb.basic_auth(user, Some(password));
+        }
+        rb
+    }
+
+    async fn send(&self, rb: RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        rb.send().await.map_err(ClientError::transport)
+    }
+
+    /// Turns an error status into a [`ClientError`] with the server's condition and reason.
+    async fn error(resp: reqwest::Response) -> ClientError {
+        let status = resp.status();
+        let is_xml = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("xml"));
+        let body = resp.bytes().await.unwrap_or_default();
+        let mut condition = None;
+        let mut message = status.canonical_reason().unwrap_or("error").to_owned();
+        if is_xml {
+            if let Ok(e) = davit_proto::xml::parse_document(&body, Default::default())
+                && e.is(DAV_NS, "error")
+            {
+                condition = e.elements().next().map(|c| c.local.clone());
+            }
+        } else if let Ok(text) = std::str::from_utf8(&body) {
+            let text = text.trim();
+            if !text.is_empty() && text.len() < 500 && !text.starts_with('<') {
+                message = text.to_owned();
+            }
+        }
+        ClientError::status(status.as_u16(), condition, message)
+    }
+
+    /// The answer of a method that can answer 207: the multistatus, or one entry for a plain
+    /// 2xx; a 207 in which everything failed, and any error status, are errors.
+    async fn multistatus(path: &str, resp: reqwest::Response) -> Result<Multistatus, ClientError> {
+        let status = resp.status();
+        if status == StatusCode::MULTI_STATUS {
+            let body = resp.bytes().await.map_err(ClientError::transport)?;
+            let ms = Multistatus::parse(&body)?;
+            if ms.all_failed() {
+                return Err(ClientError::all_failed(ms));
+            }
+            return Ok(ms);
+        }
+        if !status.is_success() {
+            return Err(Self::error(resp).await);
+        }
+        Ok(Multistatus {
+            responses: vec![MultistatusResponse {
+                href: path.to_owned(),
+                path: path.to_owned(),
+                status: Some(status.as_u16()),
+                propstats: Vec::new(),
+                conditions: Vec::new(),
+                description: None,
+            }],
+            description: None,
+        })
+    }
+
+    /// OPTIONS: what the server can do at `path`.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status or a transport failure.
+    pub async fn options(&self, path: &str) -> Result<Capabilities, ClientError> {
+        let resp = self.send(self.request("OPTIONS", path)).await?;
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        let list = |h: &HeaderMap, name: &str| -> Vec<String> {
+            h.get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let h = resp.headers();
+        Ok(Capabilities {
+            dav: list(h, "dav"),
+            allow: list(h, "allow"),
+            bulk_upload: list(h, "accept-post")
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case("multipart/form-data")),
+        })
+    }
+
+    /// PROPFIND.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status (404 for a missing resource), a transport failure,
+    /// or a body that is not a multistatus.
+    pub async fn propfind(
+        &self,
+        path: &str,
+        depth: Depth,
+        props: &PropRequest,
+    ) -> Result<Multistatus, ClientError> {
+        let rb = self
+            .request("PROPFIND", path)
+            .header("Depth", depth.to_string())
+            .header(CONTENT_TYPE, "application/xml; charset=utf-8")
+            .body(request_body::propfind(props));
+        let resp = self.send(rb).await?;
+        Self::multistatus(path, resp).await
+    }
+
+    /// The resources at `path` (Depth 0), with its members (Depth 1) or everything below it
+    /// (Depth infinity; servers may refuse it).
+    ///
+    /// # Errors
+    /// As [`Client::propfind`].
+    pub async fn list(&self, path: &str, depth: Depth) -> Result<Vec<Entry>, ClientError> {
+        let names = [
+            "resourcetype",
+            "getcontentlength",
+            "getlastmodified",
+            "getetag",
+        ]
+        .iter()
+        .map(|n| PropName::dav(n))
+        .collect();
+        let ms = self
+            .propfind(path, depth, &PropRequest::Props(names))
+            .await?;
+        Ok(ms
+            .responses
+            .iter()
+            .filter(|r| r.status.is_none_or(multistatus::is_success))
+            .map(|r| {
+                let is_collection = r.is_collection();
+                let mut path = r.path.clone();
+                if is_collection && !path.ends_with('/') {
+                    path.push('/');
+                }
+                Entry {
+                    path,
+                    is_collection,
+                    size: r.content_length(),
+                    modified: r.last_modified(),
+                    etag: r.etag(),
+                }
+            })
+            .collect())
+    }
+
+    /// Everything below `path`, collection by collection (works where Depth infinity is
+    /// refused). The entry for `path` itself comes first.
+    ///
+    /// # Errors
+    /// As [`Client::propfind`], for the first collection that cannot be listed.
+    pub async fn list_recursive(&self, path: &str) -> Result<Vec<Entry>, ClientError> {
+        let mut out = Vec::new();
+        let mut dirs = vec![path.to_owned()];
+        let mut first = true;
+        while let Some(dir) = dirs.pop() {
+            let want = dir.trim_end_matches('/').to_owned();
+            for e in self.list(&dir, Depth::One).await? {
+                let is_self = e.path.trim_end_matches('/') == want;
+                if is_self && !first {
+                    continue;
+                }
+                if e.is_collection && !is_self {
+                    dirs.push(e.path.clone());
+                }
+                out.push(e);
+            }
+            first = false;
+        }
+        Ok(out)
+    }
+
+    /// PROPPATCH: the instructions in order, all or nothing.
+    ///
+    /// # Errors
+    /// A [`ClientError`] with the multistatus when every property failed (e.g. 403 for a
+    /// protected one and 424 for the rest); any error status; a transport failure.
+    pub async fn proppatch(&self, path: &str, ops: &[PropOp]) -> Result<Multistatus, ClientError> {
+        let rb = self
+            .request("PROPPATCH", path)
+            .header(CONTENT_TYPE, "application/xml; charset=utf-8")
+            .body(request_body::propertyupdate(ops));
+        let resp = self.send(rb).await?;
+        Self::multistatus(path, resp).await
+    }
+
+    /// GET, streaming.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status or a transport failure.
+    pub async fn get(&self, path: &str) -> Result<Download, ClientError> {
+        let resp = self.send(self.request("GET", path)).await?;
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Download {
+            len: resp.content_length(),
+            etag: header(reqwest::header::ETAG),
+            modified: header(reqwest::header::LAST_MODIFIED)
+                .and_then(|d| httpdate::parse_http_date(&d).ok()),
+            body: Box::pin(resp.bytes_stream().map_err(ClientError::transport)),
+        })
+    }
+
+    /// GET into a local file, written to a temporary file beside it and renamed into place.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status, a transport failure or a local I/O error.
+    pub async fn get_to_file(
+        &self,
+        path: &str,
+        local: &Path,
+        progress: Option<Progress>,
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let mut download = self.get(path).await?;
+        let dir = local
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.davit-part",
+            local
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("download")
+        ));
+        let io = |e| ClientError::io(format!("writing {}", tmp.display()), e);
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut done = 0u64;
+        while let Some(chunk) = download.body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(e);
+                }
+            };
+            file.write_all(&chunk).await.map_err(io)?;
+            done += chunk.len() as u64;
+            if let Some(p) = &progress {
+                p(done);
+            }
+        }
+        file.flush().await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&tmp, local)
+            .await
+            .map_err(|e| ClientError::io(format!("renaming into {}", local.display()), e))?;
+        Ok(done)
+    }
+
+    async fn put_body(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        len: Option<u64>,
+    ) -> Result<PutResult, ClientError> {
+        let mut rb = self.request("PUT", path).body(body);
+        if let Some(len) = len {
+            rb = rb.header(reqwest::header::CONTENT_LENGTH, len);
+        }
+        let resp = self.send(rb).await?;
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        Ok(PutResult {
+            created: resp.status() == StatusCode::CREATED,
+            etag: resp
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+
+    /// PUT of bytes in memory.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status (409 for a missing parent, 423 for a lock) or a
+    /// transport failure.
+    pub async fn put_bytes(&self, path: &str, data: Bytes) -> Result<PutResult, ClientError> {
+        let len = data.len() as u64;
+        self.put_body(path, data.into(), Some(len)).await
+    }
+
+    /// PUT of a local file, streamed.
+    ///
+    /// # Errors
+    /// As [`Client::put_bytes`], and local I/O errors.
+    pub async fn put_file(
+        &self,
+        path: &str,
+        local: &Path,
+        progress: Option<Progress>,
+    ) -> Result<PutResult, ClientError> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| ClientError::io(format!("opening {}", local.display()), e))?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| ClientError::io(format!("reading {}", local.display()), e))?
+            .len();
+        let stream = counted(
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
+            progress,
+        );
+        self.put_body(path, reqwest::Body::wrap_stream(stream), Some(len))
+            .await
+    }
+
+    /// MKCOL.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status (405 if something exists, 409 without parent).
+    pub async fn mkcol(&self, path: &str) -> Result<(), ClientError> {
+        let resp = self.send(self.request("MKCOL", path)).await?;
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        Ok(())
+    }
+
+    /// DELETE, of a resource or a whole collection.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status for the resource itself, or a 207 listing
+    /// members that could not be deleted (everything else was).
+    pub async fn delete(&self, path: &str) -> Result<Multistatus, ClientError> {
+        let resp = self.send(self.request("DELETE", path)).await?;
+        Self::multistatus(path, resp).await
+    }
+
+    /// COPY to `to` (a decoded path on the same server).
+    ///
+    /// # Errors
+    /// As [`Client::delete`]; 412 when `to` exists and `overwrite` forbids replacing it.
+    pub async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        depth: Depth,
+        overwrite: Overwrite,
+    ) -> Result<Multistatus, ClientError> {
+        let rb = self
+            .request("COPY", from)
+            .header("Destination", self.url(to))
+            .header("Depth", depth.to_string())
+            .header("Overwrite", overwrite_header(overwrite));
+        let resp = self.send(rb).await?;
+        Self::multistatus(from, resp).await
+    }
+
+    /// MOVE to `to` (a decoded path on the same server).
+    ///
+    /// # Errors
+    /// As [`Client::copy`].
+    pub async fn move_to(
+        &self,
+        from: &str,
+        to: &str,
+        overwrite: Overwrite,
+    ) -> Result<Multistatus, ClientError> {
+        let rb = self
+            .request("MOVE", from)
+            .header("Destination", self.url(to))
+            .header("Overwrite", overwrite_header(overwrite));
+        let resp = self.send(rb).await?;
+        Self::multistatus(from, resp).await
+    }
+
+    /// LOCK: a new write lock. `timeout` of `None` asks for an infinite one.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status (423 when a conflicting lock is held) or a
+    /// response without a usable lock token.
+    pub async fn lock(
+        &self,
+        path: &str,
+        scope: LockScope,
+        depth: Depth,
+        timeout: Option<u64>,
+        owner: Option<&str>,
+    ) -> Result<LockInfo, ClientError> {
+        let timeout_header = timeout.map_or("Infinite".to_owned(), |t| format!("Second-{t}"));
+        let rb = self
+            .request("LOCK", path)
+            .header("Depth", depth.to_string())
+            .header("Timeout", timeout_header)
+            .header(CONTENT_TYPE, "application/xml; charset=utf-8")
+            .body(request_body::lockinfo(scope, owner));
+        let resp = self.send(rb).await?;
+        if resp.status() == StatusCode::MULTI_STATUS {
+            let body = resp.bytes().await.map_err(ClientError::transport)?;
+            return Err(ClientError::all_failed(Multistatus::parse(&body)?));
+        }
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        let token = resp
+            .headers()
+            .get("lock-token")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| davit_proto::parse_lock_token(v).ok())
+            .ok_or_else(|| {
+                ClientError::protocol("the LOCK answer has no Lock-Token header".to_owned())
+            })?;
+        let body = resp.bytes().await.map_err(ClientError::transport)?;
+        request_body::lock_info(&body, &token)
+    }
+
+    /// UNLOCK.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status (409 when the token does not name a lock on
+    /// `path`).
+    pub async fn unlock(&self, path: &str, token: &str) -> Result<(), ClientError> {
+        let token = token.trim().trim_start_matches('<').trim_end_matches('>');
+        let rb = self
+            .request("UNLOCK", path)
+            .header("Lock-Token", format!("<{token}>"));
+        let resp = self.send(rb).await?;
+        if !resp.status().is_success() {
+            return Err(Self::error(resp).await);
+        }
+        Ok(())
+    }
+
+    /// Bulk upload: the local files, in one `multipart/form-data` POST to the collection
+    /// `dir`, stored under the given names. One multistatus entry per file. Servers that do
+    /// not offer it (see [`Capabilities::bulk_upload`]) need one PUT per file.
+    ///
+    /// # Errors
+    /// [`ClientError`] on an error status, a transport failure, or when every file failed.
+    pub async fn upload_many(
+        &self,
+        dir: &str,
+        files: &[(String, PathBuf)],
+        progress: Option<Progress>,
+    ) -> Result<Multistatus, ClientError> {
+        let (content_type, len, stream) = multipart::encode(files).await?;
+        let rb = self
+            .request("POST", dir)
+            .header(CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(counted(stream, progress)));
+        let resp = self.send(rb).await?;
+        Self::multistatus(dir, resp).await
+    }
+}
+
+fn overwrite_header(o: Overwrite) -> &'static str {
+    match o {
+        Overwrite::Allow => "T",
+        Overwrite::Forbid => "F",
+    }
+}
+
+/// Reports the running byte count of a stream.
+fn counted<S, E>(
+    stream: S,
+    progress: Option<Progress>,
+) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+{
+    let mut done = 0u64;
+    stream.map(move |chunk| {
+        if let (Ok(c), Some(p)) = (&chunk, &progress) {
+            done += c.len() as u64;
+            p(done);
+        }
+        chunk
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_url_table() {
+        assert_eq!(
+            split_url("http://127.0.0.1:8080/a%20b/").unwrap(),
+            ("http://127.0.0.1:8080".into(), "/a b/".into())
+        );
+        assert_eq!(
+            split_url("HTTPS://h").unwrap(),
+            ("https://h".into(), "/".into())
+        );
+        assert_eq!(split_url("http://h?x").unwrap().1, "/");
+        for bad in ["ftp://h/x", "h/x", "http:///x", "http://"] {
+            assert!(split_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_encodes_paths() {
+        let c = Client::new("http://h:1/ignored").unwrap();
+        assert_eq!(c.url("/a b/€#"), "http://h:1/a%20b/%E2%82%AC%23");
+        assert_eq!(c.url("x/"), "http://h:1/x/");
+    }
+}

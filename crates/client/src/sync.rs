@@ -1,0 +1,291 @@
+//! Mirroring a local folder into a collection: upload what is new or changed (by size and
+//! modification time), create missing collections, and with `delete`, remove what is gone
+//! locally. Planned first, so a caller can show totals, then applied.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{Client, ClientError, Entry, Failure, Progress};
+
+/// Files per bulk-upload request.
+const BATCH_FILES: usize = 64;
+/// Bytes per bulk-upload request (a single larger file still goes alone).
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A file to upload into a collection: its name there, local path and size.
+type Upload = (String, PathBuf, u64);
+
+/// What a sync will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Collections to create, parents first.
+    pub mkcols: Vec<String>,
+    /// Files to upload: local path, remote path, size.
+    pub uploads: Vec<(PathBuf, String, u64)>,
+    /// Remote resources to delete (only with `delete`).
+    pub deletes: Vec<String>,
+    /// Files already up to date.
+    pub unchanged: usize,
+}
+
+impl Plan {
+    /// Bytes to upload.
+    pub fn upload_bytes(&self) -> u64 {
+        self.uploads.iter().map(|u| u.2).sum()
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Remote paths uploaded.
+    pub uploaded: Vec<String>,
+    /// Remote collections created.
+    pub created: Vec<String>,
+    /// Remote paths deleted.
+    pub deleted: Vec<String>,
+    /// Files already up to date.
+    pub unchanged: usize,
+    /// Whether uploads went through bulk upload.
+    pub bulk: bool,
+    /// Everything that failed, per resource.
+    pub failures: Vec<Failure>,
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+struct LocalEntry {
+    rel: String,
+    path: PathBuf,
+    is_dir: bool,
+    size: u64,
+    modified: SystemTime,
+}
+
+/// Every entry below `root`, parents before children; symlinks and names that are not
+/// UTF-8 are skipped.
+fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ClientError> {
+    let mut out = Vec::new();
+    let mut dirs = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = dirs.pop() {
+        let read = std::fs::read_dir(&dir)
+            .map_err(|e| ClientError::io(format!("reading {}", dir.display()), e))?;
+        let mut entries: Vec<_> = read.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let meta = std::fs::symlink_metadata(e.path())
+                .map_err(|err| ClientError::io(format!("reading {}", e.path().display()), err))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let rel_path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            out.push(LocalEntry {
+                rel: rel_path.clone(),
+                path: e.path(),
+                is_dir: meta.is_dir(),
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            });
+            if meta.is_dir() {
+                dirs.push((e.path(), rel_path));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Compares `local` with the collection `remote`.
+///
+/// # Errors
+/// [`ClientError`] if the local folder cannot be read or the remote one cannot be listed.
+pub async fn plan(
+    client: &Client,
+    local: &Path,
+    remote: &str,
+    delete: bool,
+) -> Result<Plan, ClientError> {
+    let remote_root = format!("{}/", remote.trim_end_matches('/'));
+    let local_root = local.to_path_buf();
+    let locals = tokio::task::spawn_blocking(move || walk_local(&local_root))
+        .await
+        .map_err(|e| {
+            ClientError::io(
+                "walking the local folder".to_owned(),
+                std::io::Error::other(e),
+            )
+        })??;
+    let mut plan = Plan::default();
+    let remotes: HashMap<String, Entry> = match client.list_recursive(&remote_root).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|e| (e.path.trim_end_matches('/').to_owned(), e))
+            .collect(),
+        Err(e) if e.is_not_found() => {
+            plan.mkcols.push(remote_root.clone());
+            HashMap::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let mut seen = HashSet::new();
+    for l in &locals {
+        let rpath = join(&remote_root, &l.rel);
+        seen.insert(rpath.clone());
+        let existing = remotes.get(&rpath);
+        if l.is_dir {
+            match existing {
+                Some(r) if r.is_collection => {}
+                // A file where a folder belongs is replaced by the folder.
+                Some(_) => {
+                    plan.deletes.push(rpath.clone());
+                    plan.mkcols.push(format!("{rpath}/"));
+                }
+                None => plan.mkcols.push(format!("{rpath}/")),
+            }
+            continue;
+        }
+        let up_to_date = existing.is_some_and(|r| {
+            !r.is_collection
+                && r.size == Some(l.size)
+                && r.modified.is_some_and(|m| secs(m) >= secs(l.modified))
+        });
+        if up_to_date {
+            plan.unchanged += 1;
+        } else {
+            if existing.is_some_and(|r| r.is_collection) {
+                plan.deletes.push(rpath.clone());
+            }
+            plan.uploads.push((l.path.clone(), rpath, l.size));
+        }
+    }
+    if delete {
+        let root_key = remote_root.trim_end_matches('/');
+        let mut gone: Vec<&String> = remotes
+            .keys()
+            .filter(|p| p.as_str() != root_key && !seen.contains(*p))
+            .collect();
+        gone.sort();
+        for p in gone {
+            // Deleting a collection deletes what is below it.
+            if !plan.deletes.iter().any(|d| p.starts_with(&format!("{d}/"))) {
+                plan.deletes.push(p.clone());
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Carries out a plan. Uploads use bulk upload where the server offers it.
+///
+/// # Errors
+/// [`ClientError`] only for failures that stop the whole sync (the server unreachable);
+/// per-resource failures are in [`Report::failures`].
+pub async fn apply(
+    client: &Client,
+    plan: &Plan,
+    progress: Option<Progress>,
+) -> Result<Report, ClientError> {
+    let mut report = Report {
+        unchanged: plan.unchanged,
+        ..Report::default()
+    };
+    // Replaced resources go first, so their names are free.
+    for path in &plan.deletes {
+        match client.delete(path).await {
+            Ok(ms) => {
+                report.failures.extend(ms.failures());
+                report.deleted.push(path.clone());
+            }
+            Err(e) if e.is_transport() => return Err(e),
+            Err(e) => report.failures.extend(e.failures(path)),
+        }
+    }
+    for dir in &plan.mkcols {
+        match client.mkcol(dir).await {
+            Ok(()) => report.created.push(dir.clone()),
+            Err(e) if e.is_transport() => return Err(e),
+            Err(e) => report.failures.extend(e.failures(dir)),
+        }
+    }
+    let bulk = match plan.uploads.first() {
+        Some((_, first, _)) => {
+            let dir = first.rsplit_once('/').map_or("/", |(d, _)| d);
+            client
+                .options(&format!("{dir}/"))
+                .await
+                .is_ok_and(|c| c.bulk_upload)
+        }
+        None => false,
+    };
+    report.bulk = bulk;
+    let mut done_before = 0u64;
+    let offset = |base: u64| -> Option<Progress> {
+        progress
+            .clone()
+            .map(|p| Arc::new(move |n: u64| p(base + n)) as Progress)
+    };
+    if bulk {
+        let mut by_dir: Vec<(String, Vec<Upload>)> = Vec::new();
+        for (local, remote, size) in &plan.uploads {
+            let (dir, name) = remote.rsplit_once('/').unwrap_or(("", remote));
+            let dir = format!("{dir}/");
+            match by_dir.iter_mut().find(|(d, _)| *d == dir) {
+                Some((_, files)) => files.push((name.to_owned(), local.clone(), *size)),
+                None => by_dir.push((dir, vec![(name.to_owned(), local.clone(), *size)])),
+            }
+        }
+        for (dir, files) in by_dir {
+            let mut batch: Vec<(String, PathBuf)> = Vec::new();
+            let mut batch_bytes = 0u64;
+            let mut rest = files.into_iter().peekable();
+            while let Some((name, local, size)) = rest.next() {
+                batch.push((name, local));
+                batch_bytes += size;
+                let full = batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES;
+                if !full && rest.peek().is_some() {
+                    continue;
+                }
+                let names: Vec<String> = batch.iter().map(|(n, _)| join(&dir, n)).collect();
+                match client.upload_many(&dir, &batch, offset(done_before)).await {
+                    Ok(ms) => {
+                        let failed: HashSet<String> =
+                            ms.failures().iter().map(|f| f.path.clone()).collect();
+                        report.failures.extend(ms.failures());
+                        report
+                            .uploaded
+                            .extend(names.into_iter().filter(|n| !failed.contains(n)));
+                    }
+                    Err(e) if e.is_transport() => return Err(e),
+                    Err(e) => report.failures.extend(e.failures(&dir)),
+                }
+                done_before += batch_bytes;
+                batch.clear();
+                batch_bytes = 0;
+            }
+        }
+    } else {
+        for (local, remote, size) in &plan.uploads {
+            match client.put_file(remote, local, offset(done_before)).await {
+                Ok(_) => report.uploaded.push(remote.clone()),
+                Err(e) if e.is_transport() => return Err(e),
+                Err(e) => report.failures.extend(e.failures(remote)),
+            }
+            done_before += size;
+        }
+    }
+    Ok(report)
+}

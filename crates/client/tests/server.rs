@@ -1,0 +1,218 @@
+//! The client library against the real server on port 0: every call, and the per-resource
+//! results of the 207 answers.
+
+use std::sync::Arc;
+
+use davit_client::{Client, Depth, LockScope, Overwrite, PropName, PropOp, PropRequest, PropValue};
+use davit_server::{Backends, DavServer, ServerConfig, serve};
+use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
+use davit_store::testing::FaultyStorage;
+
+async fn start() -> Client {
+    let backends = Backends {
+        storage: Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new())).stuck("stuck")),
+        props: Arc::new(MemoryPropertyStore::new()),
+        locks: Arc::new(MemoryLockStore::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Arc::new(DavServer::new(backends, ServerConfig::default()));
+    tokio::spawn(serve(listener, server, std::future::pending()));
+    Client::new(&format!("http://{addr}")).unwrap()
+}
+
+#[tokio::test]
+async fn every_call_and_its_results() {
+    let c = start().await;
+    let caps = c.options("/").await.unwrap();
+    assert!(caps.dav.iter().any(|d| d == "2"));
+    assert!(caps.bulk_upload);
+
+    c.mkcol("/d").await.unwrap();
+    assert_eq!(c.mkcol("/d").await.unwrap_err().status_code(), Some(405));
+    let put = c.put_bytes("/d/a b.txt", "hello".into()).await.unwrap();
+    assert!(put.created && put.etag.is_some());
+    assert!(
+        !c.put_bytes("/d/a b.txt", "hello!".into())
+            .await
+            .unwrap()
+            .created
+    );
+    let err = c.put_bytes("/none/x", "x".into()).await.unwrap_err();
+    assert_eq!(err.status_code(), Some(409));
+
+    let entries = c.list("/d/", Depth::One).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let file = entries.iter().find(|e| e.path == "/d/a b.txt").unwrap();
+    assert_eq!(file.size, Some(6));
+    assert!(entries.iter().any(|e| e.path == "/d/" && e.is_collection));
+
+    let mut download = c.get("/d/a b.txt").await.unwrap();
+    assert_eq!(download.len, Some(6));
+    let mut body = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut download.body).await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(body, b"hello!");
+    assert!(c.get("/missing").await.unwrap_err().is_not_found());
+
+    // PROPPATCH: success, then a protected property fails everything.
+    let color = PropName::new("urn:x", "color");
+    let ms = c
+        .proppatch(
+            "/d/a b.txt",
+            &[PropOp::Set(color.clone(), PropValue::text("blue"))],
+        )
+        .await
+        .unwrap();
+    assert!(ms.is_complete_success());
+    let err = c
+        .proppatch(
+            "/d/a b.txt",
+            &[
+                PropOp::Set(color.clone(), PropValue::text("red")),
+                PropOp::Set(PropName::dav("getetag"), PropValue::text("x")),
+            ],
+        )
+        .await
+        .unwrap_err();
+    let failures = err.multistatus().unwrap().failures();
+    assert_eq!(failures.len(), 2);
+    assert!(
+        failures.iter().any(|f| f.status == 403
+            && f.condition.as_deref() == Some("cannot-modify-protected-property"))
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.status == 424 && f.property.as_ref() == Some(&color))
+    );
+    let ms = c
+        .propfind(
+            "/d/a b.txt",
+            Depth::Zero,
+            &PropRequest::Props(vec![color.clone(), PropName::new("urn:x", "nope")]),
+        )
+        .await
+        .unwrap();
+    let r = ms.get("/d/a b.txt").unwrap();
+    assert_eq!(r.prop("urn:x", "color").unwrap().text(), "blue");
+    assert_eq!(r.prop_status("urn:x", "nope"), Some(404));
+    assert!(ms.is_complete_success());
+
+    // COPY, MOVE.
+    c.copy("/d/", "/e/", Depth::Infinity, Overwrite::Forbid)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.copy("/d/", "/e/", Depth::Infinity, Overwrite::Forbid)
+            .await
+            .unwrap_err()
+            .status_code(),
+        Some(412)
+    );
+    c.move_to("/e/a b.txt", "/e/moved.txt", Overwrite::Allow)
+        .await
+        .unwrap();
+    assert_eq!(c.list("/e/", Depth::One).await.unwrap().len(), 2);
+
+    // LOCK, a refused write, UNLOCK.
+    let lock = c
+        .lock(
+            "/d/a b.txt",
+            LockScope::Exclusive,
+            Depth::Zero,
+            Some(60),
+            Some("me"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lock.timeout, Some(60));
+    let err = c.put_bytes("/d/a b.txt", "x".into()).await.unwrap_err();
+    assert!(err.is_locked());
+    assert_eq!(err.condition(), Some("lock-token-submitted"));
+    assert_eq!(
+        c.lock("/d/a b.txt", LockScope::Shared, Depth::Zero, None, None)
+            .await
+            .unwrap_err()
+            .status_code(),
+        Some(423)
+    );
+    // DELETE of the collection: the locked member stays and is the one failure; a 207 of
+    // failures only is an error carrying the multistatus.
+    c.put_bytes("/d/other", "o".into()).await.unwrap();
+    let err = c.delete("/d/").await.unwrap_err();
+    let failures = err.failures("/d/");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        (failures[0].path.as_str(), failures[0].status),
+        ("/d/a b.txt", 423)
+    );
+    assert_eq!(c.list("/d/", Depth::One).await.unwrap().len(), 2);
+    c.unlock("/d/a b.txt", &lock.token).await.unwrap();
+    assert_eq!(
+        c.unlock("/d/a b.txt", &lock.token)
+            .await
+            .unwrap_err()
+            .status_code(),
+        Some(409)
+    );
+    assert!(c.delete("/d/").await.unwrap().is_complete_success());
+}
+
+#[tokio::test]
+async fn partial_delete_failure_is_reported_per_member() {
+    let c = start().await;
+    c.mkcol("/t").await.unwrap();
+    for p in ["/t/a", "/t/stuck-1", "/t/stuck-2"] {
+        c.put_bytes(p, "x".into()).await.unwrap();
+    }
+    let err = c.delete("/t").await.unwrap_err();
+    let mut paths: Vec<(String, u16)> = err
+        .failures("/t")
+        .into_iter()
+        .map(|f| (f.path, f.status))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            ("/t/stuck-1".to_owned(), 403),
+            ("/t/stuck-2".to_owned(), 403)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bulk_upload_answers_one_response_per_file() {
+    let c = start().await;
+    c.mkcol("/in").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..5 {
+        let p = dir.path().join(format!("f{i}"));
+        std::fs::write(&p, vec![b'a' + i as u8; 100_000 * (i + 1)]).unwrap();
+        files.push((format!("name \"{i}\".bin"), p));
+    }
+    files.push(("stuck-but-fine".to_owned(), files[0].1.clone()));
+    let ms = c.upload_many("/in/", &files, None).await.unwrap();
+    assert_eq!(ms.responses.len(), 6);
+    assert!(ms.responses.iter().all(|r| r.status == Some(201)), "{ms:?}");
+    let listed = c.list("/in/", Depth::One).await.unwrap();
+    let f3 = listed
+        .iter()
+        .find(|e| e.path == "/in/name \"3\".bin")
+        .unwrap();
+    assert_eq!(f3.size, Some(400_000));
+    // Again: replaced.
+    let ms = c.upload_many("/in/", &files[..2], None).await.unwrap();
+    assert!(ms.responses.iter().all(|r| r.status == Some(204)));
+    // Into a missing collection: the request itself fails.
+    assert_eq!(
+        c.upload_many("/nope/", &files[..1], None)
+            .await
+            .unwrap_err()
+            .status_code(),
+        Some(404)
+    );
+}

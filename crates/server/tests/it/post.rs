@@ -1,0 +1,112 @@
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::support::{Multistatus, TestServer};
+
+fn form(parts: &[(&str, &str)]) -> (String, String) {
+    let mut body = String::new();
+    for (name, content) in parts {
+        body.push_str(&format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nnot a file\r\n--XyZ--\r\n",
+    );
+    ("multipart/form-data; boundary=XyZ".to_owned(), body)
+}
+
+async fn bulk_upload_answers_one_status_per_part(s: TestServer) {
+    s.mkcol("/in").await;
+    s.mkcol("/in/taken").await;
+    s.put("/in/old.txt", "old").await;
+    let lock = s
+        .req("LOCK", "/in/locked.txt")
+        .body(r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), StatusCode::CREATED);
+    let (ct, body) = form(&[
+        ("new.txt", "new"),
+        ("old.txt", "replaced"),
+        ("taken", "x"),
+        ("locked.txt", "x"),
+        ("..", "x"),
+        ("C:\\Users\\ann\\win.txt", "from windows"),
+    ]);
+    let r = s
+        .req("POST", "/in/")
+        .header("Content-Type", ct)
+        .header("Accept", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let ms = Multistatus::parse(&r.text().await.unwrap());
+    let status = |href: &str| ms.get(href).status;
+    assert_eq!(ms.responses.len(), 6, "{:?}", ms.hrefs());
+    assert_eq!(status("/in/new.txt"), Some(201));
+    assert_eq!(status("/in/old.txt"), Some(204));
+    assert_eq!(status("/in/taken"), Some(409));
+    assert_eq!(status("/in/locked.txt"), Some(423));
+    assert_eq!(
+        status("/in/"),
+        Some(400),
+        "a bad name is reported against the collection"
+    );
+    assert_eq!(status("/in/win.txt"), Some(201));
+    assert_eq!(s.get_text("/in/old.txt").await.1, "replaced");
+    assert_eq!(s.get_text("/in/win.txt").await.1, "from windows");
+    assert_eq!(s.get_text("/in/locked.txt").await.1, "", "the lock kept it");
+}
+
+async fn a_browser_form_is_sent_back_to_the_listing(s: TestServer) {
+    s.mkcol("/web").await;
+    let (ct, body) = form(&[("page.html", "<p>hi</p>")]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(s.url("/web/"))
+        .header("Content-Type", ct)
+        .header(
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/web/");
+    let listing = s
+        .req("GET", "/web/")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains("page.html") && listing.contains("multipart/form-data"),
+        "{listing}"
+    );
+}
+
+async fn options_advertise_bulk_upload_on_collections(s: TestServer) {
+    s.put("/f", "x").await;
+    let r = s.req("OPTIONS", "/").send().await.unwrap();
+    assert_eq!(r.headers()["accept-post"], "multipart/form-data");
+    assert!(r.headers()["allow"].to_str().unwrap().contains("POST"));
+    let r = s.req("OPTIONS", "/f").send().await.unwrap();
+    assert!(r.headers().get("accept-post").is_none());
+}
+
+both_backends!(
+    bulk_upload_answers_one_status_per_part,
+    a_browser_form_is_sent_back_to_the_listing,
+    options_advertise_bulk_upload_on_collections,
+);
