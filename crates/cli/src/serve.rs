@@ -100,7 +100,7 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
         .or_else(|_| Ok::<_, std::io::Error>(meta.clone()))?;
     let mut storage =
         FsStorage::open(&root).with_context(|| format!("opening {}", root.display()))?;
-    if let Some(hidden) = top_level_name_inside(&root, &meta)? {
+    for hidden in hidden_names(&root, &meta)? {
         storage = storage.hide(&hidden);
     }
     let store = SqliteStore::open(&meta)
@@ -113,9 +113,10 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
     })
 }
 
-/// If `file` lies inside `root`, the name of its top-level entry there, which must then not
-/// be served (nobody may read, replace or delete the database through WebDAV).
-fn top_level_name_inside(root: &Path, file: &Path) -> anyhow::Result<Option<String>> {
+/// The names directly under `root` that must not be served for the database `file` to be
+/// safe: nobody may read, replace or delete it (or SQLite's `-wal`, `-shm` and `-journal`
+/// files beside it) through WebDAV. A database deeper inside hides its whole top folder.
+fn hidden_names(root: &Path, file: &Path) -> anyhow::Result<Vec<String>> {
     let parent = file.parent().unwrap_or(file);
     let parent = parent
         .canonicalize()
@@ -125,12 +126,20 @@ fn top_level_name_inside(root: &Path, file: &Path) -> anyhow::Result<Option<Stri
         .strip_prefix(root)
         .map(Path::to_path_buf)
     else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let Some(first) = rel.components().next() else {
+    let mut components = rel.components();
+    let Some(first) = components.next() else {
         bail!("the metadata file cannot be the served folder itself");
     };
-    Ok(Some(first.as_os_str().to_string_lossy().into_owned()))
+    let first = first.as_os_str().to_string_lossy().into_owned();
+    if components.next().is_some() {
+        return Ok(vec![first]);
+    }
+    Ok(["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| format!("{first}{suffix}"))
+        .collect())
 }
 
 async fn shutdown_signal() {

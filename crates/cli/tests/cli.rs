@@ -13,8 +13,13 @@ struct Served {
 }
 
 fn start(dir: &Path) -> Served {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
         .args(["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("DAVIT_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -315,5 +320,28 @@ fn ls_json_get_mv_cp_and_errors() {
     assert_eq!(code, 2, "{err}");
     let (code, _, _) = davit(&["ls", "http://127.0.0.1:1/"]);
     assert_eq!(code, 2, "an unreachable server is not a resource failure");
+    stop(s);
+}
+
+#[test]
+fn a_database_placed_in_the_served_folder_is_hidden_with_its_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("props.db");
+    let s = start_with(dir.path(), &["--meta", db.to_str().unwrap()]);
+    let u = |p: &str| format!("{}{p}", s.base);
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    ok(&["props", "set", &u("/f"), "{urn:x}a=1"]);
+    assert!(
+        dir.path().join("props.db-wal").exists(),
+        "SQLite keeps a WAL beside the database"
+    );
+    let listing = ok(&["ls", &u("/")]);
+    assert!(!listing.contains("props.db"), "{listing}");
+    for name in ["/props.db", "/props.db-wal", "/props.db-shm"] {
+        let (code, _, err) = davit(&["get", &u(name), "-"]);
+        assert_eq!(code, 1, "{name}: {err}");
+        let (code, _, _) = davit(&["rm", &u(name)]);
+        assert_eq!(code, 1, "{name} cannot be deleted");
+    }
     stop(s);
 }

@@ -30,6 +30,9 @@ pub struct IfHeader {
 pub struct IfList {
     /// The resource the list is about; `None` means the Request-URI.
     pub resource: Option<ResourcePath>,
+    /// The `host[:port]` of the resource tag, when it was an absolute URI: a list about
+    /// another server's resource cannot hold here.
+    pub authority: Option<String>,
     /// The conditions, all of which must hold.
     pub conditions: Vec<IfCondition>,
 }
@@ -67,6 +70,7 @@ impl IfHeader {
         let mut lists = Vec::new();
         let mut tagged = None;
         let mut resource: Option<ResourcePath> = None;
+        let mut authority: Option<String> = None;
         loop {
             p.skip_ws();
             match p.peek() {
@@ -77,7 +81,9 @@ impl IfHeader {
                     }
                     tagged = Some(true);
                     let uri = p.delimited('<', '>')?;
-                    resource = Some(Destination::parse(uri)?.path);
+                    let tag = Destination::parse(uri)?;
+                    resource = Some(tag.path);
+                    authority = tag.authority;
                     p.skip_ws();
                     if p.peek() != Some('(') {
                         return Err(bad("a resource tag must be followed by a list"));
@@ -90,6 +96,7 @@ impl IfHeader {
                     let conditions = p.list()?;
                     lists.push(IfList {
                         resource: resource.clone(),
+                        authority: authority.clone(),
                         conditions,
                     });
                 }
@@ -230,10 +237,12 @@ mod tests {
             vec![
                 IfList {
                     resource: None,
+                    authority: None,
                     conditions: vec![tok("urn:uuid:1", false), etag("\"e1\"", false)]
                 },
                 IfList {
                     resource: None,
+                    authority: None,
                     conditions: vec![tok("DAV:no-lock", true), etag("\"e1\"", false)]
                 },
             ]
@@ -251,6 +260,8 @@ mod tests {
         let a = ResourcePath::parse("/a%20b").unwrap();
         assert_eq!(h.lists.len(), 3);
         assert_eq!(h.lists[0].resource.as_ref(), Some(&a));
+        assert_eq!(h.lists[0].authority.as_deref(), Some("h:8080"));
+        assert_eq!(h.lists[2].authority, None);
         assert_eq!(h.lists[1].resource.as_ref(), Some(&a));
         assert_eq!(h.lists[1].conditions, vec![etag("W/\"w\"", false)]);
         assert_eq!(

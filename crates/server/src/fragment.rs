@@ -44,6 +44,8 @@ enum State {
     Body(u64),
     /// In a chunk-size line; the size so far, and whether an extension started.
     ChunkSize(u64, bool),
+    /// After the CR ending a chunk-size line; the size.
+    ChunkSizeLf(u64),
     /// In chunk data; bytes left, then CRLF.
     ChunkData(u64),
     /// Expecting the CR after chunk data.
@@ -54,6 +56,8 @@ enum State {
     TrailerStart,
     /// Inside a trailer line.
     Trailer,
+    /// After a CR inside a trailer line.
+    TrailerLf,
     /// After the CR of the empty line ending the trailers.
     TrailerEnd,
     /// Not tracking any more: everything passes unchanged.
@@ -199,21 +203,26 @@ impl Scanner {
                     }
                 }
                 b';' => self.state = State::ChunkSize(size, true),
-                b'\r' => {}
-                b'\n' => {
-                    self.state = if size == 0 {
-                        State::TrailerStart
-                    } else {
-                        State::ChunkData(size)
-                    }
-                }
+                b'\r' => self.state = State::ChunkSizeLf(size),
+                // hyper ends these lines at CRLF only; a bare LF means we no longer agree.
+                b'\n' => self.give_up(),
                 _ if ext => {}
                 b' ' | b'\t' => {}
                 _ => self.give_up(),
             },
+            State::ChunkSizeLf(size) => {
+                if c == b'\n' {
+                    self.state = if size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::ChunkData(size)
+                    };
+                } else {
+                    self.give_up();
+                }
+            }
             State::ChunkCr => match c {
                 b'\r' => self.state = State::ChunkLf,
-                b'\n' => self.state = State::ChunkSize(0, false),
                 _ => self.give_up(),
             },
             State::ChunkLf => {
@@ -225,12 +234,19 @@ impl Scanner {
             }
             State::TrailerStart => match c {
                 b'\r' => self.state = State::TrailerEnd,
-                b'\n' => self.state = State::Start,
+                b'\n' => self.give_up(),
                 _ => self.state = State::Trailer,
             },
-            State::Trailer => {
+            State::Trailer => match c {
+                b'\r' => self.state = State::TrailerLf,
+                b'\n' => self.give_up(),
+                _ => {}
+            },
+            State::TrailerLf => {
                 if c == b'\n' {
                     self.state = State::TrailerStart;
+                } else {
+                    self.give_up();
                 }
             }
             State::TrailerEnd => {
@@ -437,6 +453,10 @@ mod tests {
             b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\nGET /#x HTTP/1.1\r\n\r\n",
             b"PUT / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\nxGET /#x HTTP/1.1\r\n\r\n",
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET /#x HTTP/1.1\r\n\r\n",
+            // Bare LFs in chunk framing, where hyper would read on differently.
+            b"PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: a\n\nGET /#x HTTP/1.1\r\n\r\n",
+            b"PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\nGET /#x HTTP/1.1\r\n\r\n",
+            b"PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\nGET /#x HTTP/1.1\r\n\r\n",
         ] {
             assert_eq!(
                 scan(input, &[]),

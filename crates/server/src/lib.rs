@@ -95,7 +95,7 @@ impl DavServer {
             store: Arc::clone(&backends.locks),
             clock: Arc::clone(&config.clock),
             max_timeout: config.lock_timeout_max,
-            create: tokio::sync::Mutex::new(()),
+            gate: tokio::sync::RwLock::new(()),
         };
         DavServer {
             backends,

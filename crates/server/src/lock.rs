@@ -66,11 +66,24 @@ pub(crate) struct LockManager {
     pub(crate) clock: Arc<dyn Clock>,
     /// Longest timeout granted; longer and infinite requests get this.
     pub(crate) max_timeout: Duration,
-    /// Serializes conflict check and insert, so two LOCKs cannot both see no conflict.
-    pub(crate) create: tokio::sync::Mutex<()>,
+    /// Orders lock creation against writes: a write holds it shared from its lock check
+    /// until its change is made, a LOCK holds it exclusively from its conflict check until
+    /// the lock is stored. So no write passes its check and then lands after a LOCK that
+    /// should have stopped it, and two LOCKs cannot both see no conflict.
+    pub(crate) gate: tokio::sync::RwLock<()>,
 }
 
 impl LockManager {
+    /// Held by a write from its lock check until its change is made.
+    pub(crate) async fn write_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Held by a LOCK from its conflict check until the lock is stored.
+    pub(crate) async fn lock_gate(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
     fn live(&self, mut locks: Vec<Lock>) -> Vec<Lock> {
         let now = self.clock.now();
         locks.retain(|l| l.expires.is_none_or(|e| e > now));

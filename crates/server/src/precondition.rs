@@ -10,7 +10,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use davit_proto::{Condition, Depth, ETag, ETagList, IfTest, ResourceKind, ResourcePath};
+use davit_proto::{
+    Condition, Depth, ETag, ETagList, IfTest, LockScope, ResourceKind, ResourcePath,
+};
 use davit_store::{Lock, Metadata, StorageError};
 use http::StatusCode;
 use http::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
@@ -147,10 +149,22 @@ async fn check_locks(
         ),
         Change::Write => false,
     };
-    let missing: Vec<&Lock> = locks
+    let applying: Vec<&Lock> = locks
         .iter()
         .filter(|l| lock::covers(l, path) || (membership && on_parent(l)))
+        .collect();
+    // RFC 4918 §6.2: holding any one of the shared locks on a resource is enough to use
+    // it; an exclusive lock needs its own token.
+    let holds_shared = |root: &ResourcePath| {
+        applying
+            .iter()
+            .any(|l| l.root == *root && l.scope == LockScope::Shared && req.submitted(&l.token))
+    };
+    let missing: Vec<&Lock> = applying
+        .iter()
+        .copied()
         .filter(|l| !req.submitted(&l.token))
+        .filter(|l| !(l.scope == LockScope::Shared && holds_shared(&l.root)))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -183,13 +197,17 @@ pub(crate) async fn locked_members(
     req: &DavRequest,
     root: &ResourcePath,
 ) -> Result<HashSet<ResourcePath>, DavError> {
-    Ok(server
-        .locks
-        .below(root)
-        .await?
-        .into_iter()
+    let below = server.locks.below(root).await?;
+    let satisfied: HashSet<&ResourcePath> = below
+        .iter()
+        .filter(|l| req.submitted(&l.token) && l.scope == LockScope::Shared)
+        .map(|l| &l.root)
+        .collect();
+    Ok(below
+        .iter()
         .filter(|l| !req.submitted(&l.token))
-        .map(|l| l.root)
+        .filter(|l| !(l.scope == LockScope::Shared && satisfied.contains(&l.root)))
+        .map(|l| l.root.clone())
         .collect())
 }
 
@@ -209,6 +227,12 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
     let mut etags: Vec<(&ResourcePath, Option<ETag>)> = Vec::new();
     let mut locks: Vec<(&str, Option<Lock>)> = Vec::new();
     for list in &header.lists {
+        if let Some(authority) = &list.authority
+            && !req.is_own_authority(authority)?
+        {
+            // A list about another server's resource cannot hold here.
+            continue;
+        }
         let resource = list.resource.as_ref().unwrap_or(&req.path);
         let mut holds = true;
         for c in &list.conditions {

@@ -100,7 +100,7 @@ impl DavRequest {
 
     /// Whether `authority` (lowercase) names this server: the request's own host, or the one
     /// a reverse proxy says the client used.
-    fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
+    pub(crate) fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
         let authority = strip_default_port(authority);
         let mut own = Vec::new();
         if let Some(a) = self.parts.uri.authority() {

@@ -29,8 +29,8 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::{
-    ByteRange, ByteStream, ETag, Entry, FileReader, Metadata, ResourceKind, ResourcePath, Storage,
-    StorageError, WriteOutcome,
+    ByteRange, ByteStream, ETag, Entry, FileReader, Metadata, PendingWrite, ResourceKind,
+    ResourcePath, Storage, StorageError, WriteOutcome,
 };
 
 /// Names starting with this are temporary files of writes in progress; they are never served.
@@ -237,6 +237,7 @@ fn temp_name() -> String {
 
 /// A temporary file in the target's folder that becomes the target on [`Temp::commit`] and
 /// disappears if dropped before.
+#[derive(Debug)]
 struct Temp {
     parent: OwnedFd,
     name: String,
@@ -264,18 +265,29 @@ impl Temp {
         self.file.as_mut().expect("the file is open until commit")
     }
 
-    /// Flushes the data, then renames the file over `target` (a plain resource or nothing).
+    /// Flushes the data to disk.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.file().sync_data().map_err(StorageError::from_io)
+    }
+
+    /// Renames the flushed file over `target` (a plain resource or nothing). A replaced
+    /// file's permission bits carry over, and the parent is synced so the rename survives a
+    /// power loss.
     fn commit(mut self, target: &str) -> Result<(WriteOutcome, Metadata), StorageError> {
         let file = self.file.take().expect("commit happens once");
-        file.sync_data().map_err(StorageError::from_io)?;
         let outcome = match rustix::fs::statx(
             &self.parent,
             target,
             AtFlags::SYMLINK_NOFOLLOW,
-            StatxFlags::TYPE,
+            StatxFlags::TYPE | StatxFlags::MODE,
         ) {
             Ok(st) if FileType::from_raw_mode(st.stx_mode.into()) == FileType::Directory => {
                 return Err(StorageError::IsCollection);
+            }
+            Ok(st) if FileType::from_raw_mode(st.stx_mode.into()) == FileType::RegularFile => {
+                let mode = Mode::from_raw_mode(u32::from(st.stx_mode) & 0o7777);
+                rustix::fs::fchmod(&file, mode).map_err(errno)?;
+                WriteOutcome::Replaced
             }
             Ok(_) => WriteOutcome::Replaced,
             Err(_) => WriteOutcome::Created,
@@ -288,9 +300,22 @@ impl Temp {
             },
         )?;
         self.name.clear();
+        sync_dir(&self.parent)?;
         let st = rustix::fs::statx(&file, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
         Ok((outcome, to_metadata(&st)?))
     }
+}
+
+/// Makes the entries of a folder (opened `O_PATH`) durable.
+fn sync_dir(dir: &OwnedFd) -> Result<(), StorageError> {
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    rustix::fs::fsync(&fd).map_err(errno)
 }
 
 impl Drop for Temp {
@@ -315,6 +340,24 @@ fn prepare_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageErro
         return Err(StorageError::IsCollection);
     }
     Temp::create(parent)
+}
+
+/// A body flushed to a temporary file, renamed into place on commit.
+#[derive(Debug)]
+struct FsPendingWrite {
+    storage: FsStorage,
+    /// Taken by commit; dropping it unlinks the file.
+    temp: Option<Temp>,
+    name: String,
+}
+
+#[async_trait]
+impl PendingWrite for FsPendingWrite {
+    async fn commit(mut self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
+        let temp = self.temp.take().expect("commit happens once");
+        let name = std::mem::take(&mut self.name);
+        self.storage.blocking(move |_| temp.commit(&name)).await
+    }
 }
 
 #[derive(Debug)]
@@ -456,16 +499,15 @@ impl Storage for FsStorage {
         .await
     }
 
-    async fn write(
+    async fn prepare_write(
         &self,
         path: &ResourcePath,
         mut body: ByteStream,
-    ) -> Result<(WriteOutcome, Metadata), StorageError> {
+    ) -> Result<Box<dyn PendingWrite>, StorageError> {
         let mut buf = BytesMut::new();
         let mut temp: Option<Temp> = None;
         loop {
-            let next = body.next().await;
-            let done = match next {
+            let done = match body.next().await {
                 Some(Ok(chunk)) => {
                     buf.extend_from_slice(&chunk);
                     false
@@ -477,31 +519,29 @@ impl Storage for FsStorage {
                 continue;
             }
             let data = buf.split().freeze();
-            let path = path.clone();
+            let target = path.clone();
             let current = temp.take();
-            if done {
-                return self
-                    .blocking(move |inner| {
-                        let mut t = match current {
-                            Some(t) => t,
-                            None => prepare_write(inner, &path)?,
-                        };
-                        t.file().write_all(&data).map_err(StorageError::from_io)?;
-                        t.commit(path.name())
-                    })
-                    .await;
-            }
-            temp = Some(
-                self.blocking(move |inner| {
+            let t = self
+                .blocking(move |inner| {
                     let mut t = match current {
                         Some(t) => t,
-                        None => prepare_write(inner, &path)?,
+                        None => prepare_write(inner, &target)?,
                     };
                     t.file().write_all(&data).map_err(StorageError::from_io)?;
+                    if done {
+                        t.flush()?;
+                    }
                     Ok(t)
                 })
-                .await?,
-            );
+                .await?;
+            if done {
+                return Ok(Box::new(FsPendingWrite {
+                    storage: self.clone(),
+                    temp: Some(t),
+                    name: path.name().to_owned(),
+                }));
+            }
+            temp = Some(t);
         }
     }
 
@@ -557,6 +597,7 @@ impl Storage for FsStorage {
             let mut temp = prepare_write(inner, &to)?;
             // std's copy uses copy_file_range (and so reflinks where the filesystem can).
             io::copy(&mut src, temp.file()).map_err(StorageError::from_io)?;
+            temp.flush()?;
             temp.commit(to.name()).map(|_| ())
         })
         .await
@@ -592,9 +633,10 @@ impl Storage for FsStorage {
     }
 }
 
-/// Removes what a listing never shows (leftover temporary files, symlinks, special files,
-/// names that are not UTF-8) from a collection being deleted, so that an otherwise empty
-/// collection can go. Unserved subdirectories are left alone and keep it from going.
+/// Removes what a listing never shows but a collection's removal may take along: leftover
+/// temporary files and symlinks (the links, never their targets). Files whose names are not
+/// UTF-8 are data no client could see, so they keep the collection (and are never deleted
+/// unseen); so do special files and unserved folders.
 fn remove_unserved_members(parent: &OwnedFd, name: &str) -> Result<(), StorageError> {
     let dir = rustix::fs::openat(
         parent,
@@ -607,17 +649,18 @@ fn remove_unserved_members(parent: &OwnedFd, name: &str) -> Result<(), StorageEr
     while let Some(ent) = reader.read() {
         let ent = ent.map_err(errno)?;
         let raw = ent.file_name();
-        let unserved_name = raw.to_str().map_or(true, is_temp);
         if raw.to_bytes() == b"." || raw.to_bytes() == b".." {
             continue;
         }
         let st = rustix::fs::statx(&dir, raw, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE)
             .map_err(errno)?;
+        let temp = raw.to_str().is_ok_and(is_temp);
         match FileType::from_raw_mode(st.stx_mode.into()) {
-            FileType::Directory => return Err(StorageError::NotEmpty),
-            FileType::RegularFile if !unserved_name => return Err(StorageError::NotEmpty),
-            _ => rustix::fs::unlinkat(&dir, raw, AtFlags::empty()).map_err(errno)?,
+            FileType::Symlink => {}
+            FileType::RegularFile if temp => {}
+            _ => return Err(StorageError::NotEmpty),
         }
+        rustix::fs::unlinkat(&dir, raw, AtFlags::empty()).map_err(errno)?;
     }
     Ok(())
 }

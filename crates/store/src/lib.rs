@@ -85,6 +85,18 @@ pub trait FileReader: Send + Debug {
     fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream;
 }
 
+/// A received body waiting to replace (or create) its resource.
+#[async_trait]
+pub trait PendingWrite: Send + Debug {
+    /// Makes the new content visible, atomically: readers see the old content or all of the
+    /// new.
+    ///
+    /// # Errors
+    /// [`StorageError::IsCollection`] if a collection took the name meanwhile,
+    /// [`StorageError::ParentMissing`] if the parent went away.
+    async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError>;
+}
+
 /// Whether a write created the resource or replaced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -123,16 +135,31 @@ pub trait Storage: Send + Sync + Debug {
     /// [`StorageError::NotFound`], [`StorageError::IsCollection`].
     async fn open(&self, path: &ResourcePath) -> Result<Box<dyn FileReader>, StorageError>;
 
-    /// Stores `body` at `path`, replacing a plain resource there, atomically.
+    /// Receives `body` for `path` without making it visible yet: the returned
+    /// [`PendingWrite`] replaces (or creates) the resource when committed, atomically, and
+    /// changes nothing if dropped. The server checks locks again between the two steps,
+    /// because a body can take long to arrive.
     ///
     /// # Errors
     /// [`StorageError::ParentMissing`], [`StorageError::IsCollection`],
     /// [`StorageError::BodyAborted`] if the body stream failed (nothing is changed then).
+    async fn prepare_write(
+        &self,
+        path: &ResourcePath,
+        body: ByteStream,
+    ) -> Result<Box<dyn PendingWrite>, StorageError>;
+
+    /// [`Storage::prepare_write`] and commit at once.
+    ///
+    /// # Errors
+    /// As [`Storage::prepare_write`] and [`PendingWrite::commit`].
     async fn write(
         &self,
         path: &ResourcePath,
         body: ByteStream,
-    ) -> Result<(WriteOutcome, Metadata), StorageError>;
+    ) -> Result<(WriteOutcome, Metadata), StorageError> {
+        self.prepare_write(path, body).await?.commit().await
+    }
 
     /// Creates an empty collection.
     ///

@@ -1,8 +1,8 @@
 //! Content and dead properties kept in memory: for tests, litmus and throwaway servers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 
 use crate::{
     ByteRange, ByteStream, ETag, Entry, FileReader, Lock, LockStore, MemberProps, Metadata,
-    PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage, StorageError,
-    WriteOutcome,
+    PendingWrite, PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage,
+    StorageError, WriteOutcome,
 };
 
 #[derive(Debug, Clone)]
@@ -36,12 +36,13 @@ impl Node {
     }
 }
 
-/// Content in a map from path to node; the root always exists.
-#[derive(Debug)]
+/// Content in a map from path to node; the root always exists. Clones share the same
+/// content.
+#[derive(Debug, Clone)]
 pub struct MemoryStorage {
-    nodes: Mutex<BTreeMap<String, Node>>,
+    nodes: Arc<Mutex<BTreeMap<String, Node>>>,
     /// Source of entity tags: every write gets a new version, so tags never repeat.
-    versions: AtomicU64,
+    versions: Arc<AtomicU64>,
 }
 
 impl Default for MemoryStorage {
@@ -110,8 +111,8 @@ impl MemoryStorage {
             },
         );
         MemoryStorage {
-            nodes: Mutex::new(nodes),
-            versions: AtomicU64::new(1),
+            nodes: Arc::new(Mutex::new(nodes)),
+            versions: Arc::new(AtomicU64::new(1)),
         }
     }
 
@@ -134,6 +135,41 @@ impl MemoryStorage {
             Some(n) if n.kind.is_collection() => Ok(()),
             _ => Err(StorageError::ParentMissing),
         }
+    }
+}
+
+/// A body held in memory until committed.
+#[derive(Debug)]
+struct MemoryPendingWrite {
+    storage: MemoryStorage,
+    path: ResourcePath,
+    data: Bytes,
+}
+
+#[async_trait]
+impl PendingWrite for MemoryPendingWrite {
+    async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
+        let s = &self.storage;
+        let now = SystemTime::now();
+        let version = s.next_version();
+        let mut nodes = s.lock();
+        // The tree may have changed while the body was arriving.
+        MemoryStorage::check_parent(&nodes, &self.path)?;
+        let (outcome, created) = match nodes.get(self.path.as_str()) {
+            Some(n) if n.kind.is_collection() => return Err(StorageError::IsCollection),
+            Some(n) => (WriteOutcome::Replaced, n.created),
+            None => (WriteOutcome::Created, now),
+        };
+        let node = Node {
+            kind: ResourceKind::File,
+            data: self.data,
+            modified: now,
+            created,
+            version,
+        };
+        let metadata = node.metadata();
+        nodes.insert(self.path.as_str().to_owned(), node);
+        Ok((outcome, metadata))
     }
 }
 
@@ -195,11 +231,11 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    async fn write(
+    async fn prepare_write(
         &self,
         path: &ResourcePath,
         mut body: ByteStream,
-    ) -> Result<(WriteOutcome, Metadata), StorageError> {
+    ) -> Result<Box<dyn PendingWrite>, StorageError> {
         {
             let nodes = self.lock();
             Self::check_parent(&nodes, path)?;
@@ -214,26 +250,11 @@ impl Storage for MemoryStorage {
         while let Some(chunk) = body.next().await {
             buf.extend_from_slice(&chunk.map_err(StorageError::BodyAborted)?);
         }
-        let now = SystemTime::now();
-        let version = self.next_version();
-        let mut nodes = self.lock();
-        // The tree may have changed while the body was arriving.
-        Self::check_parent(&nodes, path)?;
-        let (outcome, created) = match nodes.get(path.as_str()) {
-            Some(n) if n.kind.is_collection() => return Err(StorageError::IsCollection),
-            Some(n) => (WriteOutcome::Replaced, n.created),
-            None => (WriteOutcome::Created, now),
-        };
-        let node = Node {
-            kind: ResourceKind::File,
+        Ok(Box::new(MemoryPendingWrite {
+            storage: self.clone(),
+            path: path.clone(),
             data: buf.freeze(),
-            modified: now,
-            created,
-            version,
-        };
-        let metadata = node.metadata();
-        nodes.insert(path.as_str().to_owned(), node);
-        Ok((outcome, metadata))
+        }))
     }
 
     async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError> {

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 
 use crate::{
     ByteRange, ByteStream, Depth, Entry, FileReader, Lock, LockScope, LockStore, Metadata,
-    PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage, StorageError,
-    WriteOutcome,
+    PendingWrite, PropName, PropOp, PropValue, PropertyStore, ResourceKind, ResourcePath, Storage,
+    StorageError, WriteOutcome,
 };
 
 /// Wraps a storage and injects faults the way a real disk shows them, by resource name:
@@ -92,12 +92,12 @@ impl Storage for FaultyStorage {
         self.check_read(path)?;
         self.inner.open(path).await
     }
-    async fn write(
+    async fn prepare_write(
         &self,
         path: &ResourcePath,
         body: ByteStream,
-    ) -> Result<(WriteOutcome, Metadata), StorageError> {
-        self.inner.write(path, body).await
+    ) -> Result<Box<dyn PendingWrite>, StorageError> {
+        self.inner.prepare_write(path, body).await
     }
     async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError> {
         self.inner.create_collection(path).await
@@ -496,6 +496,30 @@ mod tests {
     #[tokio::test]
     async fn memory_storage_conforms() {
         check_storage(&MemoryStorage::new()).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn fs_write_keeps_the_replaced_files_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("private"), "old").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("private"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let s = crate::fs::FsStorage::open(dir.path()).unwrap();
+        s.write(&p("/private"), body(b"new")).await.unwrap();
+        let mode = std::fs::metadata(dir.path().join("private"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("private")).unwrap(),
+            "new"
+        );
     }
 
     #[cfg(target_os = "linux")]

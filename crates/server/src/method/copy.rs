@@ -20,6 +20,7 @@ pub(super) async fn handle(
     if depth == Depth::One {
         return Err(DavError::bad_request("COPY takes Depth 0 or infinity"));
     }
+    let _gate = server.locks.write_gate().await;
     let t = match prepare(server, req).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),

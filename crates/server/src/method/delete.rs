@@ -25,6 +25,7 @@ pub(super) async fn handle(
     if req.path.is_root() {
         return Err(DavError::forbidden("the root collection cannot be deleted"));
     }
+    let _gate = server.locks.write_gate().await;
     let meta = server
         .storage()
         .metadata(&req.path)

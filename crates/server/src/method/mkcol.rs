@@ -31,6 +31,7 @@ pub(super) async fn handle(
             "MKCOL with a request body is not supported",
         ));
     }
+    let _gate = server.locks.write_gate().await;
     let current = match server.storage().metadata(&req.path).await {
         Ok(m) => Some(m),
         Err(StorageError::NotFound) => None,

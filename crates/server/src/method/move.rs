@@ -28,6 +28,7 @@ pub(super) async fn handle(
     if req.depth(Depth::Infinity)? != Depth::Infinity {
         return Err(DavError::bad_request("MOVE takes Depth infinity only"));
     }
+    let _gate = server.locks.write_gate().await;
     let meta = server
         .storage()
         .metadata(&req.path)
@@ -48,15 +49,16 @@ pub(super) async fn handle(
     }
     match server.storage().rename(&t.src, &t.dst).await {
         Ok(()) => {
-            server
-                .props()
-                .move_tree(&t.src, &t.dst)
-                .await
-                .map_err(DavError::from_storage)?;
+            // Locks first: left behind, they would guard whatever is created at the old path.
             server
                 .locks
                 .store
                 .remove_tree(&t.src)
+                .await
+                .map_err(DavError::from_storage)?;
+            server
+                .props()
+                .move_tree(&t.src, &t.dst)
                 .await
                 .map_err(DavError::from_storage)?;
             Ok(finish(&t, &[]))

@@ -148,7 +148,7 @@ async fn store_part(
         f.poll_next_unpin(cx)
             .map(|o| o.map(|r| r.map_err(std::io::Error::other)))
     }));
-    let (outcome, _) = server.storage().write(&path, stream).await.map_err(|e| {
+    let storage_error = |e| {
         fail(match e {
             StorageError::IsCollection => DavError::conflict("a collection has this name"),
             StorageError::ParentMissing | StorageError::NotACollection => {
@@ -156,7 +156,18 @@ async fn store_part(
             }
             e => DavError::from_storage(e),
         })
-    })?;
+    };
+    let pending = server
+        .storage()
+        .prepare_write(&path, stream)
+        .await
+        .map_err(storage_error)?;
+    // As for PUT: checked again right before the part becomes visible.
+    let _gate = server.locks.write_gate().await;
+    check_write(server, req, &path, None, Change::Write)
+        .await
+        .map_err(fail)?;
+    let (outcome, _) = pending.commit().await.map_err(storage_error)?;
     Ok((path, outcome))
 }
 

@@ -21,13 +21,16 @@ pub(super) async fn handle(
     req: &DavRequest,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
+    // The body first (it is small and bounded), so the checks and the change happen
+    // together under the gate.
+    let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
+    let _gate = server.locks.write_gate().await;
     let meta = server
         .storage()
         .metadata(&req.path)
         .await
         .map_err(DavError::from_storage)?;
     check_write(server, req, &req.path, Some(&meta), Change::Modify).await?;
-    let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
     let update = PropertyUpdate::from_xml(&bytes, server.config.xml_limits)?;
 
     // Each property once, in the order first named.

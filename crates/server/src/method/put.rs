@@ -7,14 +7,14 @@
 //! - The body streams to storage, which writes a temporary file and renames it into place,
 //!   so a cut upload leaves the old content.
 
-use davit_store::{StorageError, WriteOutcome};
+use davit_store::{Metadata, StorageError, WriteOutcome};
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 use http::{Response, StatusCode};
 
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_write};
+use crate::precondition::{Change, check_if, check_write};
 use crate::request::{Body, DavRequest, body_stream};
 
 use super::get::header_value;
@@ -36,35 +36,21 @@ pub(super) async fn handle(
             "OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH",
         ));
     }
-    // The current state is needed only to evaluate conditional headers.
-    let conditional = [IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE]
-        .iter()
-        .any(|h| req.parts.headers.contains_key(h));
-    let current = if conditional {
-        match server.storage().metadata(&req.path).await {
-            Ok(m) => Some(m),
-            Err(StorageError::NotFound) => None,
-            Err(e) => return Err(DavError::from_storage(e)),
-        }
-    } else {
-        None
-    };
+    // Fail fast, before the body is read.
+    let current = current_state(server, req).await?;
     check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
-
-    let (outcome, meta) = server
+    let pending = server
         .storage()
-        .write(&req.path, body_stream(body.take()))
+        .prepare_write(&req.path, body_stream(body.take()))
         .await
-        .map_err(|e| match e {
-            StorageError::IsCollection => DavError::method_not_allowed(
-                "PUT cannot replace a collection",
-                "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
-            ),
-            StorageError::NotFound | StorageError::NotACollection => {
-                DavError::conflict("the parent collection does not exist")
-            }
-            e => DavError::from_storage(e),
-        })?;
+        .map_err(put_error)?;
+    // The body may have taken long to arrive: what held then is checked again, under the
+    // gate that orders writes against LOCK, right before the new content becomes visible.
+    let _gate = server.locks.write_gate().await;
+    check_if(server, req).await?;
+    let current = current_state(server, req).await?;
+    check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
+    let (outcome, meta) = pending.commit().await.map_err(put_error)?;
     let mut resp = status(match outcome {
         WriteOutcome::Created => StatusCode::CREATED,
         WriteOutcome::Replaced => StatusCode::NO_CONTENT,
@@ -72,4 +58,32 @@ pub(super) async fn handle(
     resp.headers_mut()
         .insert(ETAG, header_value(&meta.etag.to_string()));
     Ok(resp)
+}
+
+/// The resource's state, needed only to evaluate conditional headers.
+async fn current_state(server: &DavServer, req: &DavRequest) -> Result<Option<Metadata>, DavError> {
+    let conditional = [IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|h| req.parts.headers.contains_key(h));
+    if !conditional {
+        return Ok(None);
+    }
+    match server.storage().metadata(&req.path).await {
+        Ok(m) => Ok(Some(m)),
+        Err(StorageError::NotFound) => Ok(None),
+        Err(e) => Err(DavError::from_storage(e)),
+    }
+}
+
+fn put_error(e: StorageError) -> DavError {
+    match e {
+        StorageError::IsCollection => DavError::method_not_allowed(
+            "PUT cannot replace a collection",
+            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
+        ),
+        StorageError::NotFound | StorageError::NotACollection => {
+            DavError::conflict("the parent collection does not exist")
+        }
+        e => DavError::from_storage(e),
+    }
 }

@@ -288,3 +288,27 @@ both_backends!(
     request_target_with_a_fragment_is_refused,
     http2_prior_knowledge_is_served
 );
+
+#[tokio::test]
+async fn files_no_client_can_see_are_never_deleted_unseen() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = TestServer::start(Kind::Fs).await;
+    s.mkcol("/d").await;
+    s.put("/d/seen", "x").await;
+    let root = s.root.as_ref().unwrap().path().to_owned();
+    let hidden = root
+        .join("d")
+        .join(std::ffi::OsStr::from_bytes(b"\xff\xfe.doc"));
+    std::fs::write(&hidden, "unseen data").unwrap();
+    let r = s.req("DELETE", "/d").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        hidden.exists(),
+        "the file no client could list is still there"
+    );
+    assert_eq!(
+        s.req("GET", "/d/seen").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "the rest went"
+    );
+}

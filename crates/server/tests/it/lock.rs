@@ -196,17 +196,14 @@ async fn shared_locks_coexist_and_exclude_exclusive(s: TestServer) {
         StatusCode::LOCKED
     );
     assert_eq!(s.put("/f", "y").await, StatusCode::LOCKED);
-    // Either holder's token is enough? No: every lock that applies needs its token.
-    let one = format!("(<{}>)", a.token);
-    assert_eq!(
-        status_of(s.req("PUT", "/f").header("If", &one).body("y")).await,
-        StatusCode::LOCKED
-    );
-    let both = format!("(<{}>) (<{}>)", a.token, b.token);
-    assert_eq!(
-        status_of(s.req("PUT", "/f").header("If", &both).body("y")).await,
-        StatusCode::NO_CONTENT
-    );
+    // Each holder may write with its own token (RFC 4918 §6.2).
+    for token in [&a.token, &b.token] {
+        let own = format!("(<{token}>)");
+        assert_eq!(
+            status_of(s.req("PUT", "/f").header("If", &own).body("y")).await,
+            StatusCode::NO_CONTENT
+        );
+    }
     let ms = s
         .propfind(
             "/f",
@@ -441,6 +438,15 @@ async fn if_header_with_not_and_etags(s: TestServer) {
         StatusCode::PRECONDITION_FAILED
     );
     assert_eq!(put("(<urn:x".into()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        put(format!(
+            "<http://elsewhere.example/f> ([{}])",
+            etag("/f").await
+        ))
+        .await,
+        StatusCode::PRECONDITION_FAILED,
+        "a list about another server's resource does not hold"
+    );
     assert_eq!(
         status_of(s.req("GET", "/f").header("If", "([\"stale\"])")).await,
         StatusCode::PRECONDITION_FAILED
@@ -699,5 +705,36 @@ async fn random_if_headers_are_parsed_or_refused_with_400() {
                 "{value:?} gave {status}"
             );
         }
+    }
+}
+
+/// A PUT whose body was still arriving when a LOCK was granted must not land over the
+/// lock holder's work.
+#[tokio::test]
+async fn a_slow_put_started_before_a_lock_does_not_overwrite_the_locked_resource() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for kind in [Kind::Memory, Kind::Fs] {
+        let s = TestServer::start(kind).await;
+        s.put("/f", "original").await;
+        let mut slow = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        slow.write_all(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nslowl")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let g = lock(&s, "/f", EXCLUSIVE, &[]).await;
+        assert_eq!(g.status, StatusCode::OK);
+        let mine = format!("(<{}>)", g.token);
+        assert_eq!(
+            status_of(s.req("PUT", "/f").header("If", &mine).body("locked edit")).await,
+            StatusCode::NO_CONTENT
+        );
+        slow.write_all(b"y old").await.unwrap();
+        let mut answer = vec![0u8; 64];
+        let n = slow.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 423"), "{kind:?}: {answer}");
+        assert_eq!(s.get_text("/f").await.1, "locked edit", "{kind:?}");
     }
 }
