@@ -269,7 +269,7 @@ fn put_of_several_files_is_one_bulk_upload_with_one_response_each() {
     let (code, _, err) = davit(&args);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
-        err.lines().filter(|l| l.ends_with(": 201")).count(),
+        err.lines().filter(|l| l.ends_with(": 201 Created")).count(),
         12,
         "{err}"
     );

@@ -105,7 +105,12 @@ pub(crate) async fn put(a: PutArgs) -> Outcome {
                 .iter()
                 .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
             {
-                eprintln!("{}: {}", r.path, r.status.map_or(0, |s| s));
+                let status = r.status.unwrap_or(0);
+                eprintln!(
+                    "{}: {status} {}",
+                    r.path,
+                    davit_proto::reason_phrase(status)
+                );
             }
             print_failures(&failures);
             Ok(failures.is_empty())
