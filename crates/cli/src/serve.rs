@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use davit_server::{Backends, DavServer, ServerConfig};
+use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
 use davit_store::sqlite::SqliteStore;
@@ -43,13 +44,48 @@ pub(crate) struct ServeArgs {
     /// Longest lock timeout granted, in seconds; longer and infinite requests get this.
     #[arg(long, default_value_t = 3600)]
     lock_timeout_max: u64,
+    /// When writes reach the disk: `always` flushes before answering (a write survives a
+    /// power loss); `never` leaves it to the OS (writes stay atomic and survive a crash of
+    /// Davit, as with Apache or nginx).
+    #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    fsync: Fsync,
+    /// Milliseconds a small file or a folder listing is served from memory before the
+    /// folder is asked again (changes through Davit show at once; 0 turns caching off).
+    #[arg(long, default_value_t = 1000)]
+    cache_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Fsync {
+    /// Flush every write to disk before answering.
+    Always,
+    /// Let the OS flush.
+    Never,
+}
+
+impl Fsync {
+    fn policy(self) -> SyncPolicy {
+        match self {
+            Fsync::Always => SyncPolicy::Always,
+            Fsync::Never => SyncPolicy::Never,
+        }
+    }
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // With one CPU to run on (a container limit, or taskset) the single-threaded scheduler
+    // does the same work without the cross-thread bookkeeping of the multi-threaded one.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")?;
     runtime.block_on(async move {
         let backends = backends(&args)?;
         let config = ServerConfig::builder()
@@ -98,12 +134,14 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
     let meta = meta
         .canonicalize()
         .or_else(|_| Ok::<_, std::io::Error>(meta.clone()))?;
-    let mut storage =
-        FsStorage::open(&root).with_context(|| format!("opening {}", root.display()))?;
+    let mut storage = FsStorage::open(&root)
+        .with_context(|| format!("opening {}", root.display()))?
+        .sync_policy(args.fsync.policy())
+        .cache_ttl(std::time::Duration::from_millis(args.cache_ttl_ms));
     for hidden in hidden_names(&root, &meta)? {
         storage = storage.hide(&hidden);
     }
-    let store = SqliteStore::open(&meta)
+    let store = SqliteStore::open_with(&meta, args.fsync.policy())
         .with_context(|| format!("opening the property database {}", meta.display()))?;
     let store = Arc::new(store);
     Ok(Backends {

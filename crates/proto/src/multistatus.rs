@@ -191,6 +191,20 @@ impl MultistatusWriter {
         self.buf.push_str(xml);
     }
 
+    /// Lets `write` append a whole property element (well-formed XML, `D` bound to `DAV:`)
+    /// straight into the buffer.
+    pub fn raw_with(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.buf);
+    }
+
+    /// A property whose content `write` appends straight into the buffer, already escaped
+    /// (no intermediate string for numbers and dates).
+    pub fn prop_with(&mut self, name: &PropName, write: impl FnOnce(&mut String)) {
+        self.open_prop(name, None);
+        write(&mut self.buf);
+        self.close_prop(name);
+    }
+
     fn open_prop(&mut self, name: &PropName, lang: Option<&str>) {
         self.buf.push('<');
         if name.namespace == DAV_NS {

@@ -4,15 +4,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, as RFC 4918 §15.1 wants for creationdate).
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut s = String::with_capacity(20);
+    write_rfc3339(t, &mut s);
+    s
+}
+
+/// Appends [`rfc3339`] of `t` to `out`.
+pub fn write_rfc3339(t: SystemTime, out: &mut String) {
+    use std::fmt::Write;
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    )
+    );
 }
 
 /// Gregorian date of a day count since 1970-01-01 (proleptic; era-based arithmetic).

@@ -36,8 +36,10 @@ enum State {
     LineRest,
     /// At the start of a header line, or of the empty line ending the head.
     HeaderStart,
-    /// Inside a header line.
+    /// Inside a header line that may be about framing (its bytes are kept).
     Header,
+    /// Inside a header line that cannot be about framing (skipped to its end).
+    OtherHeader,
     /// After the CR of the empty line ending the head.
     HeadEnd,
     /// In a body of known length.
@@ -98,6 +100,22 @@ impl Scanner {
             // Skip body bytes in bulk: they are never looked at.
             match self.state {
                 State::Transparent => return,
+                // Runs of bytes that only end at a line feed.
+                State::LineRest | State::OtherHeader => {
+                    match buf[i..].iter().position(|&b| b == b'\n') {
+                        Some(n) => i += n,
+                        None => return,
+                    }
+                }
+                State::Target => {
+                    match buf[i..]
+                        .iter()
+                        .position(|&b| matches!(b, b' ' | b'#' | b'\r' | b'\n'))
+                    {
+                        Some(n) => i += n,
+                        None => return,
+                    }
+                }
                 State::Body(n) | State::ChunkData(n) => {
                     let take = n.min((buf.len() - i) as u64);
                     i += take as usize;
@@ -166,12 +184,20 @@ impl Scanner {
                 b'\n' => self.end_of_head(),
                 // Obsolete line folding: hyper refuses it; nothing to track.
                 b' ' | b'\t' => self.give_up(),
-                _ => {
+                // Only Content-Length, Transfer-Encoding and Upgrade matter: other lines are
+                // skipped without being copied.
+                b'c' | b'C' | b't' | b'T' | b'u' | b'U' => {
                     self.line.clear();
                     self.line.push(c);
                     self.state = State::Header;
                 }
+                _ => self.state = State::OtherHeader,
             },
+            State::OtherHeader => {
+                if c == b'\n' {
+                    self.state = State::HeaderStart;
+                }
+            }
             State::Header => match c {
                 b'\n' => {
                     self.header_line();

@@ -91,12 +91,11 @@ pub struct DavServer {
 impl DavServer {
     /// A server over `backends`.
     pub fn new(backends: Backends, config: ServerConfig) -> Self {
-        let locks = LockManager {
-            store: Arc::clone(&backends.locks),
-            clock: Arc::clone(&config.clock),
-            max_timeout: config.lock_timeout_max,
-            gate: tokio::sync::RwLock::new(()),
-        };
+        let locks = LockManager::new(
+            Arc::clone(&backends.locks),
+            Arc::clone(&config.clock),
+            config.lock_timeout_max,
+        );
         DavServer {
             backends,
             config,
@@ -114,20 +113,27 @@ impl DavServer {
 
     /// Answers one request. Never fails: errors become error responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<DavBody> {
-        let started = Instant::now();
-        let method = req.method().clone();
-        let uri = req.uri().path().to_owned();
+        // What the request log needs, taken only when it is on: this runs for every request.
+        let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            (
+                Instant::now(),
+                req.method().clone(),
+                req.uri().path().to_owned(),
+            )
+        });
         let resp = match method::dispatch(self, req).await {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
         };
-        tracing::debug!(
-            method = %method,
-            path = %uri,
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
+        if let Some((started, method, path)) = logged {
+            tracing::debug!(
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            );
+        }
         resp
     }
 }

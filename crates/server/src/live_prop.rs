@@ -1,8 +1,10 @@
 //! Live properties (RFC 4918 §15), computed from storage metadata, from one table.
 
+use std::fmt::Write;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
+use davit_proto::xml::escape_text_into;
 use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourceKind, ResourcePath};
 use davit_store::{Lock, Metadata};
 
@@ -19,15 +21,13 @@ pub(crate) struct Resource<'a> {
     pub(crate) now: SystemTime,
 }
 
-/// A computed value.
-#[derive(Debug)]
-pub(crate) enum LiveValue {
-    /// Text, escaped when written.
-    Text(String),
-    /// The whole property element, already XML (e.g. `resourcetype`).
-    Element(&'static str),
-    /// The whole property element, already XML, built for this resource.
-    OwnedElement(String),
+/// How a property's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `write` appends escaped text; the element around it comes from the name.
+    Text,
+    /// `write` appends the whole element (e.g. `resourcetype` with its children).
+    Element,
 }
 
 /// One row of the table.
@@ -38,9 +38,13 @@ pub(crate) struct LiveProp {
     /// Clients may set it with PROPPATCH; a stored (dead) value then wins over the computed
     /// one. RFC 4918 §15.2: displayname SHOULD NOT be protected.
     pub(crate) settable: bool,
-    /// The value for a resource, or `None` where the property does not apply (e.g.
-    /// getcontentlength of a collection), which reads as 404.
-    pub(crate) value: fn(Resource<'_>) -> Option<LiveValue>,
+    /// Whether the property exists for a resource (getcontentlength of a collection does
+    /// not, which reads as 404).
+    pub(crate) applies: fn(Resource<'_>) -> bool,
+    pub(crate) shape: Shape,
+    /// Appends the value straight into the response buffer: no string per property and
+    /// resource, which is what a listing of 10,000 files spends its time on.
+    pub(crate) write: fn(Resource<'_>, &mut String),
 }
 
 impl LiveProp {
@@ -55,18 +59,23 @@ impl LiveProp {
 
     /// Writes the property for `res`; false if it does not apply.
     pub(crate) fn write(&'static self, res: Resource<'_>, w: &mut MultistatusWriter) -> bool {
-        match (self.value)(res) {
-            Some(LiveValue::Text(t)) => w.prop_text(self.name(), &t),
-            Some(LiveValue::Element(xml)) => w.raw(xml),
-            Some(LiveValue::OwnedElement(xml)) => w.raw(&xml),
-            None => return false,
+        if !(self.applies)(res) {
+            return false;
+        }
+        match self.shape {
+            Shape::Text => w.prop_with(self.name(), |buf| (self.write)(res, buf)),
+            Shape::Element => w.raw_with(|buf| (self.write)(res, buf)),
         }
         true
     }
 }
 
-fn file_only(r: Resource<'_>, f: impl FnOnce() -> String) -> Option<LiveValue> {
-    (!r.meta.kind.is_collection()).then(|| LiveValue::Text(f()))
+fn always(_: Resource<'_>) -> bool {
+    true
+}
+
+fn file_only(r: Resource<'_>) -> bool {
+    !r.meta.kind.is_collection()
 }
 
 /// Every live property Davit computes, in the order allprop lists them.
@@ -74,78 +83,97 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "resourcetype",
         settable: false,
-        value: |r| {
-            Some(LiveValue::Element(if r.meta.kind.is_collection() {
+        applies: always,
+        shape: Shape::Element,
+        write: |r, buf| {
+            buf.push_str(if r.meta.kind.is_collection() {
                 "<D:resourcetype><D:collection/></D:resourcetype>"
             } else {
                 "<D:resourcetype/>"
-            }))
+            })
         },
     },
     LiveProp {
         local: "getcontentlength",
         settable: false,
-        value: |r| file_only(r, || r.meta.len.to_string()),
+        applies: file_only,
+        shape: Shape::Text,
+        write: |r, buf| {
+            let _ = write!(buf, "{}", r.meta.len);
+        },
     },
     LiveProp {
         local: "getcontenttype",
         settable: false,
-        value: |r| file_only(r, || content_type(r.path).to_owned()),
+        applies: file_only,
+        shape: Shape::Text,
+        write: |r, buf| buf.push_str(content_type(r.path)),
     },
     LiveProp {
         local: "getetag",
         settable: false,
-        value: |r| file_only(r, || r.meta.etag.to_string()),
+        applies: file_only,
+        shape: Shape::Text,
+        write: |r, buf| {
+            let _ = write!(buf, "{}", r.meta.etag);
+        },
     },
     LiveProp {
         local: "getlastmodified",
         settable: false,
-        value: |r| Some(LiveValue::Text(httpdate::fmt_http_date(r.meta.modified))),
+        applies: always,
+        shape: Shape::Text,
+        write: |r, buf| {
+            let _ = write!(buf, "{}", httpdate::HttpDate::from(r.meta.modified));
+        },
     },
     LiveProp {
         local: "creationdate",
         settable: false,
-        value: |r| {
-            Some(LiveValue::Text(davit_proto::rfc3339(
-                r.meta.created.unwrap_or(r.meta.modified),
-            )))
-        },
+        applies: always,
+        shape: Shape::Text,
+        write: |r, buf| davit_proto::write_rfc3339(r.meta.created.unwrap_or(r.meta.modified), buf),
     },
     LiveProp {
         local: "displayname",
         settable: true,
-        value: |r| Some(LiveValue::Text(r.path.name().to_owned())),
+        applies: always,
+        shape: Shape::Text,
+        write: |r, buf| escape_text_into(r.path.name(), buf),
     },
     LiveProp {
         local: "supportedlock",
         settable: false,
-        value: |_| {
-            Some(LiveValue::Element(
+        applies: always,
+        shape: Shape::Element,
+        write: |_, buf| {
+            buf.push_str(
                 "<D:supportedlock>\
                  <D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
                  <D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
                  </D:supportedlock>",
-            ))
+            )
         },
     },
     LiveProp {
         local: "lockdiscovery",
         settable: false,
-        value: |r| {
+        applies: always,
+        shape: Shape::Element,
+        write: |r, buf| {
             if r.locks.is_empty() {
-                return Some(LiveValue::Element("<D:lockdiscovery/>"));
+                return buf.push_str("<D:lockdiscovery/>");
             }
-            let mut xml = String::from("<D:lockdiscovery>");
+            buf.push_str("<D:lockdiscovery>");
             for l in r.locks {
                 let root_kind = if l.root == *r.path {
                     r.meta.kind
                 } else {
                     ResourceKind::Collection
                 };
-                lock::active(l, r.now, root_kind).write(&mut xml);
+                lock::active(l, r.now, root_kind).write(buf);
             }
-            xml.push_str("</D:lockdiscovery>");
-            Some(LiveValue::OwnedElement(xml))
+            buf.push_str("</D:lockdiscovery>");
         },
     },
 ];

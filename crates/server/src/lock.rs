@@ -2,6 +2,7 @@
 //! lapse. Kept once here for every [`LockStore`]; the store only keeps the records.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -62,18 +63,41 @@ pub(crate) fn conflicts(existing: &Lock, scope: LockScope) -> bool {
 /// The lock policy over a store.
 #[derive(Debug)]
 pub(crate) struct LockManager {
-    pub(crate) store: Arc<dyn LockStore>,
+    store: Arc<dyn LockStore>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Longest timeout granted; longer and infinite requests get this.
-    pub(crate) max_timeout: Duration,
+    max_timeout: Duration,
     /// Orders lock creation against writes: a write holds it shared from its lock check
     /// until its change is made, a LOCK holds it exclusively from its conflict check until
     /// the lock is stored. So no write passes its check and then lands after a LOCK that
     /// should have stopped it, and two LOCKs cannot both see no conflict.
-    pub(crate) gate: tokio::sync::RwLock<()>,
+    gate: tokio::sync::RwLock<()>,
+    /// When lapsed locks were last removed from the store (seconds since the epoch): once a
+    /// minute is enough, since lookups ignore lapsed locks anyway.
+    last_purge: AtomicU64,
+    /// Every lock, when the store is this process's alone: every write checks locks, and
+    /// this way the check never leaves memory. Loaded on first use; changed only after the
+    /// store accepted a change.
+    mirror: Option<tokio::sync::OnceCell<Mutex<Vec<Lock>>>>,
 }
 
 impl LockManager {
+    pub(crate) fn new(
+        store: Arc<dyn LockStore>,
+        clock: Arc<dyn Clock>,
+        max_timeout: Duration,
+    ) -> Self {
+        let mirror = store.is_exclusive().then(tokio::sync::OnceCell::new);
+        LockManager {
+            store,
+            clock,
+            max_timeout,
+            gate: tokio::sync::RwLock::new(()),
+            last_purge: AtomicU64::new(0),
+            mirror,
+        }
+    }
+
     /// Held by a write from its lock check until its change is made.
     pub(crate) async fn write_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
         self.gate.read().await
@@ -84,19 +108,50 @@ impl LockManager {
         self.gate.write().await
     }
 
+    /// The in-memory copy of every lock, if this store has one.
+    async fn mirror(&self) -> Result<Option<&Mutex<Vec<Lock>>>, DavError> {
+        let Some(cell) = &self.mirror else {
+            return Ok(None);
+        };
+        let all = cell
+            .get_or_try_init(|| async {
+                let root = ResourcePath::root();
+                let mut all = self.store.on_path(&root).await?;
+                all.extend(self.store.below(&root).await?);
+                Ok::<_, davit_store::StorageError>(Mutex::new(all))
+            })
+            .await
+            .map_err(DavError::from_storage)?;
+        Ok(Some(all))
+    }
+
     fn live(&self, mut locks: Vec<Lock>) -> Vec<Lock> {
         let now = self.clock.now();
         locks.retain(|l| l.expires.is_none_or(|e| e > now));
         locks
     }
 
+    /// The mirrored locks that `keep` selects, if there is a mirror.
+    async fn mirrored_where(
+        &self,
+        keep: impl Fn(&Lock) -> bool,
+    ) -> Result<Option<Vec<Lock>>, DavError> {
+        Ok(self.mirror().await?.map(|m| {
+            let all = m.lock().unwrap_or_else(|p| p.into_inner());
+            all.iter().filter(|l| keep(l)).cloned().collect()
+        }))
+    }
+
     /// Active locks rooted at `path` or at an ancestor (whatever their depth).
     pub(crate) async fn on_path(&self, path: &ResourcePath) -> Result<Vec<Lock>, DavError> {
-        let locks = self
-            .store
-            .on_path(path)
-            .await
-            .map_err(DavError::from_storage)?;
+        let locks = match self.mirrored_where(|l| path.starts_with(&l.root)).await? {
+            Some(locks) => locks,
+            None => self
+                .store
+                .on_path(path)
+                .await
+                .map_err(DavError::from_storage)?,
+        };
         Ok(self.live(locks))
     }
 
@@ -109,22 +164,86 @@ impl LockManager {
 
     /// Active locks rooted strictly below `path`.
     pub(crate) async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, DavError> {
-        let locks = self
-            .store
-            .below(path)
-            .await
-            .map_err(DavError::from_storage)?;
+        let locks = match self
+            .mirrored_where(|l| l.root != *path && l.root.starts_with(path))
+            .await?
+        {
+            Some(locks) => locks,
+            None => self
+                .store
+                .below(path)
+                .await
+                .map_err(DavError::from_storage)?,
+        };
         Ok(self.live(locks))
     }
 
     /// The active lock with this token.
     pub(crate) async fn get(&self, token: &str) -> Result<Option<Lock>, DavError> {
-        let lock = self
-            .store
-            .get(token)
+        let lock = match self.mirrored_where(|l| l.token == token).await? {
+            Some(mut locks) => locks.pop(),
+            None => self
+                .store
+                .get(token)
+                .await
+                .map_err(DavError::from_storage)?,
+        };
+        Ok(lock.and_then(|l| self.live(vec![l]).pop()))
+    }
+
+    /// Applies `change` to the mirror, if there is one.
+    async fn mirrored(&self, change: impl FnOnce(&mut Vec<Lock>)) -> Result<(), DavError> {
+        if let Some(m) = self.mirror().await? {
+            change(&mut m.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        Ok(())
+    }
+
+    /// Stores a new lock.
+    pub(crate) async fn insert(&self, lock: &Lock) -> Result<(), DavError> {
+        self.mirror().await?;
+        self.store
+            .insert(lock)
             .await
             .map_err(DavError::from_storage)?;
-        Ok(lock.and_then(|l| self.live(vec![l]).pop()))
+        self.mirrored(|all| all.push(lock.clone())).await
+    }
+
+    /// Gives a lock a new timeout.
+    pub(crate) async fn refresh(&self, lock: &Lock) -> Result<(), DavError> {
+        self.mirror().await?;
+        self.store
+            .refresh(&lock.token, lock.timeout, lock.expires)
+            .await
+            .map_err(DavError::from_storage)?;
+        self.mirrored(|all| {
+            for l in all.iter_mut().filter(|l| l.token == lock.token) {
+                l.timeout = lock.timeout;
+                l.expires = lock.expires;
+            }
+        })
+        .await
+    }
+
+    /// Releases a lock.
+    pub(crate) async fn remove(&self, token: &str) -> Result<(), DavError> {
+        self.mirror().await?;
+        self.store
+            .remove(token)
+            .await
+            .map_err(DavError::from_storage)?;
+        self.mirrored(|all| all.retain(|l| l.token != token)).await
+    }
+
+    /// Drops the locks of `path` and everything below it (the resources are gone).
+    pub(crate) async fn remove_tree(&self, path: &ResourcePath) -> Result<(), DavError> {
+        self.mirror().await?;
+        self.store
+            .remove_tree(path)
+            .await
+            .map_err(DavError::from_storage)?;
+        self.mirrored(|all| all.retain(|l| !l.root.starts_with(path)))
+            .await
     }
 
     /// The timeout to grant for a request (seconds; always finite).
@@ -141,11 +260,28 @@ impl LockManager {
         self.clock.now() + Duration::from_secs(secs)
     }
 
-    /// Drops lapsed locks from the store.
+    /// Drops lapsed locks from the store, at most once a minute.
     pub(crate) async fn purge(&self) {
-        if let Err(e) = self.store.remove_expired(self.clock.now()).await {
-            tracing::warn!(error = %e, "could not remove expired locks");
+        let now = self.clock.now();
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if secs < last.saturating_add(60)
+            || self
+                .last_purge
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
         }
+        if let Err(e) = self.store.remove_expired(now).await {
+            tracing::warn!(error = %e, "could not remove expired locks");
+            return;
+        }
+        let _ = self
+            .mirrored(|all| all.retain(|l| l.expires.is_none_or(|e| e > now)))
+            .await;
     }
 }
 

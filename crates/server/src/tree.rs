@@ -39,12 +39,7 @@ pub(crate) async fn forget(server: &DavServer, removed: &[ResourcePath]) -> Resu
             .remove_tree(path)
             .await
             .map_err(DavError::from_storage)?;
-        server
-            .locks
-            .store
-            .remove_tree(path)
-            .await
-            .map_err(DavError::from_storage)?;
+        server.locks.remove_tree(path).await?;
     }
     Ok(())
 }

@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,20 +27,32 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
+use crate::read_cache::{ListCache, Lookup, ReadCache};
 use crate::{
     ByteRange, ByteStream, ETag, Entry, FileReader, Metadata, PendingWrite, ResourceKind,
-    ResourcePath, Storage, StorageError, WriteOutcome,
+    ResourcePath, Storage, StorageError, SyncPolicy, WriteOutcome,
 };
 
 /// Names starting with this are temporary files of writes in progress; they are never served.
 const TEMP_PREFIX: &str = ".~davit-";
+/// How long the read and listing caches trust what they hold.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Small files the read cache holds (each up to SMALL_FILE bytes).
+const CACHED_FILES: usize = 4096;
+/// Folder members the listing cache holds, over all folders.
+const CACHED_MEMBERS: usize = 50_000;
 /// Files up to this size are read whole when opened, in the same blocking call as the open.
 const SMALL_FILE: u64 = 64 * 1024;
-/// Read size for streaming larger files.
-const READ_CHUNK: usize = 256 * 1024;
-/// A request body is gathered in memory up to this size before it goes to disk, so a small
-/// PUT costs one blocking call in all.
+/// Read size for streaming larger files...
+const READ_CHUNK: usize = 1024 * 1024;
+/// ...and how many chunks are read ahead of the socket.
+const READ_AHEAD: usize = 4;
+/// A request body up to this size is gathered in memory and written in one blocking call.
+const SMALL_WRITE: usize = 256 * 1024;
+/// Larger bodies are written in pieces of this size by a blocking thread...
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// ...fed through a channel of this many body chunks.
+const WRITE_QUEUE: usize = 64;
 
 /// Content in a local folder.
 #[derive(Debug, Clone)]
@@ -57,6 +68,20 @@ struct Inner {
     root_path: PathBuf,
     /// Names directly under the root that are not served (the metadata folder).
     hidden: Vec<String>,
+    /// Small files recently read.
+    cache: ReadCache,
+    /// Folders recently listed.
+    listings: ListCache,
+    /// Whether writes are flushed to disk before they are acknowledged.
+    sync: SyncPolicy,
+}
+
+impl Inner {
+    /// Drops what the caches know about `path` after a change made through this storage.
+    fn changed(&self, path: &ResourcePath) {
+        self.cache.invalidate(path.as_str());
+        self.listings.invalidate(path.as_str());
+    }
 }
 
 impl FsStorage {
@@ -76,6 +101,9 @@ impl FsStorage {
                 root,
                 root_path,
                 hidden: Vec::new(),
+                cache: ReadCache::new(CACHE_TTL, CACHED_FILES),
+                listings: ListCache::new(CACHE_TTL, CACHED_MEMBERS),
+                sync: SyncPolicy::Always,
             }),
         })
     }
@@ -90,9 +118,105 @@ impl FsStorage {
         self
     }
 
+    /// How long a small file read, or a folder listed, is served without asking the
+    /// filesystem again (changes made through this storage show at once; changes made to the
+    /// folder directly show after at most this long). Zero turns the caches off. Default: 1 s.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("cache_ttl() is called before the storage is shared");
+        inner.cache = ReadCache::new(ttl, CACHED_FILES);
+        inner.listings = ListCache::new(ttl, CACHED_MEMBERS);
+        self
+    }
+
+    /// Whether writes are flushed to disk before they are acknowledged. Default:
+    /// [`SyncPolicy::Always`].
+    pub fn sync_policy(mut self, sync: SyncPolicy) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("sync_policy() is called before the storage is shared")
+            .sync = sync;
+        self
+    }
+
     /// The folder served.
     pub fn root_path(&self) -> &Path {
         &self.inner.root_path
+    }
+
+    /// [`FsStorage::blocking`] for a change to `paths`: the caches forget them once it is
+    /// made (so no concurrent read can cache the old state after the change).
+    async fn changing<T, F>(&self, paths: &[&ResourcePath], f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let result = self.blocking(f).await;
+        for p in paths {
+            self.inner.changed(p);
+        }
+        result
+    }
+
+    /// Writes a large body: a blocking thread writes while the body keeps arriving, fed
+    /// through a bounded channel (so memory stays bounded when the disk is slower).
+    async fn write_streamed(
+        &self,
+        path: &ResourcePath,
+        head: Bytes,
+        mut body: ByteStream,
+    ) -> Result<Temp, StorageError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (inner, target, stop) = (Arc::clone(&self.inner), path.clone(), Arc::clone(&aborted));
+        let writer = tokio::task::spawn_blocking(move || -> Result<Temp, StorageError> {
+            let mut t = prepare_write(&inner, &target)?;
+            // Chunks are gathered so the disk sees large writes.
+            let mut buf = Vec::with_capacity(WRITE_BUFFER);
+            while let Some(chunk) = rx.blocking_recv() {
+                if buf.len() + chunk.len() > WRITE_BUFFER && !buf.is_empty() {
+                    t.file().write_all(&buf).map_err(StorageError::from_io)?;
+                    buf.clear();
+                }
+                if chunk.len() >= WRITE_BUFFER {
+                    t.file().write_all(&chunk).map_err(StorageError::from_io)?;
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            t.file().write_all(&buf).map_err(StorageError::from_io)?;
+            if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                t.flush()?;
+            }
+            Ok(t)
+        });
+        let mut failed = None;
+        let mut next = Some(Ok(head));
+        while let Some(item) = next {
+            match item {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // The writer stopped; its error says why.
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            next = body.next().await;
+        }
+        if failed.is_some() {
+            aborted.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(tx);
+        let temp = writer
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        match failed {
+            // Dropping the temporary file removes it: nothing changed.
+            Some(e) => Err(StorageError::BodyAborted(e)),
+            None => Ok(temp),
+        }
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -242,10 +366,11 @@ struct Temp {
     parent: OwnedFd,
     name: String,
     file: Option<File>,
+    sync: SyncPolicy,
 }
 
 impl Temp {
-    fn create(parent: OwnedFd) -> Result<Temp, StorageError> {
+    fn create(parent: OwnedFd, sync: SyncPolicy) -> Result<Temp, StorageError> {
         let name = temp_name();
         let fd = rustix::fs::openat(
             &parent,
@@ -258,6 +383,7 @@ impl Temp {
             parent,
             name,
             file: Some(File::from(fd)),
+            sync,
         })
     }
 
@@ -265,8 +391,11 @@ impl Temp {
         self.file.as_mut().expect("the file is open until commit")
     }
 
-    /// Flushes the data to disk.
+    /// Flushes the data to disk (under [`SyncPolicy::Always`]).
     fn flush(&mut self) -> Result<(), StorageError> {
+        if self.sync == SyncPolicy::Never {
+            return Ok(());
+        }
         self.file().sync_data().map_err(StorageError::from_io)
     }
 
@@ -300,7 +429,9 @@ impl Temp {
             },
         )?;
         self.name.clear();
-        sync_dir(&self.parent)?;
+        if self.sync == SyncPolicy::Always {
+            sync_dir(&self.parent)?;
+        }
         let st = rustix::fs::statx(&file, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
         Ok((outcome, to_metadata(&st)?))
     }
@@ -339,7 +470,7 @@ fn prepare_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageErro
     {
         return Err(StorageError::IsCollection);
     }
-    Temp::create(parent)
+    Temp::create(parent, inner.sync)
 }
 
 /// A body flushed to a temporary file, renamed into place on commit.
@@ -348,24 +479,38 @@ struct FsPendingWrite {
     storage: FsStorage,
     /// Taken by commit; dropping it unlinks the file.
     temp: Option<Temp>,
-    name: String,
+    path: ResourcePath,
 }
 
 #[async_trait]
 impl PendingWrite for FsPendingWrite {
     async fn commit(mut self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
         let temp = self.temp.take().expect("commit happens once");
-        let name = std::mem::take(&mut self.name);
-        self.storage.blocking(move |_| temp.commit(&name)).await
+        let done = if temp.sync == SyncPolicy::Never {
+            // A rename and two stats, nothing waiting for the disk: inline.
+            temp.commit(self.path.name())
+        } else {
+            let path = self.path.clone();
+            self.storage
+                .blocking(move |_| temp.commit(path.name()))
+                .await
+        };
+        self.storage.inner.changed(&self.path);
+        done
     }
 }
 
 #[derive(Debug)]
 struct FsReader {
     metadata: Metadata,
-    file: Arc<File>,
-    /// The whole content of a small file, read at open.
-    prefetched: Option<Bytes>,
+    content: Content,
+}
+
+/// A small file is read whole at open; a large one streams from its descriptor.
+#[derive(Debug)]
+enum Content {
+    Small(Bytes),
+    Large(Arc<File>),
 }
 
 impl FileReader for FsReader {
@@ -373,60 +518,78 @@ impl FileReader for FsReader {
         &self.metadata
     }
 
+    fn in_memory(&self) -> Option<&Bytes> {
+        match &self.content {
+            Content::Small(data) => Some(data),
+            Content::Large(_) => None,
+        }
+    }
+
     fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream {
         let range = range.unwrap_or(ByteRange {
             start: 0,
             end: self.metadata.len,
         });
-        if let Some(data) = self.prefetched {
-            let end = (range.end as usize).min(data.len());
-            let start = (range.start as usize).min(end);
-            return Box::pin(futures_util::stream::iter([Ok(data.slice(start..end))]));
-        }
-        let state = (self.file, range.start, range.end);
-        Box::pin(futures_util::stream::try_unfold(
-            state,
-            |(file, offset, end)| async move {
-                if offset >= end {
-                    return Ok(None);
-                }
-                let want = READ_CHUNK.min((end - offset) as usize);
-                let reader = Arc::clone(&file);
-                let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-                    let mut buf = BytesMut::zeroed(want);
-                    let n = reader.read_at(&mut buf, offset)?;
-                    if n == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while it was being sent",
-                        ));
+        let file = match self.content {
+            Content::Small(data) => {
+                let end = (range.end as usize).min(data.len());
+                let start = (range.start as usize).min(end);
+                return Box::pin(futures_util::stream::iter([Ok(data.slice(start..end))]));
+            }
+            Content::Large(file) => file,
+        };
+        // A blocking thread reads ahead while the socket takes what was read.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Seek;
+            let mut f = &*file;
+            if let Err(e) = f.seek(io::SeekFrom::Start(range.start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            let mut left = range.end - range.start;
+            while left > 0 {
+                let want = READ_CHUNK.min(left as usize);
+                let mut buf = Vec::with_capacity(want);
+                let chunk = match f.take(want as u64).read_to_end(&mut buf) {
+                    Ok(0) => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while it was being sent",
+                    )),
+                    Ok(n) => {
+                        left -= n as u64;
+                        Ok(Bytes::from(buf))
                     }
-                    buf.truncate(n);
-                    Ok(buf.freeze())
-                })
-                .await
-                .map_err(io::Error::other)??;
-                let next = offset + chunk.len() as u64;
-                Ok(Some((chunk, (file, next, end))))
-            },
-        ))
+                    Err(e) => Err(e),
+                };
+                let failed = chunk.is_err();
+                // The receiver is gone when the client went away: stop reading.
+                if tx.blocking_send(chunk).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }))
     }
 }
 
 #[async_trait]
 impl Storage for FsStorage {
     async fn metadata(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
-        let path = path.clone();
-        self.blocking(move |inner| {
-            inner.check_served(&path)?;
-            let fd = inner.resolve(rel(&path), OFlags::PATH).map_err(errno)?;
-            let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
-            to_metadata(&st)
-        })
-        .await
+        // Two syscalls that the page cache answers: cheaper inline than a thread hop.
+        let inner = &self.inner;
+        inner.check_served(path)?;
+        let fd = inner.resolve(rel(path), OFlags::PATH).map_err(errno)?;
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
+        to_metadata(&st)
     }
 
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
+        if let Some(entries) = self.inner.listings.get(dir.as_str()) {
+            return Ok(entries);
+        }
         let dir = dir.clone();
         self.blocking(move |inner| {
             inner.check_served(&dir)?;
@@ -462,41 +625,59 @@ impl Storage for FsStorage {
                     }),
                 }
             }
+            inner.listings.put(dir.as_str(), &entries);
             Ok(entries)
         })
         .await
     }
 
     async fn open(&self, path: &ResourcePath) -> Result<Box<dyn FileReader>, StorageError> {
-        let path = path.clone();
-        self.blocking(move |inner| {
-            inner.check_served(&path)?;
-            let fd = inner
-                .resolve(rel(&path), OFlags::RDONLY | OFlags::NONBLOCK)
-                .map_err(errno)?;
-            let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
-            let metadata = to_metadata(&st)?;
-            if metadata.kind.is_collection() {
-                return Err(StorageError::IsCollection);
+        // Inline, like the event loops of nginx and lighttpd: opening and reading up to
+        // SMALL_FILE bytes is a handful of syscalls the page cache answers, cheaper than a
+        // thread hop; and the read cache often saves even those. Larger files stream
+        // through blocking threads.
+        let inner = &self.inner;
+        let cached = match inner.cache.get(path.as_str()) {
+            Lookup::Fresh(metadata, data) => {
+                return Ok(Box::new(FsReader {
+                    metadata,
+                    content: Content::Small(data),
+                }));
             }
-            let file = File::from(fd);
-            let prefetched = if metadata.len <= SMALL_FILE {
+            Lookup::Stale(metadata, data) => Some((metadata, data)),
+            Lookup::Miss => None,
+        };
+        inner.check_served(path)?;
+        let fd = inner
+            .resolve(rel(path), OFlags::RDONLY | OFlags::NONBLOCK)
+            .map_err(errno)?;
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
+        let metadata = to_metadata(&st)?;
+        if metadata.kind.is_collection() {
+            return Err(StorageError::IsCollection);
+        }
+        let mut metadata = metadata;
+        let content = match cached {
+            // Same inode, size and modification time: the bytes held are still right.
+            Some((old, data)) if old.etag == metadata.etag => Content::Small(data),
+            _ if metadata.len <= SMALL_FILE => {
                 let mut buf = Vec::with_capacity(metadata.len as usize);
-                (&file)
+                (&File::from(fd))
                     .take(metadata.len)
                     .read_to_end(&mut buf)
                     .map_err(StorageError::from_io)?;
-                Some(Bytes::from(buf))
-            } else {
-                None
-            };
-            Ok(Box::new(FsReader {
-                metadata,
-                file: Arc::new(file),
-                prefetched,
-            }) as Box<dyn FileReader>)
-        })
-        .await
+                // A file that shrank since the stat is served as read.
+                metadata.len = buf.len() as u64;
+                Content::Small(Bytes::from(buf))
+            }
+            _ => Content::Large(Arc::new(File::from(fd))),
+        };
+        if let Content::Small(data) = &content {
+            inner
+                .cache
+                .put(path.as_str(), metadata.clone(), data.clone());
+        }
+        Ok(Box::new(FsReader { metadata, content }))
     }
 
     async fn prepare_write(
@@ -504,50 +685,49 @@ impl Storage for FsStorage {
         path: &ResourcePath,
         mut body: ByteStream,
     ) -> Result<Box<dyn PendingWrite>, StorageError> {
-        let mut buf = BytesMut::new();
-        let mut temp: Option<Temp> = None;
-        loop {
-            let done = match body.next().await {
+        // A small body is gathered and written in one blocking call.
+        let mut head = BytesMut::new();
+        let done = loop {
+            match body.next().await {
                 Some(Ok(chunk)) => {
-                    buf.extend_from_slice(&chunk);
-                    false
+                    head.extend_from_slice(&chunk);
+                    if head.len() >= SMALL_WRITE {
+                        break false;
+                    }
                 }
                 Some(Err(e)) => return Err(StorageError::BodyAborted(e)),
-                None => true,
-            };
-            if !done && buf.len() < WRITE_BUFFER {
-                continue;
+                None => break true,
             }
-            let data = buf.split().freeze();
+        };
+        let head = head.freeze();
+        let data = head.clone();
+        let small = move |inner: &Inner, target: &ResourcePath| {
+            let mut t = prepare_write(inner, target)?;
+            t.file().write_all(&data).map_err(StorageError::from_io)?;
+            t.flush()?;
+            Ok(t)
+        };
+        let temp = if done && self.inner.sync == SyncPolicy::Never {
+            // Nothing waits for the disk: a few syscalls into the page cache, cheaper
+            // inline than a thread hop.
+            small(&self.inner, path)?
+        } else if done {
             let target = path.clone();
-            let current = temp.take();
-            let t = self
-                .blocking(move |inner| {
-                    let mut t = match current {
-                        Some(t) => t,
-                        None => prepare_write(inner, &target)?,
-                    };
-                    t.file().write_all(&data).map_err(StorageError::from_io)?;
-                    if done {
-                        t.flush()?;
-                    }
-                    Ok(t)
-                })
-                .await?;
-            if done {
-                return Ok(Box::new(FsPendingWrite {
-                    storage: self.clone(),
-                    temp: Some(t),
-                    name: path.name().to_owned(),
-                }));
-            }
-            temp = Some(t);
-        }
+            self.blocking(move |inner| small(inner, &target)).await?
+        } else {
+            self.write_streamed(path, head, body).await?
+        };
+        Ok(Box::new(FsPendingWrite {
+            storage: self.clone(),
+            temp: Some(temp),
+            path: path.clone(),
+        }))
     }
 
     async fn create_collection(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        let path = path.clone();
-        self.blocking(move |inner| {
+        let target = path.clone();
+        self.changing(&[path], move |inner| {
+            let path = target;
             if path.is_root() {
                 return Err(StorageError::AlreadyExists);
             }
@@ -559,8 +739,9 @@ impl Storage for FsStorage {
     }
 
     async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        let path = path.clone();
-        self.blocking(move |inner| {
+        let target = path.clone();
+        self.changing(&[path], move |inner| {
+            let path = target;
             inner.check_served(&path)?;
             inner.check_writable(&path)?;
             let parent = inner.parent(&path).map_err(|e| match e {
@@ -583,8 +764,9 @@ impl Storage for FsStorage {
     }
 
     async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        let (from, to) = (from.clone(), to.clone());
-        self.blocking(move |inner| {
+        let (src_path, dst_path) = (from.clone(), to.clone());
+        self.changing(&[to], move |inner| {
+            let (from, to) = (src_path, dst_path);
             inner.check_served(&from)?;
             let src = inner
                 .resolve(rel(&from), OFlags::RDONLY | OFlags::NONBLOCK)
@@ -603,9 +785,58 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let (src_path, dst_path) = (from.clone(), to.clone());
+        self.changing(&[to], move |inner| {
+            let (from, to) = (src_path, dst_path);
+            inner.check_served(&from)?;
+            inner.check_writable(&to)?;
+            let src = inner
+                .resolve(rel(&from), OFlags::RDONLY | OFlags::DIRECTORY)
+                .map_err(errno)?;
+            let parent = inner.parent(&to)?;
+            // Built under a temporary name, so the copy appears whole or not at all.
+            let temp = temp_name();
+            rustix::fs::mkdirat(&parent, temp.as_str(), Mode::from_raw_mode(0o755))
+                .map_err(errno)?;
+            let built = (|| {
+                let dst = rustix::fs::openat(
+                    &parent,
+                    temp.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno)?;
+                copy_dir(&src, &dst, 0)?;
+                if inner.sync == SyncPolicy::Always {
+                    // One flush for the whole tree instead of one per file.
+                    rustix::fs::syncfs(&dst).map_err(errno)?;
+                }
+                rustix::fs::renameat_with(
+                    &parent,
+                    temp.as_str(),
+                    &parent,
+                    to.name(),
+                    RenameFlags::NOREPLACE,
+                )
+                .map_err(errno)?;
+                if inner.sync == SyncPolicy::Always {
+                    sync_dir(&parent)?;
+                }
+                Ok(())
+            })();
+            if built.is_err() {
+                remove_all(&parent, &temp);
+            }
+            built
+        })
+        .await
+    }
+
     async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        let (from, to) = (from.clone(), to.clone());
-        self.blocking(move |inner| {
+        let (src_path, dst_path) = (from.clone(), to.clone());
+        self.changing(&[from, to], move |inner| {
+            let (from, to) = (src_path, dst_path);
             inner.check_served(&from)?;
             inner.check_writable(&from)?;
             inner.check_writable(&to)?;
@@ -631,6 +862,100 @@ impl Storage for FsStorage {
         })
         .await
     }
+}
+
+/// Nesting beyond which a tree copy gives up (and the member-by-member copy takes over).
+const MAX_COPY_DEPTH: usize = 256;
+
+/// Copies the served members of `src` into the empty folder `dst`: folders, and files with
+/// `copy_file_range` (reflinks where the filesystem has them). What is not served (symlinks,
+/// temporary files, names that are not UTF-8) is not copied, as a member-by-member copy
+/// would not see it either.
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageError> {
+    if depth > MAX_COPY_DEPTH {
+        return Err(StorageError::Unsupported);
+    }
+    let mut reader = Dir::read_from(src).map_err(errno)?;
+    while let Some(ent) = reader.read() {
+        let ent = ent.map_err(errno)?;
+        let raw = ent.file_name();
+        let Ok(name) = raw.to_str() else { continue };
+        if name == "." || name == ".." || is_temp(name) {
+            continue;
+        }
+        let st = rustix::fs::statx(
+            src,
+            raw,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::TYPE | StatxFlags::MODE,
+        )
+        .map_err(errno)?;
+        let mode = Mode::from_raw_mode(u32::from(st.stx_mode) & 0o7777);
+        match FileType::from_raw_mode(st.stx_mode.into()) {
+            FileType::Directory => {
+                rustix::fs::mkdirat(dst, raw, mode).map_err(errno)?;
+                let open = |dir: &OwnedFd| {
+                    rustix::fs::openat(
+                        dir,
+                        raw,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(errno)
+                };
+                copy_dir(&open(src)?, &open(dst)?, depth + 1)?;
+            }
+            FileType::RegularFile => {
+                let from = rustix::fs::openat(
+                    src,
+                    raw,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno)?;
+                let to = rustix::fs::openat(
+                    dst,
+                    raw,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    mode,
+                )
+                .map_err(errno)?;
+                io::copy(&mut File::from(from), &mut File::from(to))
+                    .map_err(StorageError::from_io)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes `name` in `parent` and everything below it, as far as it can (cleanup after a
+/// failed tree copy; errors are ignored).
+fn remove_all(parent: &OwnedFd, name: &str) {
+    if rustix::fs::unlinkat(parent, name, AtFlags::empty()).is_ok() {
+        return;
+    }
+    if let Ok(dir) = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) && let Ok(mut reader) = Dir::read_from(&dir)
+    {
+        let mut names = Vec::new();
+        while let Some(Ok(ent)) = reader.read() {
+            if let Ok(n) = ent.file_name().to_str()
+                && n != "."
+                && n != ".."
+            {
+                names.push(n.to_owned());
+            }
+        }
+        for n in names {
+            remove_all(&dir, &n);
+        }
+    }
+    let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
 }
 
 /// Removes what a listing never shows but a collection's removal may take along: leftover

@@ -43,11 +43,26 @@ pub mod error;
 #[cfg(target_os = "linux")]
 pub mod fs;
 pub mod memory;
+#[cfg(target_os = "linux")]
+mod read_cache;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::StorageError;
+
+/// Whether an acknowledged write must survive a power loss, or only a crash of Davit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Flush to disk before a write is acknowledged (`fdatasync` and a sync of the folder
+    /// for content, `synchronous=FULL` for properties): it survives a power loss.
+    #[default]
+    Always,
+    /// Leave flushing to the OS. Writes stay atomic (renamed into place after the data is
+    /// written) and survive a crash of Davit; a power loss or kernel crash can lose the
+    /// last seconds of them. This is what Apache, nginx, lighttpd and most servers do.
+    Never,
+}
 
 /// A stream of body chunks, in or out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -83,6 +98,11 @@ pub trait FileReader: Send + Debug {
     fn metadata(&self) -> &Metadata;
     /// The content, or the given range of it.
     fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream;
+    /// The whole content, when it is already in memory (a small file): the server then
+    /// sends it as one buffer.
+    fn in_memory(&self) -> Option<&Bytes> {
+        None
+    }
 }
 
 /// A received body waiting to replace (or create) its resource.
@@ -180,6 +200,18 @@ pub trait Storage: Send + Sync + Debug {
     /// [`StorageError::IsCollection`].
     async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
 
+    /// Copies the collection `from` with everything below it to `to`, which must not
+    /// exist, all at once: the copy appears whole or not at all. An optional fast path; the
+    /// default is [`StorageError::Unsupported`], and on any error the server falls back to
+    /// copying member by member (which reports the members that fail).
+    ///
+    /// # Errors
+    /// [`StorageError::Unsupported`], or whatever stopped the copy (nothing is left at `to`).
+    async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let _ = (from, to);
+        Err(StorageError::Unsupported)
+    }
+
     /// Renames a resource (with all its members) to `to`, which must not exist. Backends
     /// that cannot do this atomically return [`StorageError::Unsupported`] and the server
     /// falls back to copying and removing member by member.
@@ -268,6 +300,11 @@ pub trait LockStore: Send + Sync + Debug {
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
     /// Removes the locks that lapsed at or before `now`; returns how many.
     async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError>;
+    /// True when only this process uses the store, so the server may keep every lock in
+    /// memory and read from there (a store shared by several nodes answers false).
+    fn is_exclusive(&self) -> bool {
+        false
+    }
 }
 
 /// Dead properties of the members of a collection, keyed by member name.

@@ -184,6 +184,10 @@ impl FileReader for MemoryReader {
         &self.metadata
     }
 
+    fn in_memory(&self) -> Option<&Bytes> {
+        Some(&self.data)
+    }
+
     fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream {
         let data = match range {
             Some(r) => self.data.slice(r.start as usize..r.end as usize),
@@ -318,6 +322,34 @@ impl Storage for MemoryStorage {
                 version,
             },
         );
+        Ok(())
+    }
+
+    async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let now = SystemTime::now();
+        let mut nodes = self.lock();
+        match nodes.get(from.as_str()) {
+            None => return Err(StorageError::NotFound),
+            Some(n) if !n.kind.is_collection() => return Err(StorageError::NotACollection),
+            Some(_) => {}
+        }
+        if nodes.contains_key(to.as_str()) {
+            return Err(StorageError::AlreadyExists);
+        }
+        if to.starts_with(from) {
+            return Err(StorageError::PermissionDenied);
+        }
+        Self::check_parent(&nodes, to)?;
+        let copied: Vec<(String, Node)> =
+            std::iter::once((from.as_str().to_owned(), nodes[from.as_str()].clone()))
+                .chain(below(&nodes, from).map(|(k, n)| (k.clone(), n.clone())))
+                .collect();
+        for (old, mut node) in copied {
+            node.modified = now;
+            node.created = now;
+            node.version = self.next_version();
+            nodes.insert(rebase_key(&old, from, to), node);
+        }
         Ok(())
     }
 
@@ -535,5 +567,9 @@ impl LockStore for MemoryLockStore {
         let before = locks.len();
         locks.retain(|_, l| l.expires.is_none_or(|e| e > now));
         Ok((before - locks.len()) as u64)
+    }
+
+    fn is_exclusive(&self) -> bool {
+        true
     }
 }

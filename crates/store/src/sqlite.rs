@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{
     Depth, Lock, LockScope, LockStore, MemberProps, PropName, PropOp, PropValue, PropertyStore,
-    ResourcePath, StorageError,
+    ResourcePath, StorageError, SyncPolicy,
 };
 
 const SCHEMA_VERSION: i64 = 1;
@@ -44,9 +44,16 @@ CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 ";
 
 /// Dead properties and locks in SQLite.
+///
+/// Three connections to the one file: property changes commit with `synchronous=FULL`
+/// (durable on power loss); lock records with `synchronous=NORMAL` (they survive a crash of
+/// the process, and a lost lock after a power cut costs a client one re-lock, not data);
+/// reads run on their own connection, which WAL never makes wait for a writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    props: Arc<Mutex<Connection>>,
+    locks: Arc<Mutex<Connection>>,
+    reads: Arc<Mutex<Connection>>,
 }
 
 fn db(e: rusqlite::Error) -> StorageError {
@@ -76,28 +83,24 @@ impl SqliteStore {
     /// [`StorageError::Database`] if the file cannot be opened or its schema is newer than
     /// this version of Davit knows.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let conn = Connection::open(path).map_err(db)?;
-        Self::init(conn)
+        Self::open_with(path, SyncPolicy::Always)
     }
 
-    /// A database in memory (tests).
+    /// [`SqliteStore::open`] with a sync policy for property changes
+    /// ([`SyncPolicy::Never`] commits with `synchronous=NORMAL`).
     ///
     /// # Errors
-    /// [`StorageError::Database`] if SQLite cannot start.
-    pub fn in_memory() -> Result<Self, StorageError> {
-        Self::init(Connection::open_in_memory().map_err(db)?)
-    }
-
-    fn init(conn: Connection) -> Result<Self, StorageError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db)?;
-        // WAL: readers never block the writer. synchronous=FULL: a committed PROPPATCH
-        // survives power loss, not only a crash of the process.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db)?;
-        let version: i64 = conn
+    /// As [`SqliteStore::open`].
+    pub fn open_with(path: impl AsRef<Path>, sync: SyncPolicy) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        let props = connect(
+            path,
+            match sync {
+                SyncPolicy::Always => "FULL",
+                SyncPolicy::Never => "NORMAL",
+            },
+        )?;
+        let version: i64 = props
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
         if version > SCHEMA_VERSION {
@@ -105,30 +108,45 @@ impl SqliteStore {
                 format!("database schema version {version} is newer than this Davit knows ({SCHEMA_VERSION})").into(),
             ));
         }
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        props.execute_batch(SCHEMA).map_err(db)?;
+        props
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            props: Arc::new(Mutex::new(props)),
+            locks: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
+            reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
         })
     }
+}
 
-    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic inside a transaction rolls it back when the Transaction drops, so the
-            // connection behind a poisoned lock is still consistent.
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
-        .map_err(db)
-    }
+fn connect(path: &Path, synchronous: &str) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path).map_err(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db)?;
+    // WAL: readers never block the writer, and the writer never blocks readers.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db)?;
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(db)?;
+    Ok(conn)
+}
+
+async fn run<T, F>(conn: &Arc<Mutex<Connection>>, f: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let conn = Arc::clone(conn);
+    tokio::task::spawn_blocking(move || {
+        // A panic inside a transaction rolls it back when the Transaction drops, so the
+        // connection behind a poisoned lock is still consistent.
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+    .map_err(db)
 }
 
 fn row_prop(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(PropName, PropValue)> {
@@ -190,7 +208,7 @@ impl PropertyStore for SqliteStore {
         path: &ResourcePath,
     ) -> Result<Vec<(PropName, PropValue)>, StorageError> {
         let path = path.as_str().to_owned();
-        self.run(move |conn| {
+        run(&self.reads, move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT ns, name, value, lang FROM props WHERE path = ?1 ORDER BY ns, name",
             )?;
@@ -202,7 +220,7 @@ impl PropertyStore for SqliteStore {
 
     async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError> {
         let dir = dir.clone();
-        self.run(move |conn| {
+        run(&self.reads, move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT path, ns, name, value, lang FROM props WHERE parent = ?1",
             )?;
@@ -221,7 +239,7 @@ impl PropertyStore for SqliteStore {
     async fn apply(&self, path: &ResourcePath, ops: &[PropOp]) -> Result<(), StorageError> {
         let path = path.clone();
         let ops = ops.to_vec();
-        self.run(move |conn| {
+        run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             let parent = parent_key(&path);
             for op in &ops {
@@ -259,7 +277,7 @@ impl PropertyStore for SqliteStore {
 
     async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         let (from, to) = (from.clone(), to.clone());
-        self.run(move |conn| {
+        run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             copy_rows(&tx, &from, &to)?;
             tx.commit()
@@ -269,7 +287,7 @@ impl PropertyStore for SqliteStore {
 
     async fn move_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         let (from, to) = (from.clone(), to.clone());
-        self.run(move |conn| {
+        run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             copy_rows(&tx, &from, &to)?;
             delete_tree(&tx, &from)?;
@@ -280,7 +298,7 @@ impl PropertyStore for SqliteStore {
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
         let path = path.clone();
-        self.run(move |conn| {
+        run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             delete_tree(&tx, &path)?;
             tx.commit()
@@ -295,7 +313,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StorageError::Database`] if the query fails.
     pub async fn count(&self) -> Result<u64, StorageError> {
-        self.run(|conn| {
+        run(&self.reads, |conn| {
             conn.query_row("SELECT count(*) FROM props", [], |r| r.get::<_, i64>(0))
                 .optional()
                 .map(|n| n.unwrap_or(0) as u64)
@@ -345,7 +363,7 @@ fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lock> {
 impl LockStore for SqliteStore {
     async fn insert(&self, lock: &Lock) -> Result<(), StorageError> {
         let lock = lock.clone();
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             conn.prepare_cached(&format!(
                 "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             ))?
@@ -370,7 +388,7 @@ impl LockStore for SqliteStore {
             roots.push(parent.as_str().to_owned());
             p = parent;
         }
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             let placeholders = vec!["?"; roots.len()].join(",");
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {LOCK_COLUMNS} FROM locks WHERE root IN ({placeholders})"
@@ -383,7 +401,7 @@ impl LockStore for SqliteStore {
 
     async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
         let (lo, hi) = below_range(path);
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {LOCK_COLUMNS} FROM locks WHERE root > ?1 AND root < ?2"
             ))?;
@@ -395,7 +413,7 @@ impl LockStore for SqliteStore {
 
     async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError> {
         let token = token.to_owned();
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {LOCK_COLUMNS} FROM locks WHERE token = ?1"
             ))?
@@ -412,7 +430,7 @@ impl LockStore for SqliteStore {
         expires: Option<SystemTime>,
     ) -> Result<bool, StorageError> {
         let token = token.to_owned();
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             let n = conn
                 .prepare_cached("UPDATE locks SET timeout = ?2, expires = ?3 WHERE token = ?1")?
                 .execute(params![
@@ -427,7 +445,7 @@ impl LockStore for SqliteStore {
 
     async fn remove(&self, token: &str) -> Result<bool, StorageError> {
         let token = token.to_owned();
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             let n = conn
                 .prepare_cached("DELETE FROM locks WHERE token = ?1")?
                 .execute([token])?;
@@ -439,7 +457,7 @@ impl LockStore for SqliteStore {
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
         let (lo, hi) = below_range(path);
         let path = path.as_str().to_owned();
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             conn.prepare_cached("DELETE FROM locks WHERE root = ?1 OR (root > ?2 AND root < ?3)")?
                 .execute(params![path, lo, hi])?;
             Ok(())
@@ -448,12 +466,17 @@ impl LockStore for SqliteStore {
     }
 
     async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError> {
-        self.run(move |conn| {
+        run(&self.locks, move |conn| {
             let n = conn
                 .prepare_cached("DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1")?
                 .execute([to_millis(now)])?;
             Ok(n as u64)
         })
         .await
+    }
+
+    fn is_exclusive(&self) -> bool {
+        // The database is opened by this process only.
+        true
     }
 }

@@ -116,6 +116,8 @@ impl Storage for FaultyStorage {
     }
 }
 
+// `copy_tree` keeps its default (unsupported), so copies go member by member too.
+
 fn p(s: &str) -> ResourcePath {
     ResourcePath::parse(s).expect("test paths are valid")
 }
@@ -269,6 +271,38 @@ pub async fn check_storage(s: &dyn Storage) {
         s.copy_file(&p("/a"), &p("/c")).await,
         Err(StorageError::IsCollection)
     ));
+
+    // Tree copy, where supported: whole, or nothing left behind.
+    match s.copy_tree(&p("/a"), &p("/tree-copy")).await {
+        Ok(()) => {
+            assert_eq!(read_all(s, "/tree-copy/sub/deep", None).await, b"d");
+            assert_eq!(
+                read_all(s, "/a/sub/deep", None).await,
+                b"d",
+                "the source stays"
+            );
+            assert!(matches!(
+                s.copy_tree(&p("/a"), &p("/tree-copy")).await,
+                Err(StorageError::AlreadyExists)
+            ));
+            assert!(s.copy_tree(&p("/a"), &p("/none/x")).await.is_err());
+            assert!(matches!(
+                s.metadata(&p("/none")).await,
+                Err(StorageError::NotFound)
+            ));
+            for f in [
+                "/tree-copy/sub/deep",
+                "/tree-copy/f.txt",
+                "/tree-copy/g.txt",
+            ] {
+                s.remove(&p(f)).await.expect("rm copy");
+            }
+            s.remove(&p("/tree-copy/sub")).await.expect("rm copy");
+            s.remove(&p("/tree-copy")).await.expect("rm copy");
+        }
+        Err(StorageError::Unsupported) => {}
+        Err(e) => panic!("copy_tree failed: {e}"),
+    }
 
     // Rename, where supported.
     match s.rename(&p("/a"), &p("/moved")).await {

@@ -2,6 +2,7 @@
 //! its dead properties. Locks are never copied, and a locked source may be copied.
 
 use davit_proto::{Depth, PropOp};
+use davit_store::StorageError;
 use http::Response;
 
 use crate::DavServer;
@@ -36,6 +37,21 @@ pub(super) async fn handle(
             .await
             .map_err(DavError::from_storage)?;
         return Ok(finish(&t, &[]));
+    }
+    if depth == Depth::Infinity {
+        match storage.copy_tree(&t.src, &t.dst).await {
+            Ok(()) => {
+                props
+                    .copy_tree(&t.src, &t.dst)
+                    .await
+                    .map_err(DavError::from_storage)?;
+                return Ok(finish(&t, &[]));
+            }
+            // Not supported, or something failed (and nothing was left): go member by
+            // member, which says which members fail.
+            Err(StorageError::Unsupported) => {}
+            Err(e) => tracing::debug!(src = %t.src, error = %e, "tree copy fell back to members"),
+        }
     }
     storage
         .create_collection(&t.dst)

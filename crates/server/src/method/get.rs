@@ -1,7 +1,7 @@
 //! GET and HEAD (RFC 9110 §9.3.1-2, RFC 4918 §9.4): content with validators and ranges;
 //! an HTML listing for collections.
 
-use davit_proto::{RangeRequest, parse_range, resolve_range};
+use davit_proto::{ByteRange, RangeRequest, parse_range, resolve_range};
 use davit_store::{FileReader, StorageError};
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderValue, LAST_MODIFIED,
@@ -40,10 +40,10 @@ fn serve_file(
     let mut resp = status(StatusCode::OK);
     {
         let h = resp.headers_mut();
-        h.insert(ETAG, header_value(&meta.etag.to_string()));
+        h.insert(ETAG, owned_header_value(meta.etag.to_string()));
         h.insert(
             LAST_MODIFIED,
-            header_value(&httpdate::fmt_http_date(meta.modified)),
+            owned_header_value(httpdate::fmt_http_date(meta.modified)),
         );
         h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
@@ -90,9 +90,25 @@ fn serve_file(
     resp.headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(len));
     if !req.is_head() {
-        *resp.body_mut() = DavBody::Stream(reader.stream(range));
+        *resp.body_mut() = match reader.in_memory() {
+            // One buffer: hyper writes it with the headers in one go.
+            Some(data) => {
+                let r = range.unwrap_or(ByteRange {
+                    start: 0,
+                    end: meta.len,
+                });
+                let end = (r.end as usize).min(data.len());
+                DavBody::full(data.slice((r.start as usize).min(end)..end))
+            }
+            None => DavBody::Stream(reader.stream(range)),
+        };
     }
     Ok(resp)
+}
+
+/// A header value from a string Davit generated (ASCII by construction), without copying.
+fn owned_header_value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("generated header values are visible ASCII")
 }
 
 /// A header value from text Davit generated (ASCII by construction).

@@ -121,12 +121,7 @@ pub(super) async fn handle(
         timeout: Some(secs),
         expires: Some(server.locks.expiry(secs)),
     };
-    server
-        .locks
-        .store
-        .insert(&lock)
-        .await
-        .map_err(DavError::from_storage)?;
+    server.locks.insert(&lock).await?;
     tracing::debug!(path = %req.path, token = %lock.token, "lock granted");
     let status = if created {
         StatusCode::CREATED
@@ -164,12 +159,7 @@ async fn refresh(
         }
         lock.timeout = Some(secs);
         lock.expires = Some(server.locks.expiry(secs));
-        server
-            .locks
-            .store
-            .refresh(&lock.token, lock.timeout, lock.expires)
-            .await
-            .map_err(DavError::from_storage)?;
+        server.locks.refresh(&lock).await?;
         refreshed.push(lock);
     }
     if refreshed.is_empty() {

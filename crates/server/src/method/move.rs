@@ -50,12 +50,7 @@ pub(super) async fn handle(
     match server.storage().rename(&t.src, &t.dst).await {
         Ok(()) => {
             // Locks first: left behind, they would guard whatever is created at the old path.
-            server
-                .locks
-                .store
-                .remove_tree(&t.src)
-                .await
-                .map_err(DavError::from_storage)?;
+            server.locks.remove_tree(&t.src).await?;
             server
                 .props()
                 .move_tree(&t.src, &t.dst)
@@ -89,12 +84,7 @@ async fn move_by_copy(
             .move_tree(&t.src, &t.dst)
             .await
             .map_err(DavError::from_storage)?;
-        server
-            .locks
-            .store
-            .remove_tree(&t.src)
-            .await
-            .map_err(DavError::from_storage)?;
+        server.locks.remove_tree(&t.src).await?;
         return Ok(finish(t, &[]));
     }
     storage

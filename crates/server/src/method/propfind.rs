@@ -284,7 +284,7 @@ fn write_resource(
             w.begin_propstat();
             for p in LIVE_PROPS {
                 let shadowed = p.settable && find_dead(p.name()).is_some();
-                if !shadowed && (p.value)(res).is_some() {
+                if !shadowed && (p.applies)(res) {
                     w.prop_empty(p.name());
                 }
             }

@@ -25,12 +25,7 @@ pub(super) async fn handle(
     let lock = server.locks.get(&token).await?;
     match lock {
         Some(l) if covers(&l, &req.path) => {
-            server
-                .locks
-                .store
-                .remove(&token)
-                .await
-                .map_err(DavError::from_storage)?;
+            server.locks.remove(&token).await?;
             tracing::debug!(path = %req.path, token = %token, "lock released");
             Ok(status(StatusCode::NO_CONTENT))
         }
