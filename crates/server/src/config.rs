@@ -21,6 +21,11 @@ pub struct ServerConfig {
     pub lock_timeout_max: Duration,
     /// Where lock expiry reads the time.
     pub clock: Arc<dyn Clock>,
+    /// Longest a client may take to send a request head (slowloris); then the connection
+    /// is closed.
+    pub header_timeout: Duration,
+    /// Longest a connection may sit idle between requests.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +36,8 @@ impl Default for ServerConfig {
             propfind_infinity_limit: 10_000,
             lock_timeout_max: Duration::from_secs(3600),
             clock: Arc::new(SystemClock),
+            header_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -74,6 +81,18 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::clock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.0.clock = clock;
+        self
+    }
+
+    /// See [`ServerConfig::header_timeout`].
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.0.header_timeout = timeout;
+        self
+    }
+
+    /// See [`ServerConfig::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.0.idle_timeout = timeout;
         self
     }
 

@@ -7,15 +7,9 @@
 //! message framing on the bytes read from the socket and, in a request line's target only,
 //! turns `#` into a byte that no URI may hold, so hyper refuses the request with 400.
 //!
-//! It tracks framing the way hyper does (Content-Length, chunked Transfer-Encoding) and
+//! [`crate::conn`] runs every byte read through a [`Scanner`]. It tracks framing the way hyper does (Content-Length, chunked Transfer-Encoding) and
 //! steps aside for good (passing bytes unchanged) at anything it does not fully understand:
 //! HTTP/2, upgrades, unusual framing. Bytes are only ever changed inside a request-target.
-
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What a `#` in a request-target becomes: DEL, which httparse refuses in a URI.
 const REFUSED: u8 = 0x7f;
@@ -132,6 +126,22 @@ impl Scanner {
             }
             self.byte(&mut buf[i]);
             i += 1;
+        }
+    }
+
+    /// Whether a request head is being read (`Some(false)` between requests and while a
+    /// body is read; `None` once the scanner stepped aside).
+    pub(crate) fn in_head(&self) -> Option<bool> {
+        match self.state {
+            State::Transparent => None,
+            State::Method
+            | State::Target
+            | State::LineRest
+            | State::HeaderStart
+            | State::Header
+            | State::OtherHeader
+            | State::HeadEnd => Some(true),
+            _ => Some(false),
         }
     }
 
@@ -348,66 +358,6 @@ impl Scanner {
                 _ => State::Start,
             }
         };
-    }
-}
-
-/// A connection whose request-targets are checked for fragments as they are read.
-#[derive(Debug)]
-pub(crate) struct FragmentGuard<S> {
-    inner: S,
-    scanner: Scanner,
-}
-
-impl<S> FragmentGuard<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        FragmentGuard {
-            inner,
-            scanner: Scanner::default(),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for FragmentGuard<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.scanner.scan(&mut buf.filled_mut()[before..]);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FragmentGuard<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -44,13 +44,14 @@ use std::time::{Duration, Instant};
 use davit_store::{LockStore, PropertyStore, Storage};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub mod body;
 pub mod config;
+mod conn;
 pub mod error;
 mod fragment;
 mod html;
@@ -66,7 +67,7 @@ pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 
-use fragment::FragmentGuard;
+use conn::{Conn, Watchdog};
 use lock::LockManager;
 
 /// The backends a server works on.
@@ -149,11 +150,9 @@ pub async fn serve(
     server: Arc<DavServer>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
+    let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -170,13 +169,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = watchdog.watch();
         let server = Arc::clone(&server);
+        let in_flight = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |req| {
             let server = Arc::clone(&server);
-            async move { Ok::<_, Infallible>(server.handle(req).await) }
+            let guard = in_flight.request();
+            async move {
+                let resp = server.handle(req).await;
+                drop(guard);
+                Ok::<_, Infallible>(resp)
+            }
         });
+        let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(FragmentGuard::new(stream)), service)
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -185,6 +192,7 @@ pub async fn serve(
             }
         });
     }
+    ticker.abort();
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),

@@ -276,7 +276,8 @@ pub struct Lock {
 /// Lock persistence.
 ///
 /// Contract: the store keeps what it is given and answers by path; it judges nothing
-/// (expired locks are returned until removed).
+/// (expired locks are returned until removed). Changes may be applied after the call
+/// returns, but in call order, and every lookup sees every change made before it.
 #[async_trait]
 pub trait LockStore: Send + Sync + Debug {
     /// Stores a new lock.
@@ -287,19 +288,19 @@ pub trait LockStore: Send + Sync + Debug {
     async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError>;
     /// The lock with this token.
     async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError>;
-    /// Sets a lock's timeout and expiry; false if there is no such lock.
+    /// Sets a lock's timeout and expiry (nothing happens if there is no such lock).
     async fn refresh(
         &self,
         token: &str,
         timeout: Option<u64>,
         expires: Option<SystemTime>,
-    ) -> Result<bool, StorageError>;
-    /// Removes a lock; false if there was none.
-    async fn remove(&self, token: &str) -> Result<bool, StorageError>;
+    ) -> Result<(), StorageError>;
+    /// Removes a lock (nothing happens if there is none).
+    async fn remove(&self, token: &str) -> Result<(), StorageError>;
     /// Removes the locks rooted at `path` or below it.
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
-    /// Removes the locks that lapsed at or before `now`; returns how many.
-    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError>;
+    /// Removes the locks that lapsed at or before `now`.
+    async fn remove_expired(&self, now: SystemTime) -> Result<(), StorageError>;
     /// True when only this process uses the store, so the server may keep every lock in
     /// memory and read from there (a store shared by several nodes answers false).
     fn is_exclusive(&self) -> bool {

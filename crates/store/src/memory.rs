@@ -542,19 +542,17 @@ impl LockStore for MemoryLockStore {
         token: &str,
         timeout: Option<u64>,
         expires: Option<SystemTime>,
-    ) -> Result<bool, StorageError> {
-        Ok(match self.lock().get_mut(token) {
-            Some(l) => {
-                l.timeout = timeout;
-                l.expires = expires;
-                true
-            }
-            None => false,
-        })
+    ) -> Result<(), StorageError> {
+        if let Some(l) = self.lock().get_mut(token) {
+            l.timeout = timeout;
+            l.expires = expires;
+        }
+        Ok(())
     }
 
-    async fn remove(&self, token: &str) -> Result<bool, StorageError> {
-        Ok(self.lock().remove(token).is_some())
+    async fn remove(&self, token: &str) -> Result<(), StorageError> {
+        self.lock().remove(token);
+        Ok(())
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
@@ -562,11 +560,9 @@ impl LockStore for MemoryLockStore {
         Ok(())
     }
 
-    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError> {
-        let mut locks = self.lock();
-        let before = locks.len();
-        locks.retain(|_, l| l.expires.is_none_or(|e| e > now));
-        Ok((before - locks.len()) as u64)
+    async fn remove_expired(&self, now: SystemTime) -> Result<(), StorageError> {
+        self.lock().retain(|_, l| l.expires.is_none_or(|e| e > now));
+        Ok(())
     }
 
     fn is_exclusive(&self) -> bool {

@@ -46,14 +46,202 @@ CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 /// Dead properties and locks in SQLite.
 ///
 /// Three connections to the one file: property changes commit with `synchronous=FULL`
-/// (durable on power loss); lock records with `synchronous=NORMAL` (they survive a crash of
-/// the process, and a lost lock after a power cut costs a client one re-lock, not data);
-/// reads run on their own connection, which WAL never makes wait for a writer.
+/// (durable on power loss, under [`SyncPolicy::Always`]); reads run on their own
+/// connection, which WAL never makes wait for a writer; and lock records belong to a
+/// [`LockWriter`] thread.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     props: Arc<Mutex<Connection>>,
-    locks: Arc<Mutex<Connection>>,
+    locks: Arc<LockWriter>,
     reads: Arc<Mutex<Connection>>,
+}
+
+/// Work for the lock thread.
+enum LockJob {
+    Insert(Lock),
+    Refresh(String, Option<u64>, Option<SystemTime>),
+    Remove(String),
+    RemoveTree(ResourcePath),
+    RemoveExpired(SystemTime),
+    /// A lookup, run after every change queued before it.
+    Ask(Box<dyn FnOnce(&Connection) + Send>),
+}
+
+/// How long the lock thread gathers changes before it writes them.
+const LOCK_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The thread that owns the lock table. Lock changes are queued and the request goes on:
+/// a LOCK or UNLOCK does not wait for a commit, which would otherwise be most of its time
+/// (the server keeps every lock in memory and reads from there). The thread gathers changes
+/// for a moment and writes them in one transaction (`synchronous=NORMAL`); a lock taken and
+/// released within the moment never reaches the disk. Lookups go through the same queue,
+/// so they see every change made before them. A crash of the process loses at most the
+/// changes of that last moment; stopping cleanly (dropping the store) writes everything.
+#[derive(Debug)]
+struct LockWriter {
+    queue: Mutex<Option<std::sync::mpsc::Sender<LockJob>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LockWriter {
+    fn start(mut conn: Connection) -> Result<Self, StorageError> {
+        let (tx, rx) = std::sync::mpsc::channel::<LockJob>();
+        let thread = std::thread::Builder::new()
+            .name("davit-locks".to_owned())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    // Lookups wait for nobody; changes wait a moment for company.
+                    if !matches!(batch[0], LockJob::Ask(_)) {
+                        let until = std::time::Instant::now() + LOCK_BATCH_WINDOW;
+                        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                            match rx.recv_timeout(left) {
+                                Ok(job) => {
+                                    let ask = matches!(job, LockJob::Ask(_));
+                                    batch.push(job);
+                                    if ask {
+                                        break;
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    while let Ok(job) = rx.try_recv() {
+                        batch.push(job);
+                    }
+                    if let Err(e) = write_batch(&mut conn, cancel_pairs(batch)) {
+                        tracing::error!(error = %e, "lock store: writing lock changes failed; they may be lost");
+                    }
+                }
+            })
+            .map_err(StorageError::Io)?;
+        Ok(LockWriter {
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn submit(&self, job: LockJob) -> Result<(), StorageError> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue
+            .as_ref()
+            .and_then(|tx| tx.send(job).ok())
+            .ok_or_else(|| StorageError::Io(std::io::Error::other("the lock store has stopped")))
+    }
+
+    /// Runs a lookup after every change queued before it.
+    async fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(LockJob::Ask(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        })))?;
+        rx.await
+            .map_err(|_| StorageError::Io(std::io::Error::other("the lock store has stopped")))?
+            .map_err(db)
+    }
+}
+
+/// Drops an insert and a removal of the same lock when both are in one batch with no
+/// lookup between them: the lock came and went, nothing needs writing.
+fn cancel_pairs(batch: Vec<LockJob>) -> Vec<LockJob> {
+    let mut kept: Vec<Option<LockJob>> = batch.into_iter().map(Some).collect();
+    for i in 0..kept.len() {
+        let Some(LockJob::Remove(token)) = &kept[i] else {
+            continue;
+        };
+        let token = token.clone();
+        let mut j = i;
+        while j > 0 {
+            j -= 1;
+            match &kept[j] {
+                Some(LockJob::Ask(_) | LockJob::RemoveTree(_) | LockJob::RemoveExpired(_)) => break,
+                Some(LockJob::Insert(l)) if l.token == token => {
+                    kept[j] = None;
+                    kept[i] = None;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        // Refreshes of a lock that never reached the disk go with it.
+        if kept[i].is_none() {
+            for k in kept.iter_mut().take(i) {
+                if matches!(k, Some(LockJob::Refresh(t, ..)) if *t == token) {
+                    *k = None;
+                }
+            }
+        }
+    }
+    kept.into_iter().flatten().collect()
+}
+
+/// Writes a batch in one transaction, lookups included in their place.
+fn write_batch(conn: &mut Connection, batch: Vec<LockJob>) -> rusqlite::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for job in batch {
+        let result = match job {
+            LockJob::Insert(lock) => tx
+                .prepare_cached(&format!(
+                    "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        lock.token,
+                        lock.root.as_str(),
+                        lock.scope.as_str(),
+                        lock.depth.to_string(),
+                        lock.owner,
+                        lock.timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                        lock.expires.map(to_millis),
+                    ])
+                }),
+            LockJob::Refresh(token, timeout, expires) => tx
+                .prepare_cached("UPDATE locks SET timeout = ?2, expires = ?3 WHERE token = ?1")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        token,
+                        timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                        expires.map(to_millis)
+                    ])
+                }),
+            LockJob::Remove(token) => tx
+                .prepare_cached("DELETE FROM locks WHERE token = ?1")
+                .and_then(|mut s| s.execute([token])),
+            LockJob::RemoveTree(path) => {
+                let (lo, hi) = below_range(&path);
+                tx.prepare_cached("DELETE FROM locks WHERE root = ?1 OR (root > ?2 AND root < ?3)")
+                    .and_then(|mut s| s.execute(params![path.as_str(), lo, hi]))
+            }
+            LockJob::RemoveExpired(now) => tx
+                .prepare_cached("DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1")
+                .and_then(|mut s| s.execute([to_millis(now)])),
+            LockJob::Ask(f) => {
+                f(&tx);
+                Ok(0)
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "lock store: a lock change failed");
+        }
+    }
+    tx.commit()
+}
+
+impl Drop for LockWriter {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread write what is left and end.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn db(e: rusqlite::Error) -> StorageError {
@@ -114,7 +302,7 @@ impl SqliteStore {
             .map_err(db)?;
         Ok(SqliteStore {
             props: Arc::new(Mutex::new(props)),
-            locks: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
+            locks: Arc::new(LockWriter::start(connect(path, "NORMAL")?)?),
             reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
         })
     }
@@ -362,23 +550,7 @@ fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lock> {
 #[async_trait]
 impl LockStore for SqliteStore {
     async fn insert(&self, lock: &Lock) -> Result<(), StorageError> {
-        let lock = lock.clone();
-        run(&self.locks, move |conn| {
-            conn.prepare_cached(&format!(
-                "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            ))?
-            .execute(params![
-                lock.token,
-                lock.root.as_str(),
-                lock.scope.as_str(),
-                lock.depth.to_string(),
-                lock.owner,
-                lock.timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-                lock.expires.map(to_millis),
-            ])?;
-            Ok(())
-        })
-        .await
+        self.locks.submit(LockJob::Insert(lock.clone()))
     }
 
     async fn on_path(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
@@ -388,39 +560,42 @@ impl LockStore for SqliteStore {
             roots.push(parent.as_str().to_owned());
             p = parent;
         }
-        run(&self.locks, move |conn| {
-            let placeholders = vec!["?"; roots.len()].join(",");
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {LOCK_COLUMNS} FROM locks WHERE root IN ({placeholders})"
-            ))?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(roots.iter()), row_lock)?;
-            rows.collect()
-        })
-        .await
+        self.locks
+            .ask(move |conn| {
+                let placeholders = vec!["?"; roots.len()].join(",");
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {LOCK_COLUMNS} FROM locks WHERE root IN ({placeholders})"
+                ))?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(roots.iter()), row_lock)?;
+                rows.collect()
+            })
+            .await
     }
 
     async fn below(&self, path: &ResourcePath) -> Result<Vec<Lock>, StorageError> {
         let (lo, hi) = below_range(path);
-        run(&self.locks, move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {LOCK_COLUMNS} FROM locks WHERE root > ?1 AND root < ?2"
-            ))?;
-            let rows = stmt.query_map(params![lo, hi], row_lock)?;
-            rows.collect()
-        })
-        .await
+        self.locks
+            .ask(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {LOCK_COLUMNS} FROM locks WHERE root > ?1 AND root < ?2"
+                ))?;
+                let rows = stmt.query_map(params![lo, hi], row_lock)?;
+                rows.collect()
+            })
+            .await
     }
 
     async fn get(&self, token: &str) -> Result<Option<Lock>, StorageError> {
         let token = token.to_owned();
-        run(&self.locks, move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {LOCK_COLUMNS} FROM locks WHERE token = ?1"
-            ))?
-            .query_row([token], row_lock)
-            .optional()
-        })
-        .await
+        self.locks
+            .ask(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {LOCK_COLUMNS} FROM locks WHERE token = ?1"
+                ))?
+                .query_row([token], row_lock)
+                .optional()
+            })
+            .await
     }
 
     async fn refresh(
@@ -428,55 +603,75 @@ impl LockStore for SqliteStore {
         token: &str,
         timeout: Option<u64>,
         expires: Option<SystemTime>,
-    ) -> Result<bool, StorageError> {
-        let token = token.to_owned();
-        run(&self.locks, move |conn| {
-            let n = conn
-                .prepare_cached("UPDATE locks SET timeout = ?2, expires = ?3 WHERE token = ?1")?
-                .execute(params![
-                    token,
-                    timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-                    expires.map(to_millis)
-                ])?;
-            Ok(n > 0)
-        })
-        .await
+    ) -> Result<(), StorageError> {
+        self.locks
+            .submit(LockJob::Refresh(token.to_owned(), timeout, expires))
     }
 
-    async fn remove(&self, token: &str) -> Result<bool, StorageError> {
-        let token = token.to_owned();
-        run(&self.locks, move |conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM locks WHERE token = ?1")?
-                .execute([token])?;
-            Ok(n > 0)
-        })
-        .await
+    async fn remove(&self, token: &str) -> Result<(), StorageError> {
+        self.locks.submit(LockJob::Remove(token.to_owned()))
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        let (lo, hi) = below_range(path);
-        let path = path.as_str().to_owned();
-        run(&self.locks, move |conn| {
-            conn.prepare_cached("DELETE FROM locks WHERE root = ?1 OR (root > ?2 AND root < ?3)")?
-                .execute(params![path, lo, hi])?;
-            Ok(())
-        })
-        .await
+        self.locks.submit(LockJob::RemoveTree(path.clone()))
     }
 
-    async fn remove_expired(&self, now: SystemTime) -> Result<u64, StorageError> {
-        run(&self.locks, move |conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM locks WHERE expires IS NOT NULL AND expires <= ?1")?
-                .execute([to_millis(now)])?;
-            Ok(n as u64)
-        })
-        .await
+    async fn remove_expired(&self, now: SystemTime) -> Result<(), StorageError> {
+        self.locks.submit(LockJob::RemoveExpired(now))
     }
 
     fn is_exclusive(&self) -> bool {
         // The database is opened by this process only.
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(token: &str) -> Lock {
+        Lock {
+            token: token.to_owned(),
+            root: ResourcePath::root(),
+            scope: LockScope::Exclusive,
+            depth: Depth::Zero,
+            owner: None,
+            timeout: None,
+            expires: None,
+        }
+    }
+
+    fn kinds(batch: &[LockJob]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|j| match j {
+                LockJob::Insert(l) => format!("+{}", l.token),
+                LockJob::Remove(t) => format!("-{t}"),
+                LockJob::Refresh(t, ..) => format!("~{t}"),
+                LockJob::RemoveTree(_) => "tree".to_owned(),
+                LockJob::RemoveExpired(_) => "expired".to_owned(),
+                LockJob::Ask(_) => "?".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lock_taken_and_released_in_one_batch_is_not_written() {
+        let batch = vec![
+            LockJob::Insert(lock("a")),
+            LockJob::Refresh("a".into(), None, None),
+            LockJob::Insert(lock("b")),
+            LockJob::Remove("a".into()),
+            LockJob::Remove("c".into()),
+        ];
+        assert_eq!(kinds(&cancel_pairs(batch)), ["+b", "-c"]);
+        // A lookup between them must see the lock: both stay.
+        let batch = vec![
+            LockJob::Insert(lock("a")),
+            LockJob::Ask(Box::new(|_| {})),
+            LockJob::Remove("a".into()),
+        ];
+        assert_eq!(kinds(&cancel_pairs(batch)), ["+a", "?", "-a"]);
     }
 }

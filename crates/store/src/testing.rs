@@ -478,27 +478,20 @@ pub async fn check_lock_store(s: &dyn LockStore) {
         3
     );
 
-    assert!(
-        s.refresh("urn:uuid:a", Some(50), Some(t0 + Duration::from_secs(50)))
-            .await
-            .expect("refresh")
-    );
-    assert!(
-        !s.refresh("urn:uuid:none", None, None)
-            .await
-            .expect("refresh")
-    );
+    s.refresh("urn:uuid:a", Some(50), Some(t0 + Duration::from_secs(50)))
+        .await
+        .expect("refresh");
+    s.refresh("urn:uuid:none", None, None)
+        .await
+        .expect("refreshing nothing is not an error");
     assert_eq!(
         s.get("urn:uuid:a").await.expect("get").map(|l| l.timeout),
         Some(Some(50))
     );
 
-    assert_eq!(
-        s.remove_expired(t0 + Duration::from_secs(60))
-            .await
-            .expect("expire"),
-        1
-    );
+    s.remove_expired(t0 + Duration::from_secs(60))
+        .await
+        .expect("expire");
     assert_eq!(
         s.get("urn:uuid:a").await.expect("get"),
         None,
@@ -517,8 +510,11 @@ pub async fn check_lock_store(s: &dyn LockStore) {
         s.get("urn:uuid:s").await.expect("get").is_some(),
         "a sibling sharing a prefix stays"
     );
-    assert!(s.remove("urn:uuid:s").await.expect("remove"));
-    assert!(!s.remove("urn:uuid:s").await.expect("remove"));
+    s.remove("urn:uuid:s").await.expect("remove");
+    assert!(s.get("urn:uuid:s").await.expect("get").is_none());
+    s.remove("urn:uuid:s")
+        .await
+        .expect("removing nothing is not an error");
 }
 
 #[cfg(test)]

@@ -312,3 +312,54 @@ async fn files_no_client_can_see_are_never_deleted_unseen() {
         "the rest went"
     );
 }
+
+/// A client that sends its request head slowly is cut off after the header timeout, while
+/// other clients are served; an idle connection is closed after the idle timeout.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_others_are_served() {
+    let config = davit_server::ServerConfig::builder()
+        .header_timeout(Duration::from_secs(2))
+        .idle_timeout(Duration::from_secs(3))
+        .build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let slowloris = async {
+        // One header byte at a time, forever.
+        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'))
+        {
+            if slow.write_all(&[*b]).await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        unreachable!()
+    };
+    let served = async {
+        for _ in 0..10 {
+            assert_eq!(
+                s.req("OPTIONS", "/").send().await.unwrap().status(),
+                StatusCode::OK
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (cut_after, ()) = tokio::join!(slowloris, served);
+    assert!(
+        cut_after >= Duration::from_secs(2) && cut_after < Duration::from_secs(6),
+        "{cut_after:?}"
+    );
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(6), idle.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "the idle connection was closed"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
