@@ -294,6 +294,18 @@ impl ETag {
     }
 }
 
+impl ETag {
+    /// Appends the tag as it goes on the wire, without `fmt`.
+    pub fn write_into(&self, out: &mut String) {
+        if self.weak {
+            out.push_str("W/");
+        }
+        out.push('"');
+        out.push_str(&self.opaque);
+        out.push('"');
+    }
+}
+
 impl fmt::Display for ETag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.weak {

@@ -109,6 +109,28 @@ impl IfHeader {
         Ok(IfHeader { lists })
     }
 
+    /// Evaluates the header: true when any list holds, a list holding when all its
+    /// conditions do. `applies` says whether a list can hold here at all (one tagged with
+    /// another server's resource cannot); `test` answers one condition, without its `Not`,
+    /// for the resource the list is about (the Request-URI's `request` when untagged).
+    /// Lists are tried in order and a list stops at its first false condition.
+    pub fn evaluate(
+        &self,
+        request: &ResourcePath,
+        mut applies: impl FnMut(&IfList) -> bool,
+        mut test: impl FnMut(&ResourcePath, &IfTest) -> bool,
+    ) -> bool {
+        self.lists.iter().any(|list| {
+            if !applies(list) {
+                return false;
+            }
+            let resource = list.resource.as_ref().unwrap_or(request);
+            list.conditions
+                .iter()
+                .all(|c| test(resource, &c.test) != c.not)
+        })
+    }
+
     /// Every state token in the header: all of them count as submitted (RFC 4918 §10.4.1).
     pub fn tokens(&self) -> impl Iterator<Item = &str> {
         self.lists.iter().flat_map(|l| {
@@ -226,6 +248,35 @@ mod tests {
         IfCondition {
             not,
             test: IfTest::ETag(ETag::parse(t).unwrap()),
+        }
+    }
+
+    #[test]
+    fn evaluation_table() {
+        // The resource /a holds lock token urn:1 and entity tag "e1"; /b holds nothing.
+        let state = |r: &ResourcePath, t: &IfTest| match t {
+            IfTest::Token(t) => r.as_str() == "/a" && t == "urn:1",
+            IfTest::ETag(e) => r.as_str() == "/a" && e.strong_eq(&ETag::parse("\"e1\"").unwrap()),
+        };
+        let a = ResourcePath::parse("/a").unwrap();
+        let cases = [
+            ("(<urn:1>)", true),
+            ("(<urn:2>)", false),
+            ("(Not <urn:2>)", true),
+            ("(<urn:1> [\"e1\"])", true),
+            ("(<urn:1> [\"e2\"])", false),
+            ("(<urn:2>) ([\"e1\"])", true),
+            ("(<DAV:no-lock>)", false),
+            ("(Not <DAV:no-lock>)", true),
+            ("</b> (<urn:1>)", false),
+            ("</b> (Not <urn:1>)", true),
+            ("</b> (<urn:1>) </a> (<urn:1>)", true),
+            ("<http://elsewhere.example/a> (<urn:1>)", false),
+        ];
+        for (value, want) in cases {
+            let h = IfHeader::parse(value).unwrap();
+            let own = |l: &IfList| l.authority.is_none();
+            assert_eq!(h.evaluate(&a, own, state), want, "{value}");
         }
     }
 

@@ -49,5 +49,5 @@ pub use multistatus::{Condition, MultistatusWriter, reason_phrase};
 pub use path::{Href, ResourceKind, ResourcePath, encode_path};
 pub use prop::{DAV_NS, PropName, PropOp, PropValue};
 pub use request::{PropFind, PropertyUpdate};
-pub use time::{rfc3339, write_rfc3339};
-pub use xml::{Element, XmlLimits};
+pub use time::{rfc3339, write_http_date, write_rfc3339};
+pub use xml::{Element, XmlLimits, write_decimal};

@@ -262,12 +262,11 @@ impl MultistatusWriter {
     }
 
     fn status_line(&mut self, status: u16) {
-        use std::fmt::Write;
-        let _ = write!(
-            self.buf,
-            "<D:status>HTTP/1.1 {status} {}</D:status>",
-            reason_phrase(status)
-        );
+        self.buf.push_str("<D:status>HTTP/1.1 ");
+        crate::xml::write_decimal(u64::from(status), &mut self.buf);
+        self.buf.push(' ');
+        self.buf.push_str(reason_phrase(status));
+        self.buf.push_str("</D:status>");
     }
 
     fn description(&mut self, description: Option<&str>) {

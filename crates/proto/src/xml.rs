@@ -157,6 +157,24 @@ fn write_node(node: &Node, default_ns: &str, out: &mut String) {
     }
 }
 
+/// Appends `n` in decimal; property values hold many numbers and `fmt` costs more than
+/// the digits.
+pub fn write_decimal(mut n: u64, out: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Appends `s` escaped for character data.
 pub fn escape_text_into(s: &str, out: &mut String) {
     let mut last = 0;
@@ -375,6 +393,15 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_matches_display() {
+        for n in [0, 1, 9, 10, 4096, 1_000_000_007, u64::MAX] {
+            let mut s = String::new();
+            write_decimal(n, &mut s);
+            assert_eq!(s, n.to_string());
+        }
+    }
     use proptest::prelude::*;
 
     fn parse(s: &str) -> Result<Element, ParseError> {

@@ -1,6 +1,5 @@
 //! Live properties (RFC 4918 §15), computed from storage metadata, from one table.
 
-use std::fmt::Write;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
@@ -98,9 +97,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
         settable: false,
         applies: file_only,
         shape: Shape::Text,
-        write: |r, buf| {
-            let _ = write!(buf, "{}", r.meta.len);
-        },
+        write: |r, buf| davit_proto::write_decimal(r.meta.len, buf),
     },
     LiveProp {
         local: "getcontenttype",
@@ -114,18 +111,14 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
         settable: false,
         applies: file_only,
         shape: Shape::Text,
-        write: |r, buf| {
-            let _ = write!(buf, "{}", r.meta.etag);
-        },
+        write: |r, buf| r.meta.etag.write_into(buf),
     },
     LiveProp {
         local: "getlastmodified",
         settable: false,
         applies: always,
         shape: Shape::Text,
-        write: |r, buf| {
-            let _ = write!(buf, "{}", httpdate::HttpDate::from(r.meta.modified));
-        },
+        write: |r, buf| davit_proto::write_http_date(r.meta.modified, buf),
     },
     LiveProp {
         local: "creationdate",

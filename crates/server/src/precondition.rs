@@ -224,57 +224,59 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
     let Some(header) = &req.if_header else {
         return Ok(());
     };
+    // Look up, once each, what the conditions ask about; the evaluation itself is pure.
+    let mut own = Vec::with_capacity(header.lists.len());
     let mut etags: Vec<(&ResourcePath, Option<ETag>)> = Vec::new();
     let mut locks: Vec<(&str, Option<Lock>)> = Vec::new();
     for list in &header.lists {
-        if let Some(authority) = &list.authority
-            && !req.is_own_authority(authority)?
-        {
-            // A list about another server's resource cannot hold here.
+        let applies = match &list.authority {
+            Some(authority) => req.is_own_authority(authority)?,
+            None => true,
+        };
+        own.push(applies);
+        if !applies {
             continue;
         }
         let resource = list.resource.as_ref().unwrap_or(&req.path);
-        let mut holds = true;
         for c in &list.conditions {
-            let hit = match &c.test {
-                IfTest::ETag(e) => {
-                    let i = match etags.iter().position(|(p, _)| *p == resource) {
-                        Some(i) => i,
-                        None => {
-                            let etag = match server.storage().metadata(resource).await {
-                                Ok(m) => Some(m.etag),
-                                Err(StorageError::NotFound) => None,
-                                Err(e) => return Err(DavError::from_storage(e)),
-                            };
-                            etags.push((resource, etag));
-                            etags.len() - 1
-                        }
+            match &c.test {
+                IfTest::ETag(_) if !etags.iter().any(|(p, _)| *p == resource) => {
+                    let etag = match server.storage().metadata(resource).await {
+                        Ok(m) => Some(m.etag),
+                        Err(StorageError::NotFound) => None,
+                        Err(e) => return Err(DavError::from_storage(e)),
                     };
-                    etags[i].1.as_ref().is_some_and(|cur| e.strong_eq(cur))
+                    etags.push((resource, etag));
                 }
-                IfTest::Token(t) => {
-                    let i = match locks.iter().position(|(k, _)| k == t) {
-                        Some(i) => i,
-                        None => {
-                            locks.push((t, server.locks.get(t).await?));
-                            locks.len() - 1
-                        }
-                    };
-                    locks[i].1.as_ref().is_some_and(|l| {
-                        lock::covers(l, resource)
-                            || resource.parent().as_ref() == Some(&l.root)
-                            || l.root.starts_with(resource)
-                    })
+                IfTest::Token(t) if !locks.iter().any(|(k, _)| k == t) => {
+                    locks.push((t, server.locks.get(t).await?));
                 }
-            };
-            if hit == c.not {
-                holds = false;
-                break;
+                _ => {}
             }
         }
-        if holds {
-            return Ok(());
-        }
+    }
+    let applies = |list: &davit_proto::IfList| {
+        let i = header.lists.iter().position(|l| std::ptr::eq(l, list));
+        i.is_some_and(|i| own[i])
+    };
+    let test = |resource: &ResourcePath, test: &IfTest| match test {
+        IfTest::ETag(e) => etags
+            .iter()
+            .find(|(p, _)| *p == resource)
+            .and_then(|(_, cur)| cur.as_ref())
+            .is_some_and(|cur| e.strong_eq(cur)),
+        IfTest::Token(t) => locks
+            .iter()
+            .find(|(k, _)| k == t)
+            .and_then(|(_, l)| l.as_ref())
+            .is_some_and(|l| {
+                lock::covers(l, resource)
+                    || resource.parent().as_ref() == Some(&l.root)
+                    || l.root.starts_with(resource)
+            }),
+    };
+    if header.evaluate(&req.path, applies, test) {
+        return Ok(());
     }
     Err(DavError::precondition_failed(
         "no list of the If header holds for the current state",

@@ -13,8 +13,8 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -44,7 +44,7 @@ const CACHED_MEMBERS: usize = 50_000;
 /// Files up to this size are read whole when opened, in the same blocking call as the open.
 const SMALL_FILE: u64 = 64 * 1024;
 /// Read size for streaming larger files...
-const READ_CHUNK: usize = 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// ...and how many chunks are read ahead of the socket.
 const READ_AHEAD: usize = 4;
 /// A request body up to this size is gathered in memory and written in one blocking call.
@@ -53,6 +53,8 @@ const SMALL_WRITE: usize = 256 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// ...fed through a channel of this many body chunks.
 const WRITE_QUEUE: usize = 64;
+/// At most this many body chunks go into one `writev` (IOV_MAX is 1024).
+const MAX_GATHER: usize = 256;
 
 /// Content in a local folder.
 #[derive(Debug, Clone)]
@@ -170,20 +172,18 @@ impl FsStorage {
         let (inner, target, stop) = (Arc::clone(&self.inner), path.clone(), Arc::clone(&aborted));
         let writer = tokio::task::spawn_blocking(move || -> Result<Temp, StorageError> {
             let mut t = prepare_write(&inner, &target)?;
-            // Chunks are gathered so the disk sees large writes.
-            let mut buf = Vec::with_capacity(WRITE_BUFFER);
+            // Chunks are gathered, not copied, so the disk sees large writes.
+            let mut pending = Vec::new();
+            let mut size = 0;
             while let Some(chunk) = rx.blocking_recv() {
-                if buf.len() + chunk.len() > WRITE_BUFFER && !buf.is_empty() {
-                    t.file().write_all(&buf).map_err(StorageError::from_io)?;
-                    buf.clear();
-                }
-                if chunk.len() >= WRITE_BUFFER {
-                    t.file().write_all(&chunk).map_err(StorageError::from_io)?;
-                } else {
-                    buf.extend_from_slice(&chunk);
+                size += chunk.len();
+                pending.push(chunk);
+                if size >= WRITE_BUFFER || pending.len() >= MAX_GATHER {
+                    write_gathered(t.file(), &mut pending).map_err(StorageError::from_io)?;
+                    size = 0;
                 }
             }
-            t.file().write_all(&buf).map_err(StorageError::from_io)?;
+            write_gathered(t.file(), &mut pending).map_err(StorageError::from_io)?;
             if !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 t.flush()?;
             }
@@ -547,18 +547,20 @@ impl FileReader for FsReader {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
+            let pool = BufferPool::default();
             let mut left = range.end - range.start;
             while left > 0 {
                 let want = READ_CHUNK.min(left as usize);
-                let mut buf = Vec::with_capacity(want);
-                let chunk = match f.take(want as u64).read_to_end(&mut buf) {
+                let mut buf = pool.take(want);
+                let chunk = match read_full(&mut f, &mut buf) {
                     Ok(0) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while it was being sent",
                     )),
                     Ok(n) => {
                         left -= n as u64;
-                        Ok(Bytes::from(buf))
+                        buf.truncate(n);
+                        Ok(Bytes::from_owner(pool.lend(buf)))
                     }
                     Err(e) => Err(e),
                 };
@@ -572,6 +574,83 @@ impl FileReader for FsReader {
         Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         }))
+    }
+}
+
+/// Writes `chunks` with as few `writev` calls as the kernel allows, then empties it.
+fn write_gathered(mut f: &File, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match f.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(slices);
+    chunks.clear();
+    Ok(())
+}
+
+/// Reads until `buf` is full or the file ends; the count read.
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Read buffers of one download, handed back when the socket is done with them: fresh
+/// megabyte buffers cost page faults and zeroing on every chunk, about a sixth of a large
+/// GET. The pool lives as long as the download.
+#[derive(Debug, Default, Clone)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// A buffer of `len` bytes, reused when one is free.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut buf = reused.unwrap_or_default();
+        // Only bytes never written before are zeroed.
+        buf.resize(len, 0);
+        buf
+    }
+
+    fn lend(&self, buf: Vec<u8>) -> Lent {
+        Lent {
+            buf,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// A pooled buffer inside a `Bytes`; dropping it returns the buffer.
+#[derive(Debug)]
+struct Lent {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut free = self.pool.0.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() <= READ_AHEAD {
+            free.push(std::mem::take(&mut self.buf));
+        }
     }
 }
 

@@ -358,7 +358,7 @@ fn copy_rows(
     let from_len = from.as_str().chars().count() as i64;
     let prefix = if to.is_root() { "" } else { to.as_str() };
     let from_prefix_len = if from.is_root() { 0 } else { from_len };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO props (path, parent, ns, name, value, lang)
          SELECT CASE WHEN path = ?1 THEN ?2 ELSE ?3 || substr(path, ?4 + 1) END,
                 CASE WHEN path = ?1 THEN ?5 ELSE
@@ -367,25 +367,58 @@ fn copy_rows(
                 ns, name, value, lang
          FROM props
          WHERE path = ?1 OR (path > ?6 AND path < ?7)",
-        params![
-            from.as_str(),
-            to.as_str(),
-            prefix,
-            from_prefix_len,
-            parent_key(to),
-            lo,
-            hi
-        ],
-    )?;
+    )?
+    .execute(params![
+        from.as_str(),
+        to.as_str(),
+        prefix,
+        from_prefix_len,
+        parent_key(to),
+        lo,
+        hi
+    ])?;
+    Ok(())
+}
+
+/// Renames the rows of `from` and below to `to`, after clearing `to` and below (which
+/// cannot overlap `from`: a tree is never moved into itself).
+fn move_rows(
+    tx: &rusqlite::Transaction<'_>,
+    from: &ResourcePath,
+    to: &ResourcePath,
+) -> rusqlite::Result<()> {
+    delete_tree(tx, to)?;
+    let (lo, hi) = below_range(from);
+    let from_prefix_len = if from.is_root() {
+        0
+    } else {
+        from.as_str().chars().count() as i64
+    };
+    let prefix = if to.is_root() { "" } else { to.as_str() };
+    tx.prepare_cached(
+        "UPDATE props
+         SET path = CASE WHEN path = ?1 THEN ?2 ELSE ?3 || substr(path, ?4 + 1) END,
+             parent = CASE WHEN path = ?1 THEN ?5 ELSE
+                 CASE WHEN parent = ?1 THEN ?2 ELSE ?3 || substr(parent, ?4 + 1) END
+             END
+         WHERE path = ?1 OR (path > ?6 AND path < ?7)",
+    )?
+    .execute(params![
+        from.as_str(),
+        to.as_str(),
+        prefix,
+        from_prefix_len,
+        parent_key(to),
+        lo,
+        hi
+    ])?;
     Ok(())
 }
 
 fn delete_tree(tx: &rusqlite::Transaction<'_>, path: &ResourcePath) -> rusqlite::Result<()> {
     let (lo, hi) = below_range(path);
-    tx.execute(
-        "DELETE FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3)",
-        params![path.as_str(), lo, hi],
-    )?;
+    tx.prepare_cached("DELETE FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3)")?
+        .execute(params![path.as_str(), lo, hi])?;
     Ok(())
 }
 
@@ -477,8 +510,7 @@ impl PropertyStore for SqliteStore {
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
-            copy_rows(&tx, &from, &to)?;
-            delete_tree(&tx, &from)?;
+            move_rows(&tx, &from, &to)?;
             tx.commit()
         })
         .await

@@ -412,6 +412,22 @@ pub async fn check_property_store(s: &dyn PropertyStore) {
         .expect("move");
     assert!(s.get_all(&p("/copy/b/c")).await.expect("get").is_empty());
     assert_eq!(s.get_all(&p("/a b/moved/b/c")).await.expect("get").len(), 1);
+    let moved = s.get_members(&p("/a b/moved")).await.expect("members");
+    assert_eq!(moved.len(), 1, "members are found under their new parent");
+    assert!(moved.contains_key("b"));
+    assert_eq!(
+        s.get_members(&p("/a b/moved/b"))
+            .await
+            .expect("members")
+            .len(),
+        1
+    );
+    assert!(
+        s.get_members(&p("/copy"))
+            .await
+            .expect("members")
+            .is_empty()
+    );
     assert_eq!(
         s.get_all(&p("/a b")).await.expect("get").len(),
         1,
