@@ -76,6 +76,8 @@ struct Inner {
     listings: ListCache,
     /// Whether writes are flushed to disk before they are acknowledged.
     sync: SyncPolicy,
+    /// How an unnamed (`O_TMPFILE`) file gets its name, when the root's filesystem can.
+    link: Option<LinkVia>,
 }
 
 impl Inner {
@@ -98,6 +100,7 @@ impl FsStorage {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let link = LinkVia::probe(&root);
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 root,
@@ -106,6 +109,7 @@ impl FsStorage {
                 cache: ReadCache::new(CACHE_TTL, CACHED_FILES),
                 listings: ListCache::new(CACHE_TTL, CACHED_MEMBERS),
                 sync: SyncPolicy::Always,
+                link,
             }),
         })
     }
@@ -364,13 +368,40 @@ fn temp_name() -> String {
 #[derive(Debug)]
 struct Temp {
     parent: OwnedFd,
+    /// The temporary name while the file has one; empty for an unnamed file and once
+    /// renamed into place.
     name: String,
+    /// Set while the file is unnamed (`O_TMPFILE`).
+    unnamed: Option<LinkVia>,
     file: Option<File>,
     sync: SyncPolicy,
 }
 
 impl Temp {
-    fn create(parent: OwnedFd, sync: SyncPolicy) -> Result<Temp, StorageError> {
+    /// An unnamed file when `link` says how to name it later (no directory entry until
+    /// commit: half the directory work of a named temporary, and nothing left behind by a
+    /// crash), else a hidden temporary name in the same folder.
+    fn create(
+        parent: OwnedFd,
+        sync: SyncPolicy,
+        link: Option<LinkVia>,
+    ) -> Result<Temp, StorageError> {
+        if let Some(via) = link
+            && let Ok(fd) = rustix::fs::openat(
+                &parent,
+                ".",
+                OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+        {
+            return Ok(Temp {
+                parent,
+                name: String::new(),
+                unnamed: Some(via),
+                file: Some(File::from(fd)),
+                sync,
+            });
+        }
         let name = temp_name();
         let fd = rustix::fs::openat(
             &parent,
@@ -382,6 +413,7 @@ impl Temp {
         Ok(Temp {
             parent,
             name,
+            unnamed: None,
             file: Some(File::from(fd)),
             sync,
         })
@@ -404,7 +436,7 @@ impl Temp {
     /// power loss.
     fn commit(mut self, target: &str) -> Result<(WriteOutcome, Metadata), StorageError> {
         let file = self.file.take().expect("commit happens once");
-        let outcome = match rustix::fs::statx(
+        let mut outcome = match rustix::fs::statx(
             &self.parent,
             target,
             AtFlags::SYMLINK_NOFOLLOW,
@@ -421,19 +453,93 @@ impl Temp {
             Ok(_) => WriteOutcome::Replaced,
             Err(_) => WriteOutcome::Created,
         };
-        rustix::fs::renameat(&self.parent, self.name.as_str(), &self.parent, target).map_err(
-            |e| match e {
-                Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => StorageError::IsCollection,
-                Errno::NOENT => StorageError::ParentMissing,
-                e => errno(e),
-            },
-        )?;
-        self.name.clear();
+        if let Some(via) = self.unnamed.take() {
+            let linked = match outcome {
+                // A new file: naming it is the whole commit.
+                WriteOutcome::Created => via.link(&file, &self.parent, target),
+                WriteOutcome::Replaced => Err(Errno::EXIST),
+            };
+            match linked {
+                Ok(()) => outcome = WriteOutcome::Created,
+                // Replacing takes a rename, which needs a name to rename from.
+                Err(Errno::EXIST) => {
+                    let name = temp_name();
+                    via.link(&file, &self.parent, &name).map_err(link_error)?;
+                    self.name = name;
+                    outcome = WriteOutcome::Replaced;
+                }
+                Err(e) => return Err(link_error(e)),
+            }
+        }
+        if !self.name.is_empty() {
+            rustix::fs::renameat(&self.parent, self.name.as_str(), &self.parent, target)
+                .map_err(link_error)?;
+            self.name.clear();
+        }
         if self.sync == SyncPolicy::Always {
             sync_dir(&self.parent)?;
         }
         let st = rustix::fs::statx(&file, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
         Ok((outcome, to_metadata(&st)?))
+    }
+}
+
+fn link_error(e: Errno) -> StorageError {
+    match e {
+        Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => StorageError::IsCollection,
+        Errno::NOENT => StorageError::ParentMissing,
+        e => errno(e),
+    }
+}
+
+/// How an unnamed file is linked into a folder: `AT_EMPTY_PATH` needs a capability that
+/// unprivileged servers lack, `/proc/self/fd` needs `/proc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkVia {
+    EmptyPath,
+    ProcFd,
+}
+
+impl LinkVia {
+    /// Which way works under `root`, found by trying each on a scratch file; `None` when
+    /// the filesystem has no `O_TMPFILE` (or the root is not writable), so writes use
+    /// named temporary files.
+    fn probe(root: &OwnedFd) -> Option<LinkVia> {
+        let fd = rustix::fs::openat(
+            root,
+            ".",
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ok()?;
+        let file = File::from(fd);
+        [LinkVia::EmptyPath, LinkVia::ProcFd]
+            .into_iter()
+            .find(|via| {
+                let name = temp_name();
+                let linked = via.link(&file, root, &name).is_ok();
+                if linked {
+                    let _ = rustix::fs::unlinkat(root, name.as_str(), AtFlags::empty());
+                }
+                linked
+            })
+    }
+
+    fn link(self, file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+        match self {
+            LinkVia::EmptyPath => rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH),
+            LinkVia::ProcFd => {
+                use std::os::fd::AsRawFd;
+                let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    path.as_str(),
+                    dir,
+                    name,
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+            }
+        }
     }
 }
 
@@ -470,7 +576,7 @@ fn prepare_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageErro
     {
         return Err(StorageError::IsCollection);
     }
-    Temp::create(parent, inner.sync)
+    Temp::create(parent, inner.sync, inner.link)
 }
 
 /// A body flushed to a temporary file, renamed into place on commit.
@@ -1067,4 +1173,67 @@ fn remove_unserved_members(parent: &OwnedFd, name: &str) -> Result<(), StorageEr
         rustix::fs::unlinkat(&dir, raw, AtFlags::empty()).map_err(errno)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_pending_write_is_invisible_until_commit_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let path = ResourcePath::parse("/new.txt").unwrap();
+        let pending = s.prepare_write(&path, body(b"data")).await.unwrap();
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        let (outcome, meta) = pending.commit().await.unwrap();
+        assert_eq!(outcome, WriteOutcome::Created);
+        assert_eq!(meta.len, 4);
+        assert_eq!(names(dir.path()), ["new.txt"]);
+
+        let dropped = s.prepare_write(&path, body(b"other")).await.unwrap();
+        drop(dropped);
+        assert_eq!(names(dir.path()), ["new.txt"]);
+        assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"data");
+    }
+
+    #[tokio::test]
+    async fn a_file_created_meanwhile_is_replaced_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let path = ResourcePath::parse("/race.txt").unwrap();
+        let pending = s.prepare_write(&path, body(b"ours")).await.unwrap();
+        std::fs::write(dir.path().join("race.txt"), "theirs").unwrap();
+        let (outcome, _) = pending.commit().await.unwrap();
+        assert_eq!(outcome, WriteOutcome::Replaced);
+        assert_eq!(std::fs::read(dir.path().join("race.txt")).unwrap(), b"ours");
+        assert_eq!(names(dir.path()), ["race.txt"]);
+    }
+
+    #[test]
+    fn unnamed_files_are_used_where_the_filesystem_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = rustix::fs::open(
+            dir.path(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        // Linux filesystems used for temp folders (ext4, xfs, btrfs, tmpfs) all have O_TMPFILE.
+        assert!(LinkVia::probe(&root).is_some());
+        assert!(names(dir.path()).is_empty(), "the probe leaves nothing");
+    }
 }
