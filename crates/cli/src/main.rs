@@ -90,11 +90,21 @@ fn main() -> ExitCode {
     output::exit_code(outcome)
 }
 
+/// `DAVIT_LOG` takes levels per target (`info`, `warn,davit_server=debug`); a plain
+/// target filter, since span and field filters (and the regex engine behind them) cost
+/// startup time and memory for nothing here.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DAVIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let filter = match std::env::var("DAVIT_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("DAVIT_LOG: {e}; logging at info");
+            Targets::new().with_default(LevelFilter::INFO)
+        }),
+        Err(_) => Targets::new().with_default(LevelFilter::INFO),
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
 }

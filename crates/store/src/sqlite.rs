@@ -91,21 +91,11 @@ impl LockWriter {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
-                    // Lookups wait for nobody; changes wait a moment for company.
+                    // Lookups wait for nobody; changes wait a moment for company. Sleeping
+                    // (rather than waiting on the queue) lets requests queue changes without
+                    // waking this thread for each one.
                     if !matches!(batch[0], LockJob::Ask(_)) {
-                        let until = std::time::Instant::now() + LOCK_BATCH_WINDOW;
-                        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-                            match rx.recv_timeout(left) {
-                                Ok(job) => {
-                                    let ask = matches!(job, LockJob::Ask(_));
-                                    batch.push(job);
-                                    if ask {
-                                        break;
-                                    }
-                                }
-                                Err(_) => break,
-                            }
-                        }
+                        std::thread::sleep(LOCK_BATCH_WINDOW);
                     }
                     while let Ok(job) = rx.try_recv() {
                         batch.push(job);
