@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod output;
+mod passwd;
 mod remote;
 mod serve;
+mod settings;
 
 #[derive(Debug, Parser)]
 #[command(name = "davit", version, about = "A WebDAV server and client")]
@@ -24,7 +26,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a folder over WebDAV.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// Add a user to an htpasswd file or change their password (argon2; password on stdin).
+    Passwd(passwd::Args),
     /// List a collection (-R: everything below it).
     Ls(cmd::ls::Args),
     /// Download a resource.
@@ -51,16 +55,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
-    if let Command::Serve(args) = cli.command {
-        return match serve::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("davit: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+    let local = match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Passwd(args) => passwd::run(args),
+        command => {
+            init_tracing(false);
+            return client(command);
+        }
+    };
+    match local {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("davit: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn client(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -72,8 +84,8 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(_) => unreachable!("handled above"),
+        match command {
+            Command::Serve(_) | Command::Passwd(_) => unreachable!("handled in main"),
             Command::Ls(a) => cmd::ls::run(a).await,
             Command::Get(a) => cmd::transfer::get(a).await,
             Command::Put(a) => cmd::transfer::put(a).await,
@@ -93,7 +105,7 @@ fn main() -> ExitCode {
 /// `DAVIT_LOG` takes levels per target (`info`, `warn,davit_server=debug`); a plain
 /// target filter, since span and field filters (and the regex engine behind them) cost
 /// startup time and memory for nothing here.
-fn init_tracing() {
+pub(crate) fn init_tracing(json: bool) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let filter = match std::env::var("DAVIT_LOG") {
@@ -103,8 +115,24 @@ fn init_tracing() {
         }),
         Err(_) => Targets::new().with_default(LevelFilter::INFO),
     };
+    let (text, json) = if json {
+        (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        )
+    } else {
+        (
+            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            None,
+        )
+    };
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(text)
+        .with(json)
         .with(filter)
         .init();
 }

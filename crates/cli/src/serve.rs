@@ -1,67 +1,26 @@
-//! `davit serve`: flags and config, the backends, the listener, and the signals that stop it.
+//! `davit serve`: the backends, authentication, TLS, the listener, and the signals that stop
+//! it. Flags and the config file are in [`crate::settings`].
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
-use clap::ValueEnum;
+use davit_proto::XmlLimits;
+use davit_server::auth::{Access, AccessPolicy, Auth, Htpasswd, UserRules};
 use davit_server::{Backends, DavServer, ServerConfig};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
 use davit_store::sqlite::SqliteStore;
 
+pub(crate) use crate::settings::ServeArgs;
+use crate::settings::{AccessArg, Backend, Fsync, LogFormat, Settings};
+
 /// Name of the folder inside the served folder that holds Davit's own data; never served.
 const META_DIR: &str = ".davit";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Backend {
-    /// Content in the folder, dead properties in SQLite.
-    Fs,
-    /// Everything in memory, gone on exit (tests, trials).
-    Memory,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {
-    /// The folder to serve (created if missing).
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "DAVIT_LISTEN")]
-    listen: SocketAddr,
-    /// Where content and metadata live.
-    #[arg(long, value_enum, default_value_t = Backend::Fs)]
-    backend: Backend,
-    /// SQLite file for dead properties [default: DIR/.davit/davit.sqlite].
-    #[arg(long)]
-    meta: Option<PathBuf>,
-    /// Most entries a Depth: infinity PROPFIND may return; 0 refuses them.
-    #[arg(long, default_value_t = 10_000)]
-    propfind_infinity_limit: usize,
-    /// Longest lock timeout granted, in seconds; longer and infinite requests get this.
-    #[arg(long, default_value_t = 3600)]
-    lock_timeout_max: u64,
-    /// When writes reach the disk: `always` flushes before answering (a write survives a
-    /// power loss); `never` leaves it to the OS (writes stay atomic and survive a crash of
-    /// Davit, as with Apache or nginx).
-    #[arg(long, value_enum, default_value_t = Fsync::Always)]
-    fsync: Fsync,
-    /// Milliseconds a small file or a folder listing is served from memory before the
-    /// folder is asked again (changes through Davit show at once; 0 turns caching off).
-    #[arg(long, default_value_t = 1000)]
-    cache_ttl_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Fsync {
-    /// Flush every write to disk before answering.
-    Always,
-    /// Let the OS flush.
-    Never,
-}
 
 impl Fsync {
     fn policy(self) -> SyncPolicy {
@@ -73,6 +32,8 @@ impl Fsync {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.resolve()?;
+    crate::init_tracing(settings.log_format == LogFormat::Json);
     // With one CPU to run on (a container limit, or taskset) the single-threaded scheduler
     // does the same work without the cross-thread bookkeeping of the multi-threaded one.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -87,29 +48,124 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let backends = backends(&args)?;
+        let s = settings;
+        let backends = backends(&s)?;
+        let auth = auth(&s)?;
+        let tls = match &s.tls {
+            Some((cert, key)) => Some(Arc::new(tls_config(cert, key)?)),
+            None => None,
+        };
+        if auth.is_none() && !s.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %s.listen,
+                "serving without authentication on a non-loopback address: anyone who can \
+                 reach it can read and write everything (see --htpasswd)"
+            );
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let config = ServerConfig::builder()
-            .propfind_infinity_limit(args.propfind_infinity_limit)
-            .lock_timeout_max(std::time::Duration::from_secs(args.lock_timeout_max))
+            .propfind_infinity_limit(s.propfind_infinity_limit)
+            .lock_timeout_max(s.lock_timeout_max)
+            .max_xml_body(s.max_xml_body)
+            .xml_limits(XmlLimits {
+                max_depth: s.max_xml_depth,
+                ..XmlLimits::default()
+            })
+            .max_upload_bytes(s.max_upload)
+            .max_header_bytes(s.max_header_bytes)
+            .header_timeout(s.header_timeout)
+            .idle_timeout(s.idle_timeout)
+            .max_connections(s.max_connections)
+            .max_locks(s.max_locks, s.max_locks_per_resource)
+            .access_log(s.access_log)
+            .auth(auth)
+            .tls(tls)
             .build();
         let server = Arc::new(DavServer::new(backends, config));
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        server
+            .recover()
             .await
-            .with_context(|| format!("binding {}", args.listen))?;
+            .context("repairing properties after an interrupted run")?;
+        let listener = tokio::net::TcpListener::bind(s.listen)
+            .await
+            .with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on http://{addr}/")?;
+            writeln!(out, "listening on {scheme}://{addr}/")?;
             out.flush()?;
         }
-        tracing::info!(%addr, dir = %args.dir.display(), backend = ?args.backend, "serving");
+        tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, "serving");
         davit_server::serve(listener, server, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
+/// Authentication and rules, when an htpasswd file is given.
+fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
+    let Some(file) = &s.htpasswd else {
+        if !s.users.is_empty() || s.anonymous.is_some() {
+            bail!("users and anonymous access need an htpasswd file (--htpasswd)");
+        }
+        return Ok(None);
+    };
+    let users = Htpasswd::load(file)?;
+    if users.is_empty() {
+        tracing::warn!(file = %file.display(), "the htpasswd file has no users");
+    }
+    let mut policy = AccessPolicy::new(access(s.anonymous.unwrap_or(AccessArg::None)));
+    for (name, section) in &s.users {
+        let mut rules = UserRules::new(
+            section.root.as_deref().unwrap_or("/"),
+            access(section.access.unwrap_or(AccessArg::Write)),
+        )
+        .with_context(|| format!("user {name}"))?;
+        for rule in &section.rules {
+            rules = rules
+                .with_rule(&rule.path, access(rule.access))
+                .with_context(|| format!("user {name}"))?;
+        }
+        policy = policy.with_user(name.clone(), rules);
+    }
+    let auth = Auth::new(users, policy)?
+        .realm(s.realm.clone())
+        .failure_limit(s.max_login_failures.max(1), Duration::from_secs(60));
+    Ok(Some(Arc::new(auth)))
+}
+
+fn access(a: AccessArg) -> Access {
+    match a {
+        AccessArg::None => Access::None,
+        AccessArg::Read => Access::Read,
+        AccessArg::Write => Access::Write,
+    }
+}
+
+/// rustls settings from PEM files; HTTP/2 offered first by ALPN.
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+    if chain.is_empty() {
+        bail!("{} holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key from {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not make a TLS identity")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn backends(args: &Settings) -> anyhow::Result<Backends> {
     if args.backend == Backend::Memory {
         return Ok(Backends {
             storage: Arc::new(MemoryStorage::new()),
@@ -137,7 +193,7 @@ fn backends(args: &ServeArgs) -> anyhow::Result<Backends> {
     let mut storage = FsStorage::open(&root)
         .with_context(|| format!("opening {}", root.display()))?
         .sync_policy(args.fsync.policy())
-        .cache_ttl(std::time::Duration::from_millis(args.cache_ttl_ms));
+        .cache_ttl(args.cache_ttl);
     for hidden in hidden_names(&root, &meta)? {
         storage = storage.hide(&hidden);
     }

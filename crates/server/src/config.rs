@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use davit_proto::XmlLimits;
 
+use crate::auth::Auth;
 use crate::lock::{Clock, SystemClock};
 
 /// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
@@ -26,6 +27,22 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Longest a connection may sit idle between requests.
     pub idle_timeout: Duration,
+    /// Largest request head (request line and headers) of HTTP/1; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest PUT or uploaded part; larger gets 413 and nothing is stored.
+    pub max_upload_bytes: Option<u64>,
+    /// Locks held at once, in all.
+    pub max_locks: usize,
+    /// Locks (shared ones) on one resource.
+    pub max_locks_per_resource: usize,
+    /// Who may do what; `None` lets everyone do everything.
+    pub auth: Option<Arc<Auth>>,
+    /// One `info` event per request on target `davit::access`.
+    pub access_log: bool,
+    /// TLS settings; `None` serves plain HTTP (HTTP/1.1, and HTTP/2 by prior knowledge).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +55,14 @@ impl Default for ServerConfig {
             clock: Arc::new(SystemClock),
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
+            max_header_bytes: 64 * 1024,
+            max_connections: 1024,
+            max_upload_bytes: None,
+            max_locks: 100_000,
+            max_locks_per_resource: 64,
+            auth: None,
+            access_log: false,
+            tls: None,
         }
     }
 }
@@ -93,6 +118,49 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::idle_timeout`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.0.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`ServerConfig::max_header_bytes`].
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.0.max_header_bytes = bytes;
+        self
+    }
+
+    /// See [`ServerConfig::max_connections`].
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.0.max_connections = connections.max(1);
+        self
+    }
+
+    /// See [`ServerConfig::max_upload_bytes`].
+    pub fn max_upload_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.0.max_upload_bytes = bytes;
+        self
+    }
+
+    /// See [`ServerConfig::max_locks`] and [`ServerConfig::max_locks_per_resource`].
+    pub fn max_locks(mut self, total: usize, per_resource: usize) -> Self {
+        self.0.max_locks = total;
+        self.0.max_locks_per_resource = per_resource.max(1);
+        self
+    }
+
+    /// See [`ServerConfig::auth`].
+    pub fn auth(mut self, auth: Option<Arc<Auth>>) -> Self {
+        self.0.auth = auth;
+        self
+    }
+
+    /// See [`ServerConfig::access_log`].
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.0.access_log = on;
+        self
+    }
+
+    /// See [`ServerConfig::tls`].
+    pub fn tls(mut self, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        self.0.tls = tls;
         self
     }
 

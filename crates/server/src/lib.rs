@@ -38,8 +38,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use davit_store::{LockStore, PropertyStore, Storage};
 use http::{Request, Response};
@@ -49,6 +50,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+mod access_log;
+pub mod auth;
 pub mod body;
 pub mod config;
 mod conn;
@@ -59,6 +62,7 @@ mod live_prop;
 pub mod lock;
 mod method;
 mod precondition;
+mod recover;
 mod request;
 mod tree;
 
@@ -66,6 +70,7 @@ pub use body::DavBody;
 pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
+pub use recover::Recovery;
 
 use conn::{Conn, Watchdog};
 use lock::LockManager;
@@ -112,30 +117,24 @@ impl DavServer {
         &*self.backends.props
     }
 
-    /// Answers one request. Never fails: errors become error responses.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<DavBody> {
-        // What the request log needs, taken only when it is on: this runs for every request.
-        let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-            (
-                Instant::now(),
-                req.method().clone(),
-                req.uri().path().to_owned(),
-            )
-        });
-        let resp = match method::dispatch(self, req).await {
+    /// Answers one request from `client`. Never fails: errors become error responses.
+    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<DavBody> {
+        let mut entry = self
+            .config
+            .access_log
+            .then(|| access_log::Entry::new(client, &req));
+        let mut user = None;
+        let resp = match method::dispatch(self, req, client.ip(), &mut user).await {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
         };
-        if let Some((started, method, path)) = logged {
-            tracing::debug!(
-                method = %method,
-                path = %path,
-                status = resp.status().as_u16(),
-                micros = started.elapsed().as_micros() as u64,
-                "request"
-            );
+        match entry.take() {
+            Some(mut entry) => {
+                entry.user = user;
+                entry.finish(resp)
+            }
+            None => resp,
         }
-        resp
     }
 }
 
@@ -150,12 +149,28 @@ pub async fn serve(
     server: Arc<DavServer>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(server.config.max_header_bytes.max(8192));
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
+    let tls = server
+        .config
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -170,27 +185,66 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = watchdog.watch();
-        let server = Arc::clone(&server);
+        let handler = Arc::clone(&server);
         let in_flight = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |req| {
-            let server = Arc::clone(&server);
+            let server = Arc::clone(&handler);
             let guard = in_flight.request();
             async move {
-                let resp = server.handle(req).await;
+                let resp = server.handle(req, peer).await;
                 drop(guard);
                 Ok::<_, Infallible>(resp)
             }
         });
-        let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
+                let conn = graceful.watch(
+                    builder
+                        .serve_connection_with_upgrades(io, service)
+                        .into_owned(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                    drop(slot);
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task (a slow one holds up no one)
+                // under the header timeout; the watchdog takes over once it is done.
+                let handshake = tokio::time::timeout(
+                    server.config.header_timeout,
+                    acceptor.clone().accept(stream),
+                );
+                let (builder, watchdog) = (builder.clone(), Arc::clone(&watchdog));
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake too slow");
+                            return;
+                        }
+                    };
+                    let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
+                    let conn = watcher.watch(
+                        builder
+                            .serve_connection_with_upgrades(io, service)
+                            .into_owned(),
+                    );
+                    if let Err(e) = conn.await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     ticker.abort();
     drop(listener);

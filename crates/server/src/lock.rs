@@ -199,6 +199,17 @@ impl LockManager {
         Ok(())
     }
 
+    /// Active locks in all, when known without asking the store.
+    pub(crate) async fn held(&self) -> Result<Option<usize>, DavError> {
+        let now = self.clock.now();
+        Ok(self.mirror().await?.map(|m| {
+            let all = m.lock().unwrap_or_else(|p| p.into_inner());
+            all.iter()
+                .filter(|l| l.expires.is_none_or(|e| e > now))
+                .count()
+        }))
+    }
+
     /// Stores a new lock.
     pub(crate) async fn insert(&self, lock: &Lock) -> Result<(), DavError> {
         self.mirror().await?;

@@ -3,7 +3,10 @@
 use bytes::{Bytes, BytesMut};
 use davit_proto::{Depth, Destination, IfHeader, Overwrite, ResourcePath};
 use davit_store::ByteStream;
-use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::{StreamExt, TryStreamExt};
 use http::header::{CONTENT_LENGTH, HOST, HeaderName};
 use http::{Method, StatusCode, request::Parts};
 use http_body_util::{BodyDataStream, BodyExt};
@@ -170,6 +173,48 @@ pub(crate) async fn read_body(
 /// The body as a stream of chunks, for PUT.
 pub(crate) fn body_stream(body: Incoming) -> ByteStream {
     Box::pin(BodyDataStream::new(body).map_err(std::io::Error::other))
+}
+
+/// `stream` cut off with an error once it passes `max` bytes; the flag tells the handler
+/// that this, not the client, ended the body, so it answers 413.
+pub(crate) fn limit_stream(stream: ByteStream, max: Option<u64>) -> (ByteStream, Arc<AtomicBool>) {
+    let over = Arc::new(AtomicBool::new(false));
+    let Some(max) = max else {
+        return (stream, over);
+    };
+    let flag = Arc::clone(&over);
+    let mut seen = 0u64;
+    let limited = stream.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > max {
+            flag.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!(
+                "the upload is larger than {max} bytes"
+            )));
+        }
+        Ok(chunk)
+    });
+    (Box::pin(limited), over)
+}
+
+/// 413 for an upload over `max` bytes.
+pub(crate) fn upload_too_large(max: u64) -> DavError {
+    DavError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("uploads are limited to {max} bytes"),
+    )
+}
+
+/// The declared length of the body, when there is a valid one.
+pub(crate) fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The request body, for a handler to take if it reads it. What a handler leaves unread

@@ -251,6 +251,36 @@ pub trait PropertyStore: Send + Sync + Debug {
 
     /// Removes the properties of `path` and everything below it.
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Records, durably, that content at `from` is about to be renamed to `to`; the
+    /// [`PropertyStore::move_tree`] that follows the rename clears the record. A process
+    /// killed between the two leaves it for [`PropertyStore::unfinished_moves`], so the
+    /// properties can follow their content at the next start. Stores that do not outlive
+    /// the process need not keep it.
+    async fn begin_move(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let _ = (from, to);
+        Ok(())
+    }
+
+    /// Moves begun and not finished, oldest first.
+    async fn unfinished_moves(&self) -> Result<Vec<(ResourcePath, ResourcePath)>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// Forgets an unfinished move whose rename never happened.
+    async fn abandon_move(
+        &self,
+        from: &ResourcePath,
+        to: &ResourcePath,
+    ) -> Result<(), StorageError> {
+        let _ = (from, to);
+        Ok(())
+    }
+
+    /// Every path that has properties, for finding those whose resource is gone.
+    async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A write lock as stored (RFC 4918 §6). Policy (conflicts, coverage, expiry) is the

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS locks (
     expires INTEGER
 );
 CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
+CREATE TABLE IF NOT EXISTS moves (
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    PRIMARY KEY (src, dst)
+) WITHOUT ROWID;
 ";
 
 /// Dead properties and locks in SQLite.
@@ -501,9 +506,57 @@ impl PropertyStore for SqliteStore {
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             move_rows(&tx, &from, &to)?;
+            tx.prepare_cached("DELETE FROM moves WHERE src = ?1 AND dst = ?2")?
+                .execute(params![from.as_str(), to.as_str()])?;
             tx.commit()
         })
         .await
+    }
+
+    async fn begin_move(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        let (from, to) = (from.clone(), to.clone());
+        run(&self.props, move |conn| {
+            conn.prepare_cached("INSERT OR IGNORE INTO moves (src, dst) VALUES (?1, ?2)")?
+                .execute(params![from.as_str(), to.as_str()])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn unfinished_moves(&self) -> Result<Vec<(ResourcePath, ResourcePath)>, StorageError> {
+        let rows: Vec<(String, String)> = run(&self.reads, |conn| {
+            let mut stmt = conn.prepare("SELECT src, dst FROM moves")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+        rows.into_iter()
+            .map(|(src, dst)| Ok((stored_path(&src)?, stored_path(&dst)?)))
+            .collect()
+    }
+
+    async fn abandon_move(
+        &self,
+        from: &ResourcePath,
+        to: &ResourcePath,
+    ) -> Result<(), StorageError> {
+        let (from, to) = (from.clone(), to.clone());
+        run(&self.props, move |conn| {
+            conn.prepare_cached("DELETE FROM moves WHERE src = ?1 AND dst = ?2")?
+                .execute(params![from.as_str(), to.as_str()])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
+        let rows: Vec<String> = run(&self.reads, |conn| {
+            let mut stmt = conn.prepare("SELECT DISTINCT path FROM props")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+        rows.iter().map(|p| stored_path(p)).collect()
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
@@ -515,6 +568,13 @@ impl PropertyStore for SqliteStore {
         })
         .await
     }
+}
+
+/// A path read back from the database; one that does not parse means the file was edited
+/// by something else.
+fn stored_path(text: &str) -> Result<ResourcePath, StorageError> {
+    ResourcePath::from_decoded(text)
+        .map_err(|e| StorageError::Database(format!("stored path {text:?}: {e}").into()))
 }
 
 impl SqliteStore {

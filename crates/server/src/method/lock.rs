@@ -96,6 +96,7 @@ pub(super) async fn handle(
         }
     }
 
+    check_lock_limits(server, req).await?;
     let created = meta.is_none();
     if created {
         check_write(server, req, &req.path, None, Change::Create).await?;
@@ -132,6 +133,40 @@ pub(super) async fn handle(
     resp.headers_mut()
         .insert(LOCK_TOKEN, header_value(&format!("<{}>", lock.token)));
     Ok(resp)
+}
+
+/// 507 when the resource, or the server, holds as many locks as it may.
+async fn check_lock_limits(server: &DavServer, req: &DavRequest) -> Result<(), DavError> {
+    let config = &server.config;
+    let here = server
+        .locks
+        .on_path(&req.path)
+        .await?
+        .iter()
+        .filter(|l| l.root == req.path)
+        .count();
+    if here >= config.max_locks_per_resource {
+        return Err(DavError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("this resource already has {here} locks, the most allowed"),
+        ));
+    }
+    if server
+        .locks
+        .held()
+        .await?
+        .is_some_and(|n| n >= config.max_locks)
+    {
+        tracing::warn!(
+            max = config.max_locks,
+            "lock refused: the server holds its most locks"
+        );
+        return Err(DavError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the server holds as many locks as it may",
+        ));
+    }
+    Ok(())
 }
 
 /// A refresh: the locks named by submitted tokens that apply here get a new timeout.

@@ -1,9 +1,13 @@
 //! One module per method; [`dispatch`] picks it.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::DavServer;
+use crate::auth::{Principal, authorize};
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::{Body, DavRequest};
@@ -26,16 +30,27 @@ mod unlock;
 pub(crate) const ALLOW: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
 
+/// Answers a request from `client`; `user` is set to who sent it once that is known.
 pub(crate) async fn dispatch(
     server: &DavServer,
     req: Request<Incoming>,
+    client: IpAddr,
+    user: &mut Option<Arc<str>>,
 ) -> Result<Response<DavBody>, DavError> {
     let (parts, body) = req.into_parts();
     let mut body = Body::new(body);
-    if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
-        return Ok(options::server_wide());
+    let result = async {
+        let principal = match &server.config.auth {
+            Some(auth) => auth.authenticate(&parts.headers, client).await?,
+            None => Principal::unrestricted(),
+        };
+        user.clone_from(&principal.user);
+        if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
+            return Ok(options::server_wide());
+        }
+        route(server, parts, &principal, &mut body).await
     }
-    let result = route(server, parts, &mut body).await;
+    .await;
     if result.is_err() {
         body.discard().await;
     }
@@ -45,9 +60,11 @@ pub(crate) async fn dispatch(
 async fn route(
     server: &DavServer,
     parts: http::request::Parts,
+    principal: &Principal,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let req = DavRequest::new(parts)?;
+    authorize(server.config.auth.as_deref(), principal, &req)?;
     crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {
         "OPTIONS" => options::handle(server, &req).await,

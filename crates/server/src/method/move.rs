@@ -47,6 +47,11 @@ pub(super) async fn handle(
     if !locked.is_empty() {
         return move_by_copy(server, &t, &locked).await;
     }
+    server
+        .props()
+        .begin_move(&t.src, &t.dst)
+        .await
+        .map_err(DavError::from_storage)?;
     match server.storage().rename(&t.src, &t.dst).await {
         Ok(()) => {
             // Locks first: left behind, they would guard whatever is created at the old path.
@@ -58,8 +63,17 @@ pub(super) async fn handle(
                 .map_err(DavError::from_storage)?;
             Ok(finish(&t, &[]))
         }
-        Err(StorageError::Unsupported) => move_by_copy(server, &t, &locked).await,
-        Err(e) => Err(destination_error(e)),
+        Err(e) => {
+            server
+                .props()
+                .abandon_move(&t.src, &t.dst)
+                .await
+                .map_err(DavError::from_storage)?;
+            match e {
+                StorageError::Unsupported => move_by_copy(server, &t, &locked).await,
+                e => Err(destination_error(e)),
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the answer is a 207 with one `response` per part (201, 204, or the part's error). A
 //! browser's form (which prefers HTML) is sent back to the listing instead.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use davit_proto::{MultistatusWriter, ResourceKind, ResourcePath};
@@ -15,7 +16,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_write};
-use crate::request::{Body, DavRequest, body_stream};
+use crate::request::{Body, DavRequest, body_stream, limit_stream, upload_too_large};
 use crate::tree::multistatus;
 
 use super::get::header_value;
@@ -157,11 +158,15 @@ async fn store_part(
             e => DavError::from_storage(e),
         })
     };
-    let pending = server
-        .storage()
-        .prepare_write(&path, stream)
-        .await
-        .map_err(storage_error)?;
+    let max = server.config.max_upload_bytes;
+    let (stream, over) = limit_stream(stream, max);
+    let pending = match server.storage().prepare_write(&path, stream).await {
+        Ok(p) => p,
+        Err(_) if over.load(Ordering::Relaxed) => {
+            return Err(fail(upload_too_large(max.unwrap_or_default())));
+        }
+        Err(e) => return Err(storage_error(e)),
+    };
     // As for PUT: checked again right before the part becomes visible.
     let _gate = server.locks.write_gate().await;
     check_write(server, req, &path, None, Change::Write)

@@ -7,6 +7,8 @@
 //! - The body streams to storage, which writes a temporary file and renames it into place,
 //!   so a cut upload leaves the old content.
 
+use std::sync::atomic::Ordering;
+
 use davit_store::{Metadata, StorageError, WriteOutcome};
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 use http::{Response, StatusCode};
@@ -15,7 +17,9 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_if, check_write};
-use crate::request::{Body, DavRequest, body_stream};
+use crate::request::{
+    Body, DavRequest, body_stream, content_length, limit_stream, upload_too_large,
+};
 
 use super::get::header_value;
 use super::status;
@@ -39,11 +43,21 @@ pub(super) async fn handle(
     // Fail fast, before the body is read.
     let current = current_state(server, req).await?;
     check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
+    let max = server.config.max_upload_bytes;
+    if let Some(max) = max
+        && content_length(&req.parts).is_some_and(|len| len > max)
+    {
+        return Err(upload_too_large(max));
+    }
+    let (stream, over) = limit_stream(body_stream(body.take()), max);
     let pending = server
         .storage()
-        .prepare_write(&req.path, body_stream(body.take()))
+        .prepare_write(&req.path, stream)
         .await
-        .map_err(put_error)?;
+        .map_err(|e| match max {
+            Some(max) if over.load(Ordering::Relaxed) => upload_too_large(max),
+            _ => put_error(e),
+        })?;
     // The body may have taken long to arrive: what held then is checked again, under the
     // gate that orders writes against LOCK, right before the new content becomes visible.
     let _gate = server.locks.write_gate().await;

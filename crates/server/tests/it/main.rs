@@ -5,10 +5,12 @@
 
 mod support;
 
+mod auth;
 mod copy_move;
 mod delete;
 mod get;
 mod input;
+mod limits;
 mod lock;
 mod mkcol;
 mod options;
@@ -16,3 +18,4 @@ mod post;
 mod propfind;
 mod proppatch;
 mod put;
+mod recover;

@@ -1,0 +1,84 @@
+//! `davit passwd FILE USER`: adds a user to an htpasswd file, or changes their password,
+//! with an argon2id hash. The password comes from standard input (first line), so it is
+//! never on a command line where `ps` would show it.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use davit_server::auth::{hash_password, upsert_line};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The htpasswd file (created if missing).
+    file: PathBuf,
+    /// The user to add or update.
+    user: String,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if args.user.is_empty() || args.user.contains([':', '\n', '\r']) {
+        bail!("a user name must be non-empty and hold no ':' or line break");
+    }
+    let password = read_password(&args.user)?;
+    if password.is_empty() {
+        bail!("empty password refused");
+    }
+    let hash = hash_password(&password)?;
+    let old = match std::fs::read_to_string(&args.file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.file.display())),
+    };
+    let new = upsert_line(&old, &args.user, &hash);
+    write_private(&args.file, new.as_bytes())?;
+    eprintln!("{}: password set for {}", args.file.display(), args.user);
+    Ok(())
+}
+
+fn read_password(user: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprint!("password for {user}: ");
+        std::io::stderr().flush()?;
+        // No echo while typing; `stty` is on every system with a terminal.
+        let _ = std::process::Command::new("stty").arg("-echo").status();
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if interactive {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+    }
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Replaces `path` atomically with `data`, readable by its owner only.
+fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let write = || -> std::io::Result<()> {
+        let mut f = options.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,339 @@
+//! Authentication and per-user access: 401 for every method without a valid login, 403 for
+//! every write of a read-only user, nothing reachable outside a user's root, and 429 once an
+//! address has failed too often.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use davit_server::ServerConfig;
+use davit_server::auth::{Access, AccessPolicy, Auth, Htpasswd, UserRules};
+use reqwest::StatusCode;
+
+use crate::support::{Kind, TestServer};
+
+// Made with Apache's `htpasswd -B -C 4` and `-m`, and `openssl passwd -5`: every password
+// is "secret".
+const USERS: &str = "\
+alice:$2y$04$tl.O8ExrwquSXFrHl4BKUOar43nYcuU3FejG1I3R4hzSOSRl/niq2
+bob:$apr1$9PeRwwz.$3hQuqRMiINyjg9PspLZlu/
+carol:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA
+";
+
+const METHODS: [&str; 13] = [
+    "OPTIONS",
+    "GET",
+    "HEAD",
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "PROPFIND",
+    "PROPPATCH",
+    "LOCK",
+    "UNLOCK",
+    "POST",
+];
+
+fn auth(anonymous: Access, max_failures: u32) -> Arc<Auth> {
+    let policy = AccessPolicy::new(anonymous)
+        .with_user("bob", UserRules::new("/", Access::Read).unwrap())
+        .with_user(
+            "carol",
+            UserRules::new("/carol", Access::Write)
+                .unwrap()
+                .with_rule("/carol/archive", Access::Read)
+                .unwrap(),
+        );
+    let auth = Auth::new(Htpasswd::parse(USERS).unwrap(), policy)
+        .unwrap()
+        .failure_limit(max_failures, Duration::from_secs(60))
+        .failure_delay(Duration::ZERO);
+    Arc::new(auth)
+}
+
+async fn start(kind: Kind, anonymous: Access, max_failures: u32) -> TestServer {
+    let config = ServerConfig::builder()
+        .auth(Some(auth(anonymous, max_failures)))
+        .build();
+    TestServer::start_with(kind, config).await
+}
+
+/// A request as `user` (password "secret" unless `password` says otherwise).
+fn as_user(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::RequestBuilder {
+    s.req(method, path).basic_auth(user, Some(password))
+}
+
+/// The headers COPY, MOVE and UNLOCK need, so they fail for want of access, not of a header.
+fn any_method(r: reqwest::RequestBuilder, s: &TestServer) -> reqwest::RequestBuilder {
+    r.header("Destination", s.url("/elsewhere")).header(
+        "Lock-Token",
+        "<urn:uuid:00000000-0000-0000-0000-000000000000>",
+    )
+}
+
+async fn every_method_needs_a_valid_login(kind: Kind) {
+    let s = start(kind, Access::None, 10_000).await;
+    assert_eq!(
+        as_user(&s, "PUT", "/doc.txt", "alice", "secret")
+            .body("content")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    for method in METHODS {
+        for path in ["/", "/doc.txt", "/missing"] {
+            let anonymous = s
+                .req(method, path)
+                .header("Destination", s.url("/elsewhere"))
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                anonymous.status(),
+                StatusCode::UNAUTHORIZED,
+                "anonymous {method} {path}"
+            );
+            let challenge = anonymous.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("Basic realm="), "{challenge}");
+            if path != "/doc.txt" {
+                continue;
+            }
+            for (user, password) in [("alice", "wrong"), ("alice", ""), ("nobody", "secret")] {
+                let r = any_method(as_user(&s, method, path, user, password), &s)
+                    .body("x")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{user}:{password} {method} {path}"
+                );
+            }
+        }
+    }
+    let r = as_user(&s, "GET", "/doc.txt", "alice", "secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "content", "nothing was changed");
+    let r = as_user(&s, "GET", "/elsewhere", "alice", "secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "nothing was copied or moved"
+    );
+}
+
+#[tokio::test]
+async fn every_method_needs_a_valid_login_memory() {
+    every_method_needs_a_valid_login(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn every_method_needs_a_valid_login_fs() {
+    every_method_needs_a_valid_login(Kind::Fs).await;
+}
+
+#[tokio::test]
+async fn a_read_only_user_reads_and_gets_403_on_every_write() {
+    let s = start(Kind::Fs, Access::None, 10_000).await;
+    let alice = |m, p| as_user(&s, m, p, "alice", "secret");
+    assert_eq!(
+        alice("PUT", "/doc.txt")
+            .body("v1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(alice("MKCOL", "/dir").send().await.unwrap().status(), 201);
+    let bob = |m, p| as_user(&s, m, p, "bob", "secret");
+    assert_eq!(bob("GET", "/doc.txt").send().await.unwrap().status(), 200);
+    assert_eq!(bob("HEAD", "/doc.txt").send().await.unwrap().status(), 200);
+    assert_eq!(bob("OPTIONS", "/").send().await.unwrap().status(), 200);
+    let r = bob("PROPFIND", "/")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    for method in [
+        "PUT",
+        "DELETE",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "PROPPATCH",
+        "LOCK",
+        "UNLOCK",
+        "POST",
+    ] {
+        for path in ["/doc.txt", "/dir/", "/new"] {
+            let r = any_method(bob(method, path), &s)
+                .header("Content-Type", "application/xml")
+                .body(
+                    r#"<propertyupdate xmlns="DAV:"><set><prop><x xmlns="urn:t">1</x></prop></set></propertyupdate>"#,
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob {method} {path}");
+        }
+    }
+    let r = alice("GET", "/doc.txt").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "v1");
+    let r = alice("PROPFIND", "/")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    let listing = r.text().await.unwrap();
+    assert!(
+        !listing.contains("/new") && !listing.contains("/elsewhere"),
+        "{listing}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_stays_inside_their_root_and_rules() {
+    let s = start(Kind::Fs, Access::None, 10_000).await;
+    let alice = |m, p| as_user(&s, m, p, "alice", "secret");
+    for dir in ["/carol", "/carol/archive"] {
+        assert_eq!(alice("MKCOL", dir).send().await.unwrap().status(), 201);
+    }
+    assert_eq!(
+        alice("PUT", "/top.txt")
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let carol = |m, p| as_user(&s, m, p, "carol", "secret");
+    assert_eq!(
+        carol("PUT", "/carol/a.txt")
+            .body("a")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        carol("GET", "/carol/archive/")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (method, path, dest) in [
+        ("GET", "/top.txt", None),
+        ("PROPFIND", "/", None),
+        ("PUT", "/x.txt", None),
+        ("PUT", "/carol/archive/x.txt", None),
+        ("DELETE", "/carol/archive", None),
+        // Deleting or moving the root would take the read-only archive with it.
+        ("DELETE", "/carol", None),
+        ("COPY", "/carol/a.txt", Some("/stolen.txt")),
+        ("MOVE", "/carol/a.txt", Some("/carol/archive/a.txt")),
+        ("COPY", "/top.txt", Some("/carol/top.txt")),
+    ] {
+        let mut r = carol(method, path);
+        if let Some(d) = dest {
+            r = r.header("Destination", s.url(d));
+        }
+        assert_eq!(
+            r.send().await.unwrap().status(),
+            StatusCode::FORBIDDEN,
+            "carol {method} {path} {dest:?}"
+        );
+    }
+    let r = carol("COPY", "/carol/a.txt")
+        .header("Destination", s.url("/carol/b.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        alice("GET", "/stolen.txt").send().await.unwrap().status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn anonymous_readers_are_asked_to_log_in_to_write() {
+    let s = start(Kind::Memory, Access::Read, 10_000).await;
+    assert_eq!(
+        as_user(&s, "PUT", "/f", "alice", "secret")
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(s.get_text("/f").await, (StatusCode::OK, "x".to_owned()));
+    let r = s.req("PUT", "/f").body("y").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_eq!(s.get_text("/f").await.1, "x");
+}
+
+#[tokio::test]
+async fn an_address_that_fails_too_often_gets_429_even_with_the_right_password() {
+    let s = start(Kind::Memory, Access::None, 3).await;
+    for _ in 0..3 {
+        let r = as_user(&s, "GET", "/", "alice", "guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for password in ["guess", "secret"] {
+        let r = as_user(&s, "GET", "/", "alice", password)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{password}");
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // Requests without credentials are not failures, and are still challenged.
+    assert_eq!(s.req("GET", "/").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn a_malformed_authorization_header_is_400() {
+    let s = start(Kind::Memory, Access::None, 10_000).await;
+    for value in ["Basic !!!", "Bearer abc", "Basic"] {
+        let r = s
+            .req("GET", "/")
+            .header("Authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{value}");
+    }
+}
