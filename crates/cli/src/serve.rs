@@ -193,7 +193,8 @@ fn backends(args: &Settings) -> anyhow::Result<Backends> {
     let mut storage = FsStorage::open(&root)
         .with_context(|| format!("opening {}", root.display()))?
         .sync_policy(args.fsync.policy())
-        .cache_ttl(args.cache_ttl);
+        .cache_ttl(args.cache_ttl)
+        .follow_symlinks(args.follow_symlinks);
     for hidden in hidden_names(&root, &meta)? {
         storage = storage.hide(&hidden);
     }

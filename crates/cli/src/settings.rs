@@ -127,6 +127,10 @@ pub(crate) struct ServeArgs {
     /// Shared locks on one resource [default: 64]
     #[arg(long)]
     pub(crate) max_locks_per_resource: Option<usize>,
+    /// Serve symlinks to files inside the served folder (links leading outside, or to
+    /// folders, stay unserved) [default: false]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) follow_symlinks: Option<bool>,
     /// Log one line per request (target davit::access) [default: false]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub(crate) access_log: Option<bool>,
@@ -182,6 +186,7 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     pub(crate) max_locks: usize,
     pub(crate) max_locks_per_resource: usize,
+    pub(crate) follow_symlinks: bool,
     pub(crate) access_log: bool,
     pub(crate) log_format: LogFormat,
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -235,6 +240,7 @@ impl ServeArgs {
             max_connections: pick!(max_connections, 1024),
             max_locks: pick!(max_locks, 100_000),
             max_locks_per_resource: pick!(max_locks_per_resource, 64),
+            follow_symlinks: pick!(follow_symlinks, false),
             access_log: pick!(access_log, false),
             log_format: pick!(log_format, LogFormat::Text),
             users,

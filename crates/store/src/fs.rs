@@ -6,6 +6,11 @@
 //! therefore never served or listed, and nothing outside the root is ever opened. Changes
 //! happen through `*at` calls on the parent's descriptor for the same reason. (Linux ≥ 5.6.)
 //!
+//! [`FsStorage::follow_symlinks`] serves symlinks to files that stay inside the root: the
+//! kernel resolves them with `RESOLVE_BENEATH` alone, which still refuses any escape.
+//! Symlinks to folders are never followed, so no tree walk (DELETE, COPY, MOVE) can reach
+//! through one into another part of the tree; DELETE and MOVE act on a link itself.
+//!
 //! Writes go to a temporary file in the target's own folder, are flushed with `fdatasync`,
 //! then renamed over the target: a reader sees the old content or the new one, and a write
 //! cut short leaves the old content untouched.
@@ -27,7 +32,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::read_cache::{ListCache, Lookup, ReadCache};
+use crate::read_cache::{ListCache, Lookup, ReadCache, StatCache};
 use crate::{
     ByteRange, ByteStream, ETag, Entry, FileReader, Metadata, PendingWrite, ResourceKind,
     ResourcePath, Storage, StorageError, SyncPolicy, WriteOutcome,
@@ -74,10 +79,14 @@ struct Inner {
     cache: ReadCache,
     /// Folders recently listed.
     listings: ListCache,
+    /// Paths recently looked up.
+    stats: StatCache,
     /// Whether writes are flushed to disk before they are acknowledged.
     sync: SyncPolicy,
     /// How an unnamed (`O_TMPFILE`) file gets its name, when the root's filesystem can.
     link: Option<LinkVia>,
+    /// Whether symlinks to files inside the root are served.
+    follow_symlinks: bool,
 }
 
 impl Inner {
@@ -85,6 +94,7 @@ impl Inner {
     fn changed(&self, path: &ResourcePath) {
         self.cache.invalidate(path.as_str());
         self.listings.invalidate(path.as_str());
+        self.stats.invalidate(path.as_str());
     }
 }
 
@@ -108,8 +118,10 @@ impl FsStorage {
                 hidden: Vec::new(),
                 cache: ReadCache::new(CACHE_TTL, CACHED_FILES),
                 listings: ListCache::new(CACHE_TTL, CACHED_MEMBERS),
+                stats: StatCache::new(CACHE_TTL, CACHED_FILES),
                 sync: SyncPolicy::Always,
                 link,
+                follow_symlinks: false,
             }),
         })
     }
@@ -132,6 +144,16 @@ impl FsStorage {
             .expect("cache_ttl() is called before the storage is shared");
         inner.cache = ReadCache::new(ttl, CACHED_FILES);
         inner.listings = ListCache::new(ttl, CACHED_MEMBERS);
+        inner.stats = StatCache::new(ttl, CACHED_FILES);
+        self
+    }
+
+    /// Serves symlinks that lead to files inside the root (as those files); symlinks that
+    /// lead outside, or to folders, stay unserved. Default: off.
+    pub fn follow_symlinks(mut self, on: bool) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("follow_symlinks() is called before the storage is shared")
+            .follow_symlinks = on;
         self
     }
 
@@ -239,6 +261,15 @@ fn errno(e: Errno) -> StorageError {
     StorageError::from_io(io::Error::from(e))
 }
 
+/// `rel` of a folder with a trailing slash, ready for a member name ("" for the root).
+fn rel_dir_prefix(dir: &ResourcePath) -> String {
+    if dir.is_root() {
+        String::new()
+    } else {
+        format!("{}/", &dir.as_str()[1..])
+    }
+}
+
 fn rel(path: &ResourcePath) -> &str {
     if path.is_root() {
         "."
@@ -278,8 +309,42 @@ impl Inner {
         }
     }
 
-    /// Opens `rel` beneath the root; any symlink or escape on the way fails.
+    /// Opens `rel` beneath the root; any symlink or escape on the way fails (but a final
+    /// symlink to a file inside the root, when following those).
     fn resolve(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        match self.open_beneath(rel, flags, ResolveFlags::NO_SYMLINKS) {
+            Err(Errno::LOOP) if self.follow_symlinks => self.resolve_file_link(rel, flags),
+            other => other,
+        }
+    }
+
+    /// `rel` whose last component is a symlink: followed only when nothing before it is
+    /// one, the target stays beneath the root, and it is a regular file.
+    fn resolve_file_link(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        if flags.contains(OFlags::DIRECTORY) {
+            return Err(Errno::LOOP);
+        }
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            self.open_beneath(
+                parent,
+                OFlags::PATH | OFlags::DIRECTORY,
+                ResolveFlags::NO_SYMLINKS,
+            )?;
+        }
+        let fd = self.open_beneath(rel, flags, ResolveFlags::empty())?;
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::TYPE)?;
+        if FileType::from_raw_mode(st.stx_mode.into()) != FileType::RegularFile {
+            return Err(Errno::LOOP);
+        }
+        Ok(fd)
+    }
+
+    fn open_beneath(
+        &self,
+        rel: &str,
+        flags: OFlags,
+        extra: ResolveFlags,
+    ) -> Result<OwnedFd, Errno> {
         // openat2 refuses O_PATH combined with flags other than these few.
         let flags = if flags.contains(OFlags::PATH) {
             flags | OFlags::CLOEXEC
@@ -293,13 +358,20 @@ impl Inner {
                 rel,
                 flags,
                 Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | extra,
             ) {
                 // The kernel asks for a retry when a concurrent rename raced the lookup.
                 Err(Errno::AGAIN) if tries < 8 => tries += 1,
                 other => return other,
             }
         }
+    }
+
+    /// Whether `name` in `dir` is a symlink this storage acts on as a link (DELETE, MOVE).
+    fn is_served_link(&self, dir: impl AsFd, name: &str) -> bool {
+        self.follow_symlinks
+            && rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE)
+                .is_ok_and(|st| FileType::from_raw_mode(st.stx_mode.into()) == FileType::Symlink)
     }
 
     /// The parent collection of `path`, opened for `*at` calls.
@@ -765,10 +837,16 @@ impl Storage for FsStorage {
     async fn metadata(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
         // Two syscalls that the page cache answers: cheaper inline than a thread hop.
         let inner = &self.inner;
+        let generation = match inner.stats.get(path.as_str()) {
+            Ok(metadata) => return Ok(metadata),
+            Err(generation) => generation,
+        };
         inner.check_served(path)?;
         let fd = inner.resolve(rel(path), OFlags::PATH).map_err(errno)?;
         let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
-        to_metadata(&st)
+        let metadata = to_metadata(&st)?;
+        inner.stats.put(path.as_str(), &metadata, generation);
+        Ok(metadata)
     }
 
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
@@ -795,13 +873,25 @@ impl Storage for FsStorage {
                 if dir.is_root() && inner.hidden.iter().any(|h| h == name) {
                     continue;
                 }
-                if !matches!(
-                    ent.file_type(),
-                    FileType::RegularFile | FileType::Directory | FileType::Unknown
-                ) {
-                    continue;
-                }
-                match inner.metadata_at(&fd, name) {
+                let metadata = match ent.file_type() {
+                    FileType::RegularFile | FileType::Directory | FileType::Unknown => {
+                        inner.metadata_at(&fd, name)
+                    }
+                    FileType::Symlink if inner.follow_symlinks => {
+                        let member = format!("{}{name}", rel_dir_prefix(&dir));
+                        match inner.resolve(&member, OFlags::PATH) {
+                            Ok(target) => {
+                                rustix::fs::statx(&target, "", AtFlags::EMPTY_PATH, STATX_MASK)
+                                    .map_err(errno)
+                                    .and_then(|st| to_metadata(&st))
+                            }
+                            // Leads outside, to a folder, or nowhere: not served.
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                match metadata {
                     // Gone since the directory was read, or not something we serve.
                     Err(StorageError::NotFound) => {}
                     metadata => entries.push(Entry {
@@ -933,7 +1023,12 @@ impl Storage for FsStorage {
                 StorageError::ParentMissing => StorageError::NotFound,
                 e => e,
             })?;
-            let kind = inner.metadata_at(&parent, path.name())?.kind;
+            let kind = match inner.metadata_at(&parent, path.name()) {
+                Err(StorageError::NotFound) if inner.is_served_link(&parent, path.name()) => {
+                    ResourceKind::File
+                }
+                other => other?.kind,
+            };
             if !kind.is_collection() {
                 return rustix::fs::unlinkat(&parent, path.name(), AtFlags::empty()).map_err(errno);
             }
@@ -1030,7 +1125,12 @@ impl Storage for FsStorage {
                 e => e,
             })?;
             // Refuse to move what is not served (a symlink) before renaming anything.
-            inner.metadata_at(&src_parent, from.name())?;
+            match inner.metadata_at(&src_parent, from.name()) {
+                Err(StorageError::NotFound) if inner.is_served_link(&src_parent, from.name()) => {}
+                other => {
+                    other?;
+                }
+            }
             let dst_parent = inner.parent(&to)?;
             rustix::fs::renameat_with(
                 &src_parent,

@@ -1,5 +1,6 @@
-//! Short-lived caches for the folder backend: the bytes and metadata of small files, and
-//! the listings of folders, trusted for a short time without asking the filesystem again.
+//! Short-lived caches for the folder backend: the bytes and metadata of small files, the
+//! metadata of paths looked up, and the listings of folders, trusted for a short time
+//! without asking the filesystem again.
 //!
 //! Serving a small file otherwise costs four syscalls (open, stat, read, close) that take a
 //! quarter of a GET's time, and listing a folder costs one stat per member; lighttpd's stat
@@ -112,6 +113,92 @@ impl ReadCache {
             format!("{path}/")
         };
         entries.retain(|k, _| k != path && !k.starts_with(&prefix));
+    }
+}
+
+/// Metadata of paths recently looked up: a LOCK, a PROPFIND Depth 0 or a conditional PUT
+/// otherwise costs a path walk beneath the root (openat2), a statx and a close.
+#[derive(Debug)]
+pub(crate) struct StatCache {
+    entries: Mutex<StatEntries>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct StatEntries {
+    map: HashMap<String, (Instant, Metadata)>,
+    /// Bumped by every invalidation, so a lookup that raced a change does not store what
+    /// it saw before the change.
+    generation: u64,
+}
+
+impl StatCache {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        StatCache {
+            entries: Mutex::new(StatEntries::default()),
+            ttl,
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatEntries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fresh metadata of `path`, or the generation to hand to [`StatCache::put`].
+    pub(crate) fn get(&self, path: &str) -> Result<Metadata, u64> {
+        if self.ttl.is_zero() {
+            return Err(0);
+        }
+        let entries = self.lock();
+        match entries.map.get(path) {
+            Some((checked, m)) if checked.elapsed() < self.ttl => Ok(m.clone()),
+            _ => Err(entries.generation),
+        }
+    }
+
+    /// Keeps what a lookup that began at `generation` found, unless something changed since.
+    pub(crate) fn put(&self, path: &str, metadata: &Metadata, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.generation != generation {
+            return;
+        }
+        if entries.map.len() >= self.capacity {
+            entries.map.clear();
+        }
+        entries
+            .map
+            .insert(path.to_owned(), (Instant::now(), metadata.clone()));
+    }
+
+    /// Forgets `path`, its parent (whose times a change of a member changes), and
+    /// everything below it.
+    pub(crate) fn invalidate(&self, path: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        entries.generation = entries.generation.wrapping_add(1);
+        if entries.map.is_empty() {
+            return;
+        }
+        let parent = match path.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &path[..i],
+        };
+        entries.map.remove(parent);
+        let prefix = if path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
+        entries
+            .map
+            .retain(|k, _| k != path && !k.starts_with(&prefix));
     }
 }
 
@@ -284,5 +371,29 @@ mod tests {
         let off = ReadCache::new(Duration::ZERO, 4);
         off.put("/x", meta(), Bytes::new());
         assert!(matches!(off.get("/x"), Lookup::Miss));
+    }
+
+    #[test]
+    fn stat_cache_forgets_changes_their_parents_and_raced_lookups() {
+        let c = StatCache::new(Duration::from_secs(60), 100);
+        for path in ["/d", "/d/f", "/d/sub/g", "/other"] {
+            let generation = c.get(path).unwrap_err();
+            c.put(path, &meta(), generation);
+            assert!(c.get(path).is_ok(), "{path}");
+        }
+        c.invalidate("/d/sub");
+        assert!(c.get("/d").is_err(), "the parent's times changed");
+        assert!(c.get("/d/sub/g").is_err(), "below is gone");
+        assert!(c.get("/d/f").is_ok() && c.get("/other").is_ok());
+
+        // A lookup that began before a change must not store what it saw.
+        let generation = c.get("/new").unwrap_err();
+        c.invalidate("/new");
+        c.put("/new", &meta(), generation);
+        assert!(c.get("/new").is_err());
+
+        let off = StatCache::new(Duration::ZERO, 100);
+        off.put("/x", &meta(), 0);
+        assert!(off.get("/x").is_err());
     }
 }

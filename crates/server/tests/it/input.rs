@@ -194,6 +194,72 @@ async fn symlinks_are_not_followed_out_of_or_inside_the_root() {
     );
 }
 
+/// With symlinks followed: links to files inside the root are served as those files and
+/// deleted as links; links that leave the root or lead to folders stay unserved.
+#[tokio::test]
+async fn followed_symlinks_stay_inside_the_root_and_never_lead_to_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "secret").unwrap();
+    std::fs::create_dir(root.join("docs")).unwrap();
+    std::fs::write(root.join("docs/inside.txt"), "inside").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+    };
+    link(std::path::Path::new("docs/inside.txt"), "alias");
+    link(&outside.path().join("secret"), "escape");
+    link(outside.path(), "out");
+    link(std::path::Path::new("docs"), "docs-link");
+    link(std::path::Path::new("../../etc/passwd"), "dots");
+    let mut backends = crate::support::fs_backends(&root);
+    backends.storage = std::sync::Arc::new(
+        davit_store::fs::FsStorage::open(&root)
+            .unwrap()
+            .hide(".davit")
+            .follow_symlinks(true),
+    );
+    let s = TestServer::with_backends(backends, davit_server::ServerConfig::default(), None).await;
+
+    assert_eq!(
+        s.get_text("/alias").await,
+        (StatusCode::OK, "inside".to_owned())
+    );
+    for path in [
+        "/escape",
+        "/out/secret",
+        "/docs-link/inside.txt",
+        "/docs-link/",
+        "/dots",
+    ] {
+        assert_eq!(
+            s.req("GET", path).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/alias", "/docs/"],
+        "only the link to a file inside is listed"
+    );
+    let r = s.req("DELETE", "/alias").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(
+        std::fs::symlink_metadata(root.join("alias")).is_err(),
+        "the link is gone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("docs/inside.txt")).unwrap(),
+        "inside",
+        "its target is not"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "secret"
+    );
+}
+
 #[tokio::test]
 async fn the_metadata_folder_is_never_served() {
     let s = TestServer::start(Kind::Fs).await;
