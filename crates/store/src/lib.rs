@@ -252,6 +252,13 @@ pub trait PropertyStore: Send + Sync + Debug {
     /// Removes the properties of `path` and everything below it.
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
 
+    /// Whether `path` or anything below it has properties. Lets a MOVE of a tree without
+    /// any skip the property bookkeeping. The default answers `true`, which is always safe.
+    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
+        let _ = path;
+        Ok(true)
+    }
+
     /// Records, durably, that content at `from` is about to be renamed to `to`; the
     /// [`PropertyStore::move_tree`] that follows the rename clears the record. A process
     /// killed between the two leaves it for [`PropertyStore::unfinished_moves`], so the

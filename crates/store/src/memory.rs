@@ -488,6 +488,11 @@ impl PropertyStore for MemoryPropertyStore {
         }
         Ok(())
     }
+
+    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
+        let map = self.lock();
+        Ok(map.contains_key(path.as_str()) || below(&map, path).next().is_some())
+    }
 }
 
 /// Locks in a map from token to lock.

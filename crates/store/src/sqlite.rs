@@ -513,6 +513,18 @@ impl PropertyStore for SqliteStore {
         .await
     }
 
+    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
+        let path = path.clone();
+        run(&self.reads, move |conn| {
+            let (lo, hi) = below_range(&path);
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3))",
+            )?
+            .query_row(params![path.as_str(), lo, hi], |r| r.get(0))
+        })
+        .await
+    }
+
     async fn begin_move(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {

@@ -434,7 +434,20 @@ pub async fn check_property_store(s: &dyn PropertyStore) {
         "the target's parent keeps its own"
     );
 
+    for (path, has) in [
+        ("/a", true),
+        ("/a/b/c", true),
+        ("/a b/moved", true),
+        ("/copy", false),
+        ("/a/b/c/d", false),
+        ("/nothing", false),
+        ("/", true),
+    ] {
+        assert_eq!(s.has_tree(&p(path)).await.expect("has_tree"), has, "{path}");
+    }
+
     s.remove_tree(&p("/a")).await.expect("remove");
+    assert!(!s.has_tree(&p("/a")).await.expect("has_tree"));
     assert!(s.get_all(&p("/a/b")).await.expect("get").is_empty());
     assert_eq!(
         s.get_all(&p("/a b")).await.expect("get").len(),

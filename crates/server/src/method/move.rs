@@ -47,28 +47,38 @@ pub(super) async fn handle(
     if !locked.is_empty() {
         return move_by_copy(server, &t, &locked).await;
     }
-    server
-        .props()
-        .begin_move(&t.src, &t.dst)
+    // Properties to carry make the move a two-store change: recorded first, so a crash
+    // between the rename and the property move is finished at the next start.
+    let props = server.props();
+    let carry = props
+        .has_tree(&t.src)
         .await
         .map_err(DavError::from_storage)?;
+    if carry {
+        props
+            .begin_move(&t.src, &t.dst)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
     match server.storage().rename(&t.src, &t.dst).await {
         Ok(()) => {
             // Locks first: left behind, they would guard whatever is created at the old path.
             server.locks.remove_tree(&t.src).await?;
-            server
-                .props()
-                .move_tree(&t.src, &t.dst)
-                .await
-                .map_err(DavError::from_storage)?;
+            if carry {
+                props
+                    .move_tree(&t.src, &t.dst)
+                    .await
+                    .map_err(DavError::from_storage)?;
+            }
             Ok(finish(&t, &[]))
         }
         Err(e) => {
-            server
-                .props()
-                .abandon_move(&t.src, &t.dst)
-                .await
-                .map_err(DavError::from_storage)?;
+            if carry {
+                props
+                    .abandon_move(&t.src, &t.dst)
+                    .await
+                    .map_err(DavError::from_storage)?;
+            }
             match e {
                 StorageError::Unsupported => move_by_copy(server, &t, &locked).await,
                 e => Err(destination_error(e)),
