@@ -118,7 +118,11 @@ impl DavServer {
     }
 
     /// Answers one request from `client`. Never fails: errors become error responses.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<DavBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<DavBody> {
         let mut entry = self
             .config
             .access_log

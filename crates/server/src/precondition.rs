@@ -158,12 +158,12 @@ async fn check_locks(
     let holds_shared = |root: &ResourcePath| {
         applying
             .iter()
-            .any(|l| l.root == *root && l.scope == LockScope::Shared && req.submitted(&l.token))
+            .any(|l| l.root == *root && l.scope == LockScope::Shared && req.holds(l))
     };
     let missing: Vec<&Lock> = applying
         .iter()
         .copied()
-        .filter(|l| !req.submitted(&l.token))
+        .filter(|l| !req.holds(l))
         .filter(|l| !(l.scope == LockScope::Shared && holds_shared(&l.root)))
         .collect();
     if missing.is_empty() {
@@ -200,12 +200,12 @@ pub(crate) async fn locked_members(
     let below = server.locks.below(root).await?;
     let satisfied: HashSet<&ResourcePath> = below
         .iter()
-        .filter(|l| req.submitted(&l.token) && l.scope == LockScope::Shared)
+        .filter(|l| req.holds(l) && l.scope == LockScope::Shared)
         .map(|l| &l.root)
         .collect();
     Ok(below
         .iter()
-        .filter(|l| !req.submitted(&l.token))
+        .filter(|l| !req.holds(l))
         .filter(|l| !(l.scope == LockScope::Shared && satisfied.contains(&l.root)))
         .map(|l| l.root.clone())
         .collect())

@@ -1,7 +1,11 @@
 //! Start-up repair after a crash: content and properties live in two stores, and a process
-//! killed between changing one and the other leaves them apart. Content is the truth;
-//! properties follow it.
+//! killed between changing one and the other leaves them apart. MOVE and DELETE record what
+//! they are about to do (when the tree has properties); this finishes or forgets each
+//! record by looking at where the content is. Content is the truth; properties follow it.
+//! Nothing else is swept: properties of a path that merely looks absent (a folder not
+//! mounted yet, a link that dangles for now) are never touched.
 
+use davit_proto::ResourcePath;
 use davit_store::StorageError;
 
 use crate::DavServer;
@@ -13,53 +17,77 @@ pub struct Recovery {
     pub moves_finished: usize,
     /// Moves whose rename never happened, forgotten.
     pub moves_abandoned: usize,
-    /// Paths whose resource is gone (a DELETE cut short), their properties removed.
-    pub orphans_removed: usize,
+    /// Paths whose content a cut-short DELETE removed, their properties now removed too.
+    pub removals_finished: usize,
+    /// Records left for the next start because the content could not be looked at.
+    pub deferred: usize,
 }
 
 impl DavServer {
-    /// Finishes what a crash interrupted: properties of a MOVE whose rename happened follow
-    /// the content, and properties of resources that no longer exist are removed (so a new
-    /// resource at that path does not inherit them). Run before serving.
+    /// Finishes what a crash interrupted. Run before serving.
     ///
     /// # Errors
-    /// When the stores cannot be read or changed.
+    /// When the property store cannot be read or changed. Content that cannot be looked
+    /// at (permissions, I/O errors) defers its record to the next start instead.
     pub async fn recover(&self) -> Result<Recovery, StorageError> {
-        let (storage, props) = (self.storage(), self.props());
+        let props = self.props();
         let mut done = Recovery::default();
         for (src, dst) in props.unfinished_moves().await? {
-            let src_there = exists(storage.metadata(&src).await)?;
-            let dst_there = exists(storage.metadata(&dst).await)?;
-            if !src_there && dst_there {
-                props.move_tree(&src, &dst).await?;
-                done.moves_finished += 1;
-            } else {
-                props.abandon_move(&src, &dst).await?;
-                done.moves_abandoned += 1;
+            match (self.exists(&src).await, self.exists(&dst).await) {
+                (Some(false), Some(true)) => {
+                    props.move_tree(&src, &dst).await?;
+                    done.moves_finished += 1;
+                }
+                (Some(_), Some(_)) => {
+                    props.abandon_move(&src, &dst).await?;
+                    done.moves_abandoned += 1;
+                }
+                _ => done.deferred += 1,
             }
         }
-        for path in props.paths().await? {
-            if !exists(storage.metadata(&path).await)? {
-                props.remove_tree(&path).await?;
-                done.orphans_removed += 1;
+        let removals = props.unfinished_removes().await?;
+        if !removals.is_empty() {
+            let with_props = props.paths().await?;
+            for root in removals {
+                let mut complete = true;
+                for path in with_props.iter().filter(|p| p.starts_with(&root)) {
+                    match self.exists(path).await {
+                        Some(false) => {
+                            props.remove_tree(path).await?;
+                            done.removals_finished += 1;
+                        }
+                        Some(true) => {}
+                        None => complete = false,
+                    }
+                }
+                if complete {
+                    props.end_remove(&root).await?;
+                } else {
+                    done.deferred += 1;
+                }
             }
         }
         if done != Recovery::default() {
             tracing::warn!(
                 moves_finished = done.moves_finished,
                 moves_abandoned = done.moves_abandoned,
-                orphans_removed = done.orphans_removed,
+                removals_finished = done.removals_finished,
+                deferred = done.deferred,
                 "repaired properties left apart from their content by an interrupted run"
             );
         }
         Ok(done)
     }
-}
 
-fn exists<T>(r: Result<T, StorageError>) -> Result<bool, StorageError> {
-    match r {
-        Ok(_) => Ok(true),
-        Err(StorageError::NotFound | StorageError::NotACollection) => Ok(false),
-        Err(e) => Err(e),
+    /// Whether content exists at `path`; `None` when that cannot be told.
+    async fn exists(&self, path: &ResourcePath) -> Option<bool> {
+        match self.storage().metadata(path).await {
+            Ok(_) => Some(true),
+            Err(StorageError::NotFound | StorageError::NotACollection) => Some(false),
+            Err(e) => {
+                tracing::warn!(path = %path, error = %e, "cannot look at content to repair its properties");
+                None
+            }
+        }
     }
 }

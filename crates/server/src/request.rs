@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use davit_proto::{Depth, Destination, IfHeader, Overwrite, ResourcePath};
-use davit_store::ByteStream;
+use davit_store::{ByteStream, Lock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +22,8 @@ pub(crate) struct DavRequest {
     pub(crate) path: ResourcePath,
     /// The `If` header, parsed.
     pub(crate) if_header: Option<IfHeader>,
+    /// Who sent the request, when the server authenticates.
+    pub(crate) user: Option<Arc<str>>,
 }
 
 impl DavRequest {
@@ -31,6 +33,7 @@ impl DavRequest {
             path,
             parts,
             if_header: None,
+            user: None,
         };
         if let Some(v) = req.header(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?);
@@ -43,6 +46,19 @@ impl DavRequest {
         self.if_header
             .as_ref()
             .is_some_and(|h| h.tokens().any(|t| t == token))
+    }
+
+    /// Whether the request may use `lock`: its token was submitted, by the user who took
+    /// the lock (RFC 4918 §6.4; locks taken without authentication are anyone's).
+    pub(crate) fn holds(&self, lock: &Lock) -> bool {
+        self.submitted(&lock.token) && self.may_use(lock)
+    }
+
+    /// Whether the sender is the lock's creator, or the lock has none.
+    pub(crate) fn may_use(&self, lock: &Lock) -> bool {
+        lock.creator
+            .as_deref()
+            .is_none_or(|creator| self.user.as_deref() == Some(creator))
     }
 
     pub(crate) fn method(&self) -> &Method {

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{
     AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Statx, StatxFlags,
     StatxTimestamp,
@@ -336,6 +336,24 @@ impl Inner {
         if FileType::from_raw_mode(st.stx_mode.into()) != FileType::RegularFile {
             return Err(Errno::LOOP);
         }
+        // Beneath the root is not enough: the link must not lead to what is never served
+        // (the metadata folder, temporary files). Where it landed, the kernel tells.
+        let landed = |fd: &OwnedFd| {
+            std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| Errno::LOOP)
+        };
+        let (target, root) = (landed(&fd)?, landed(&self.root)?);
+        let inside = target.strip_prefix(&root).map_err(|_| Errno::LOOP)?;
+        let mut parts = inside.components();
+        let first = parts
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let unserved = first.is_some_and(|name| self.hidden.contains(&name))
+            || inside
+                .file_name()
+                .is_some_and(|name| is_temp(&name.to_string_lossy()));
+        if unserved {
+            return Err(Errno::LOOP);
+        }
         Ok(fd)
     }
 
@@ -601,7 +619,6 @@ impl LinkVia {
         match self {
             LinkVia::EmptyPath => rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH),
             LinkVia::ProcFd => {
-                use std::os::fd::AsRawFd;
                 let path = format!("/proc/self/fd/{}", file.as_raw_fd());
                 rustix::fs::linkat(
                     rustix::fs::CWD,

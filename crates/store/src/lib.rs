@@ -288,6 +288,25 @@ pub trait PropertyStore: Send + Sync + Debug {
     async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
         Ok(Vec::new())
     }
+
+    /// Records, durably, that content at `path` (and below) is about to be removed, so the
+    /// properties of whatever a crash left removed can be dropped at the next start instead
+    /// of passing to a new resource at the same path.
+    async fn begin_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let _ = path;
+        Ok(())
+    }
+
+    /// Clears what [`PropertyStore::begin_remove`] recorded.
+    async fn end_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let _ = path;
+        Ok(())
+    }
+
+    /// Removals begun and not finished.
+    async fn unfinished_removes(&self) -> Result<Vec<ResourcePath>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A write lock as stored (RFC 4918 §6). Policy (conflicts, coverage, expiry) is the
@@ -308,6 +327,9 @@ pub struct Lock {
     pub timeout: Option<u64>,
     /// When the lock lapses, or `None` for never.
     pub expires: Option<SystemTime>,
+    /// The authenticated user who took the lock; only they may use its token (RFC 4918
+    /// §6.4). `None` when the server runs without authentication.
+    pub creator: Option<String>,
 }
 
 /// Lock persistence.

@@ -18,7 +18,7 @@ use crate::{
     ResourcePath, StorageError, SyncPolicy,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS props (
@@ -38,13 +38,17 @@ CREATE TABLE IF NOT EXISTS locks (
     depth   TEXT NOT NULL,
     owner   TEXT,
     timeout INTEGER,
-    expires INTEGER
+    expires INTEGER,
+    creator TEXT
 );
 CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 CREATE TABLE IF NOT EXISTS moves (
     src TEXT NOT NULL,
     dst TEXT NOT NULL,
     PRIMARY KEY (src, dst)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS removals (
+    path TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 ";
 
@@ -184,7 +188,7 @@ fn write_batch(conn: &mut Connection, batch: Vec<LockJob>) -> rusqlite::Result<(
         let result = match job {
             LockJob::Insert(lock) => tx
                 .prepare_cached(&format!(
-                    "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    "INSERT INTO locks ({LOCK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ))
                 .and_then(|mut s| {
                     s.execute(params![
@@ -195,6 +199,7 @@ fn write_batch(conn: &mut Connection, batch: Vec<LockJob>) -> rusqlite::Result<(
                         lock.owner,
                         lock.timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                         lock.expires.map(to_millis),
+                        lock.creator,
                     ])
                 }),
             LockJob::Refresh(token, timeout, expires) => tx
@@ -290,6 +295,12 @@ impl SqliteStore {
             return Err(StorageError::Database(
                 format!("database schema version {version} is newer than this Davit knows ({SCHEMA_VERSION})").into(),
             ));
+        }
+        if version == 1 {
+            // Version 1 had no lock creators: its locks keep working for anyone, as then.
+            props
+                .execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
+                .map_err(db)?;
         }
         props.execute_batch(SCHEMA).map_err(db)?;
         props
@@ -561,6 +572,36 @@ impl PropertyStore for SqliteStore {
         .await
     }
 
+    async fn begin_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let path = path.clone();
+        run(&self.props, move |conn| {
+            conn.prepare_cached("INSERT OR IGNORE INTO removals (path) VALUES (?1)")?
+                .execute(params![path.as_str()])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn end_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        let path = path.clone();
+        run(&self.props, move |conn| {
+            conn.prepare_cached("DELETE FROM removals WHERE path = ?1")?
+                .execute(params![path.as_str()])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn unfinished_removes(&self) -> Result<Vec<ResourcePath>, StorageError> {
+        let rows: Vec<String> = run(&self.reads, |conn| {
+            let mut stmt = conn.prepare("SELECT path FROM removals")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+        rows.iter().map(|p| stored_path(p)).collect()
+    }
+
     async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
         let rows: Vec<String> = run(&self.reads, |conn| {
             let mut stmt = conn.prepare("SELECT DISTINCT path FROM props")?;
@@ -613,7 +654,7 @@ fn from_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
-const LOCK_COLUMNS: &str = "token, root, scope, depth, owner, timeout, expires";
+const LOCK_COLUMNS: &str = "token, root, scope, depth, owner, timeout, expires, creator";
 
 fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lock> {
     let bad = |i: usize, what: &str| {
@@ -638,6 +679,7 @@ fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lock> {
         owner: row.get(4)?,
         timeout: row.get::<_, Option<i64>>(5)?.map(|t| t.max(0) as u64),
         expires: row.get::<_, Option<i64>>(6)?.map(from_millis),
+        creator: row.get(7)?,
     })
 }
 
@@ -733,6 +775,7 @@ mod tests {
             owner: None,
             timeout: None,
             expires: None,
+            creator: None,
         }
     }
 

@@ -473,11 +473,13 @@ pub async fn check_lock_store(s: &dyn LockStore) {
         owner: Some("<href xmlns=\"DAV:\">me</href>".to_owned()),
         timeout: expires,
         expires: expires.map(|e| t0 + Duration::from_secs(e)),
+        creator: None,
     };
     let a = lock("urn:uuid:a", "/a", Some(10));
     let b = Lock {
         scope: LockScope::Shared,
         depth: Depth::Zero,
+        creator: Some("élise".to_owned()),
         ..lock("urn:uuid:b", "/a/b/c", None)
     };
     let sibling = lock("urn:uuid:s", "/a b", Some(100));

@@ -63,6 +63,18 @@ impl FailureLimiter {
     }
 }
 
+impl FailureLimiter {
+    /// Takes back a failure counted ahead of a password check that then succeeded.
+    pub(crate) fn forgive(&self, client: IpAddr, now: Instant) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = table.get_mut(&key(client))
+            && now < w.started + self.window
+        {
+            w.failures = w.failures.saturating_sub(1);
+        }
+    }
+}
+
 /// IPv6 clients usually hold a whole /64: count them by it.
 fn key(ip: IpAddr) -> IpAddr {
     match ip {
@@ -93,6 +105,12 @@ mod tests {
         }
         assert_eq!(limiter.blocked(a, t0), Some(Duration::from_secs(60)));
         assert!(limiter.blocked(b, t0).is_none());
+        limiter.forgive(a, t0);
+        assert!(
+            limiter.blocked(a, t0).is_none(),
+            "a forgiven failure frees a try"
+        );
+        limiter.record_failure(a, t0);
         let later = t0 + Duration::from_secs(60);
         assert!(limiter.blocked(a, later).is_none());
         limiter.record_failure(a, later);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -157,19 +157,23 @@ impl Auth {
             )
             .with_header(WWW_AUTHENTICATE, self.challenge_value()));
         };
-        let now = Instant::now();
-        if let Some(wait) = self.limiter.blocked(client, now) {
-            tracing::warn!(%client, user = %user, "login refused: too many failures from this address");
+        let digest = self.digest(&user, &password);
+        // A password that verified before is let in even while the address is blocked:
+        // someone else guessing from the same address does not lock the owner out.
+        if self.remembered(&user, &digest) {
+            return Ok(self.principal(user));
+        }
+        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
+            tracing::warn!(%client, user = ?user, "login refused: too many failures from this address");
             return Err(DavError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed logins from this address; try again later",
             )
             .with_header(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1))));
         }
-        let digest = self.digest(&user, &password);
-        if self.remembered(&user, &digest) {
-            return Ok(self.principal(user));
-        }
+        // Counted as a failure until it verifies, so guesses sent at once (many connections,
+        // HTTP/2 streams) all count against the limit before any hash is computed.
+        self.limiter.record_failure(client, Instant::now());
         let stored = self.users.get(&user).cloned();
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
@@ -185,14 +189,15 @@ impl Auth {
                 .unwrap_or(false)
         };
         if ok && known {
+            self.limiter.forgive(client, Instant::now());
             self.verified
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(user.clone(), digest);
             return Ok(self.principal(user));
         }
-        self.limiter.record_failure(client, Instant::now());
-        tracing::warn!(%client, user = %user, known, "login failed");
+        // Debug formatting: a user name is the client's text, and must not forge log lines.
+        tracing::warn!(%client, user = ?user, known, "login failed");
         tokio::time::sleep(self.failure_delay).await;
         Err(self.challenge("wrong user name or password"))
     }
@@ -280,25 +285,43 @@ pub(crate) fn authorize(
             DavError::forbidden(format!("{what}: your account does not allow it"))
         })
     };
-    let method = req.method();
+    let method = req.method().as_str();
     let target = &req.path;
-    let needed = match method.as_str() {
-        "OPTIONS" => Access::None,
-        "GET" | "HEAD" | "PROPFIND" | "COPY" => Access::Read,
+    let needed = match method {
+        // The root answers anyone logged in: clients probe it before anything else.
+        "OPTIONS" if target.is_root() => Access::None,
+        "OPTIONS" | "GET" | "HEAD" | "PROPFIND" | "COPY" => Access::Read,
         _ => Access::Write,
     };
-    let has = if *method == Method::DELETE || method.as_str() == "MOVE" {
+    // Methods that change a whole tree need write access everywhere in it.
+    let whole_tree = match method {
+        "DELETE" | "MOVE" | "POST" => true,
+        "LOCK" => req.header(crate::request::DEPTH)?.as_deref() != Some("0"),
+        _ => false,
+    };
+    let has = if whole_tree {
         rules.tree_access(target)
     } else {
         rules.access(target)
     };
-    // OPTIONS needs a login where anonymous access is off, and nothing more.
-    if has < needed || (needed == Access::None && principal.user.is_none() && has == Access::None) {
+    // OPTIONS on the root needs a login where anonymous access is off, and nothing more.
+    if has < needed || (principal.user.is_none() && has == Access::None) {
         return Err(deny(&format!("{method} {target}")));
     }
-    if matches!(method.as_str(), "COPY" | "MOVE")
+    // Adding or removing a member changes its folder: no folder where the user only
+    // reads gains or loses members (nor does anything above the user's root).
+    let changes_parent = |path: &davit_proto::ResourcePath| {
+        path.parent()
+            .is_some_and(|parent| rules.access(&parent) < Access::Write)
+    };
+    if matches!(method, "DELETE" | "MOVE" | "MKCOL") && changes_parent(target) {
+        return Err(deny(&format!(
+            "{method} {target} (in a folder you may only read)"
+        )));
+    }
+    if matches!(method, "COPY" | "MOVE")
         && let Ok(dest) = req.destination()
-        && rules.tree_access(&dest.path) < Access::Write
+        && (rules.tree_access(&dest.path) < Access::Write || changes_parent(&dest.path))
     {
         return Err(deny(&format!("{method} to {}", dest.path)));
     }

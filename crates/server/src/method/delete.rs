@@ -32,21 +32,41 @@ pub(super) async fn handle(
         .await
         .map_err(DavError::from_storage)?;
     check_write(server, req, &req.path, Some(&meta), Change::Remove).await?;
-    if !meta.kind.is_collection() {
-        server
-            .storage()
-            .remove(&req.path)
-            .await
-            .map_err(DavError::from_storage)?;
-        forget(server, std::slice::from_ref(&req.path)).await?;
-        return Ok(status(StatusCode::NO_CONTENT));
-    }
-    if req.depth(Depth::Infinity)? != Depth::Infinity {
+    if meta.kind.is_collection() && req.depth(Depth::Infinity)? != Depth::Infinity {
         return Err(DavError::bad_request(
             "DELETE of a collection needs Depth: infinity",
         ));
     }
-    delete_collection(server, req).await
+    // Properties make the removal a two-store change: recorded first, so a crash between
+    // removing content and its properties is finished at the next start.
+    let props = server.props();
+    let record = props
+        .has_tree(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    if record {
+        props
+            .begin_remove(&req.path)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    let result = if meta.kind.is_collection() {
+        delete_collection(server, req).await
+    } else {
+        match server.storage().remove(&req.path).await {
+            Ok(()) => forget(server, std::slice::from_ref(&req.path))
+                .await
+                .map(|()| status(StatusCode::NO_CONTENT)),
+            Err(e) => Err(DavError::from_storage(e)),
+        }
+    };
+    if record {
+        props
+            .end_remove(&req.path)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    result
 }
 
 async fn delete_collection(

@@ -121,6 +121,7 @@ pub(super) async fn handle(
         owner: info.owner,
         timeout: Some(secs),
         expires: Some(server.locks.expiry(secs)),
+        creator: req.user.as_deref().map(str::to_owned),
     };
     server.locks.insert(&lock).await?;
     tracing::debug!(path = %req.path, token = %lock.token, "lock granted");
@@ -189,7 +190,7 @@ async fn refresh(
     let secs = server.locks.grant(timeout);
     let mut refreshed = Vec::new();
     for mut lock in server.locks.covering(&req.path).await? {
-        if !req.submitted(&lock.token) {
+        if !req.holds(&lock) {
             continue;
         }
         lock.timeout = Some(secs);

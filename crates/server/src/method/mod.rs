@@ -32,25 +32,55 @@ pub(crate) const ALLOW: &str =
 
 /// Answers a request from `client`; `user` is set to who sent it once that is known.
 pub(crate) async fn dispatch(
-    server: &DavServer,
+    server: &Arc<DavServer>,
     req: Request<Incoming>,
     client: IpAddr,
     user: &mut Option<Arc<str>>,
 ) -> Result<Response<DavBody>, DavError> {
     let (parts, body) = req.into_parts();
-    let mut body = Body::new(body);
-    let result = async {
-        let principal = match &server.config.auth {
-            Some(auth) => auth.authenticate(&parts.headers, client).await?,
-            None => Principal::unrestricted(),
-        };
-        user.clone_from(&principal.user);
-        if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
-            return Ok(options::server_wide());
-        }
-        route(server, parts, &principal, &mut body).await
+    let body = Body::new(body);
+    let principal = match &server.config.auth {
+        Some(auth) => match auth.authenticate(&parts.headers, client).await {
+            Ok(p) => p,
+            Err(e) => {
+                body.discard().await;
+                return Err(e);
+            }
+        },
+        None => Principal::unrestricted(),
+    };
+    user.clone_from(&principal.user);
+    if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
+        return Ok(options::server_wide());
     }
-    .await;
+    if changes_state(&parts.method) {
+        // A client that goes away drops this future; the change runs to its end anyway,
+        // so no rename is left without its property move, no lock without its record.
+        let server = Arc::clone(server);
+        let task = tokio::spawn(async move { respond(&server, parts, &principal, body).await });
+        return task.await.unwrap_or_else(|e| {
+            Err(DavError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request handler failed",
+            )
+            .with_source(e))
+        });
+    }
+    respond(server, parts, &principal, body).await
+}
+
+fn changes_state(method: &http::Method) -> bool {
+    !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND")
+}
+
+/// Routes the request; what the handler left of the body is read and dropped on an error.
+async fn respond(
+    server: &DavServer,
+    parts: http::request::Parts,
+    principal: &Principal,
+    mut body: Body,
+) -> Result<Response<DavBody>, DavError> {
+    let result = route(server, parts, principal, &mut body).await;
     if result.is_err() {
         body.discard().await;
     }
@@ -63,7 +93,8 @@ async fn route(
     principal: &Principal,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
-    let req = DavRequest::new(parts)?;
+    let mut req = DavRequest::new(parts)?;
+    req.user.clone_from(&principal.user);
     authorize(server.config.auth.as_deref(), principal, &req)?;
     crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {

@@ -24,6 +24,9 @@ pub(super) async fn handle(
     let token = parse_lock_token(&value)?;
     let lock = server.locks.get(&token).await?;
     match lock {
+        Some(l) if covers(&l, &req.path) && !req.may_use(&l) => {
+            Err(DavError::forbidden("the lock belongs to another user"))
+        }
         Some(l) if covers(&l, &req.path) => {
             server.locks.remove(&token).await?;
             tracing::debug!(path = %req.path, token = %token, "lock released");

@@ -17,6 +17,7 @@ const USERS: &str = "\
 alice:$2y$04$tl.O8ExrwquSXFrHl4BKUOar43nYcuU3FejG1I3R4hzSOSRl/niq2
 bob:$apr1$9PeRwwz.$3hQuqRMiINyjg9PspLZlu/
 carol:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA
+dave:$apr1$d4v3salt$3FjX//O76zSuV7YtlESux1
 ";
 
 const METHODS: [&str; 13] = [
@@ -43,6 +44,8 @@ fn auth(anonymous: Access, max_failures: u32) -> Arc<Auth> {
             UserRules::new("/carol", Access::Write)
                 .unwrap()
                 .with_rule("/carol/archive", Access::Read)
+                .unwrap()
+                .with_rule("/carol/archive/inbox", Access::Write)
                 .unwrap(),
         );
     let auth = Auth::new(Htpasswd::parse(USERS).unwrap(), policy)
@@ -214,7 +217,7 @@ async fn a_read_only_user_reads_and_gets_403_on_every_write() {
 async fn a_user_stays_inside_their_root_and_rules() {
     let s = start(Kind::Fs, Access::None, 10_000).await;
     let alice = |m, p| as_user(&s, m, p, "alice", "secret");
-    for dir in ["/carol", "/carol/archive"] {
+    for dir in ["/carol", "/carol/archive", "/carol/archive/inbox"] {
         assert_eq!(alice("MKCOL", dir).send().await.unwrap().status(), 201);
     }
     assert_eq!(
@@ -255,6 +258,14 @@ async fn a_user_stays_inside_their_root_and_rules() {
         ("COPY", "/carol/a.txt", Some("/stolen.txt")),
         ("MOVE", "/carol/a.txt", Some("/carol/archive/a.txt")),
         ("COPY", "/top.txt", Some("/carol/top.txt")),
+        ("OPTIONS", "/top.txt", None),
+        // A lock over the whole tree would cover the read-only archive.
+        ("LOCK", "/carol", None),
+        // Write access inside a read-only folder does not extend to the folder's members.
+        ("DELETE", "/carol/archive/inbox", None),
+        ("MOVE", "/carol/archive/inbox", Some("/carol/inbox")),
+        ("MKCOL", "/carol/archive/new", None),
+        ("POST", "/carol/", None),
     ] {
         let mut r = carol(method, path);
         if let Some(d) = dest {
@@ -266,6 +277,9 @@ async fn a_user_stays_inside_their_root_and_rules() {
             "carol {method} {path} {dest:?}"
         );
     }
+    assert_eq!(carol("OPTIONS", "/").send().await.unwrap().status(), 200);
+    let put = carol("PUT", "/carol/archive/inbox/x").body("x");
+    assert_eq!(put.send().await.unwrap().status(), 201);
     let r = carol("COPY", "/carol/a.txt")
         .header("Destination", s.url("/carol/b.txt"))
         .send()
@@ -300,6 +314,8 @@ async fn anonymous_readers_are_asked_to_log_in_to_write() {
 #[tokio::test]
 async fn an_address_that_fails_too_often_gets_429_even_with_the_right_password() {
     let s = start(Kind::Memory, Access::None, 3).await;
+    let dave = as_user(&s, "GET", "/", "dave", "secret");
+    assert_eq!(dave.send().await.unwrap().status(), 200);
     for _ in 0..3 {
         let r = as_user(&s, "GET", "/", "alice", "guess")
             .send()
@@ -320,6 +336,9 @@ async fn an_address_that_fails_too_often_gets_429_even_with_the_right_password()
             .unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
     }
+    // Someone guessing from the same address does not lock out a user who logged in.
+    let dave = as_user(&s, "GET", "/", "dave", "secret");
+    assert_eq!(dave.send().await.unwrap().status(), 200);
     // Requests without credentials are not failures, and are still challenged.
     assert_eq!(s.req("GET", "/").send().await.unwrap().status(), 401);
 }
@@ -336,4 +355,57 @@ async fn a_malformed_authorization_header_is_400() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{value}");
     }
+}
+
+/// RFC 4918 §6.4: a lock token works only for the user who took the lock, even though
+/// anyone who can read the resource sees the token in `lockdiscovery`.
+#[tokio::test]
+async fn a_lock_token_works_only_for_the_user_who_took_the_lock() {
+    let s = start(Kind::Fs, Access::None, 10_000).await;
+    let alice = |m, p| as_user(&s, m, p, "alice", "secret");
+    let dave = |m, p| as_user(&s, m, p, "dave", "secret");
+    assert_eq!(
+        alice("PUT", "/doc.txt")
+            .body("v1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r = alice("LOCK", "/doc.txt")
+        .body(r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = r.headers()["lock-token"].to_str().unwrap().to_owned();
+    let with_token = format!("({token})");
+    let r = dave("PUT", "/doc.txt")
+        .header("If", &with_token)
+        .body("dave");
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::LOCKED);
+    let r = dave("UNLOCK", "/doc.txt").header("Lock-Token", &token);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let r = dave("LOCK", "/doc.txt").header("If", &with_token);
+    assert_ne!(
+        r.send().await.unwrap().status(),
+        StatusCode::OK,
+        "no refresh either"
+    );
+    let r = alice("PUT", "/doc.txt")
+        .header("If", &with_token)
+        .body("v2");
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let r = alice("UNLOCK", "/doc.txt").header("Lock-Token", &token);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        dave("PUT", "/doc.txt")
+            .body("v3")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
 }

@@ -212,6 +212,7 @@ async fn followed_symlinks_stay_inside_the_root_and_never_lead_to_folders() {
     link(outside.path(), "out");
     link(std::path::Path::new("docs"), "docs-link");
     link(std::path::Path::new("../../etc/passwd"), "dots");
+    link(std::path::Path::new(".davit/davit.sqlite"), "db");
     let mut backends = crate::support::fs_backends(&root);
     backends.storage = std::sync::Arc::new(
         davit_store::fs::FsStorage::open(&root)

@@ -116,3 +116,21 @@ async fn a_100_mb_xml_body_is_refused_before_it_is_read() {
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_refused_and_others_are_served() {
+    let config = ServerConfig::builder().max_header_bytes(16 * 1024).build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let _ = sock.write_all(head.as_bytes()).await;
+    let mut buf = vec![0u8; 512];
+    let n = sock.read(&mut buf).await.unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(s.get_text("/").await.0, StatusCode::OK);
+}

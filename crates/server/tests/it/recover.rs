@@ -1,5 +1,6 @@
 //! Start-up repair of what a crash leaves apart: a MOVE renamed but its properties not yet
-//! moved, and properties of a resource deleted before they were.
+//! moved, a DELETE whose content went but whose properties did not; and what it must leave
+//! alone: properties of a path that is only missing for now.
 
 use davit_proto::ResourcePath;
 use davit_server::{DavServer, Recovery, ServerConfig};
@@ -10,19 +11,27 @@ const SET: &str = r#"<propertyupdate xmlns="DAV:"><set><prop><tag xmlns="urn:t">
 const ASK: &str = r#"<propfind xmlns="DAV:"><prop><tag xmlns="urn:t"/></prop></propfind>"#;
 
 #[tokio::test]
-async fn properties_follow_an_interrupted_move_and_orphans_are_dropped() {
+async fn interrupted_moves_and_deletes_are_finished_and_nothing_else_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     {
+        // Back after the repair (the mount came up): its properties are still there.
+        std::fs::write(root.join("unmounted"), "u").unwrap();
         let s = TestServer::with_backends(fs_backends(&root), ServerConfig::default(), None).await;
-        for (path, body) in [("/moved", "m"), ("/deleted", "d"), ("/stays", "s")] {
+        for (path, body) in [
+            ("/moved", "m"),
+            ("/deleted", "d"),
+            ("/stays", "s"),
+            ("/unmounted", "u"),
+        ] {
             s.put(path, body).await;
             assert_eq!(s.proppatch(path, SET).await.status(), 207);
         }
         s.stop().await;
     }
-    // What a kill leaves: a move recorded and renamed, its properties not yet moved; a file
-    // removed, its properties not yet; a move recorded whose rename never happened.
+    // What a kill leaves: a move recorded and renamed, its properties not yet moved; a
+    // removal recorded and done, its properties not yet removed; a move recorded whose
+    // rename never happened. And a file gone without any record (a mount not there yet).
     {
         let backends = fs_backends(&root);
         let p = |s: &str| ResourcePath::from_decoded(s).unwrap();
@@ -36,8 +45,10 @@ async fn properties_follow_an_interrupted_move_and_orphans_are_dropped() {
             .begin_move(&p("/stays"), &p("/nowhere"))
             .await
             .unwrap();
+        backends.props.begin_remove(&p("/deleted")).await.unwrap();
         std::fs::rename(root.join("moved"), root.join("target")).unwrap();
         std::fs::remove_file(root.join("deleted")).unwrap();
+        std::fs::remove_file(root.join("unmounted")).unwrap();
     }
     let server = DavServer::new(fs_backends(&root), ServerConfig::default());
     assert_eq!(
@@ -45,7 +56,8 @@ async fn properties_follow_an_interrupted_move_and_orphans_are_dropped() {
         Recovery {
             moves_finished: 1,
             moves_abandoned: 1,
-            orphans_removed: 1,
+            removals_finished: 1,
+            deferred: 0,
         }
     );
     assert_eq!(
@@ -54,9 +66,11 @@ async fn properties_follow_an_interrupted_move_and_orphans_are_dropped() {
         "nothing left to do"
     );
 
+    // Back after the repair (the mount came up): its properties are still there.
+    std::fs::write(root.join("unmounted"), "u").unwrap();
     let s = TestServer::with_backends(fs_backends(&root), ServerConfig::default(), None).await;
     let tag = |ms: &crate::support::Multistatus| ms.responses[0].text("urn:t", "tag");
-    for path in ["/target", "/stays"] {
+    for path in ["/target", "/stays", "/unmounted"] {
         let ms = s.propfind(path, "0", ASK).await;
         assert_eq!(tag(&ms).as_deref(), Some("mine"), "{path}");
     }
