@@ -62,6 +62,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                  reach it can read and write everything (see --htpasswd)"
             );
         }
+        if auth.is_some() && tls.is_none() && !s.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %s.listen,
+                "passwords travel in clear text without TLS (see --tls-cert, or put Davit \
+                 behind a TLS proxy)"
+            );
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let config = ServerConfig::builder()
             .propfind_infinity_limit(s.propfind_infinity_limit)

@@ -95,10 +95,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) max_login_failures: Option<u32>,
     /// PEM certificate chain; with --tls-key, serves HTTPS (HTTP/2 by ALPN).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long)]
     pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
     pub(crate) tls_key: Option<PathBuf>,
     /// Largest XML request body, in bytes [default: 1048576]
     #[arg(long)]

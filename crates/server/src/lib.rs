@@ -154,9 +154,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let max_head = server.config.max_header_bytes.max(8192);
+    builder.http1().max_buf_size(max_head);
     builder
-        .http1()
-        .max_buf_size(server.config.max_header_bytes.max(8192));
+        .http2()
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let graceful = GracefulShutdown::new();

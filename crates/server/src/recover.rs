@@ -32,14 +32,21 @@ impl DavServer {
     pub async fn recover(&self) -> Result<Recovery, StorageError> {
         let props = self.props();
         let mut done = Recovery::default();
-        for (src, dst) in props.unfinished_moves().await? {
-            match (self.exists(&src).await, self.exists(&dst).await) {
+        let moves = props.unfinished_moves().await?;
+        for (i, (src, dst)) in moves.iter().enumerate() {
+            // A later move may have carried the destination on (MOVE /a to /b/x, then /b
+            // to /c): look for the content where those moves put it.
+            let landed = moves[i + 1..].iter().fold(dst.clone(), |at, (from, to)| {
+                at.rebase(from, to).unwrap_or(at)
+            });
+            match (self.exists(src).await, self.exists(&landed).await) {
                 (Some(false), Some(true)) => {
-                    props.move_tree(&src, &dst).await?;
+                    // Applied in order, so the later move carries these properties on.
+                    props.move_tree(src, dst).await?;
                     done.moves_finished += 1;
                 }
                 (Some(_), Some(_)) => {
-                    props.abandon_move(&src, &dst).await?;
+                    props.abandon_move(src, dst).await?;
                     done.moves_abandoned += 1;
                 }
                 _ => done.deferred += 1,

@@ -252,10 +252,11 @@ pub trait PropertyStore: Send + Sync + Debug {
     /// Removes the properties of `path` and everything below it.
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError>;
 
-    /// Whether `path` or anything below it has properties. Lets a MOVE of a tree without
-    /// any skip the property bookkeeping. The default answers `true`, which is always safe.
-    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
-        let _ = path;
+    /// Whether any of `paths`, or anything below one of them, has properties. Lets a MOVE
+    /// or DELETE where none do skip the property bookkeeping. The default answers `true`,
+    /// which is always safe.
+    async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
+        let _ = paths;
         Ok(true)
     }
 
@@ -269,7 +270,7 @@ pub trait PropertyStore: Send + Sync + Debug {
         Ok(())
     }
 
-    /// Moves begun and not finished, oldest first.
+    /// Moves begun and not finished, in the order they began.
     async fn unfinished_moves(&self) -> Result<Vec<(ResourcePath, ResourcePath)>, StorageError> {
         Ok(Vec::new())
     }

@@ -489,9 +489,11 @@ impl PropertyStore for MemoryPropertyStore {
         Ok(())
     }
 
-    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
+    async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
         let map = self.lock();
-        Ok(map.contains_key(path.as_str()) || below(&map, path).next().is_some())
+        Ok(paths
+            .iter()
+            .any(|path| map.contains_key(path.as_str()) || below(&map, path).next().is_some()))
     }
 }
 

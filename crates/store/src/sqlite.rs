@@ -43,10 +43,10 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 CREATE TABLE IF NOT EXISTS moves (
+    seq INTEGER PRIMARY KEY,
     src TEXT NOT NULL,
-    dst TEXT NOT NULL,
-    PRIMARY KEY (src, dst)
-) WITHOUT ROWID;
+    dst TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS removals (
     path TEXT PRIMARY KEY
 ) WITHOUT ROWID;
@@ -517,21 +517,26 @@ impl PropertyStore for SqliteStore {
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
             move_rows(&tx, &from, &to)?;
-            tx.prepare_cached("DELETE FROM moves WHERE src = ?1 AND dst = ?2")?
+            tx.prepare_cached(FORGET_MOVE)?
                 .execute(params![from.as_str(), to.as_str()])?;
             tx.commit()
         })
         .await
     }
 
-    async fn has_tree(&self, path: &ResourcePath) -> Result<bool, StorageError> {
-        let path = path.clone();
+    async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
+        let paths: Vec<ResourcePath> = paths.iter().map(|p| (*p).clone()).collect();
         run(&self.reads, move |conn| {
-            let (lo, hi) = below_range(&path);
-            conn.prepare_cached(
+            let mut stmt = conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3))",
-            )?
-            .query_row(params![path.as_str(), lo, hi], |r| r.get(0))
+            )?;
+            for path in &paths {
+                let (lo, hi) = below_range(path);
+                if stmt.query_row(params![path.as_str(), lo, hi], |r| r.get::<_, bool>(0))? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
         .await
     }
@@ -539,7 +544,7 @@ impl PropertyStore for SqliteStore {
     async fn begin_move(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
-            conn.prepare_cached("INSERT OR IGNORE INTO moves (src, dst) VALUES (?1, ?2)")?
+            conn.prepare_cached("INSERT INTO moves (src, dst) VALUES (?1, ?2)")?
                 .execute(params![from.as_str(), to.as_str()])
                 .map(drop)
         })
@@ -548,7 +553,7 @@ impl PropertyStore for SqliteStore {
 
     async fn unfinished_moves(&self) -> Result<Vec<(ResourcePath, ResourcePath)>, StorageError> {
         let rows: Vec<(String, String)> = run(&self.reads, |conn| {
-            let mut stmt = conn.prepare("SELECT src, dst FROM moves")?;
+            let mut stmt = conn.prepare("SELECT src, dst FROM moves ORDER BY seq")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
@@ -565,7 +570,7 @@ impl PropertyStore for SqliteStore {
     ) -> Result<(), StorageError> {
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
-            conn.prepare_cached("DELETE FROM moves WHERE src = ?1 AND dst = ?2")?
+            conn.prepare_cached(FORGET_MOVE)?
                 .execute(params![from.as_str(), to.as_str()])
                 .map(drop)
         })
@@ -622,6 +627,10 @@ impl PropertyStore for SqliteStore {
         .await
     }
 }
+
+/// Clears one record of a move (two identical moves at once each have their own).
+const FORGET_MOVE: &str = "DELETE FROM moves WHERE seq = \
+     (SELECT min(seq) FROM moves WHERE src = ?1 AND dst = ?2)";
 
 /// A path read back from the database; one that does not parse means the file was edited
 /// by something else.

@@ -443,11 +443,20 @@ pub async fn check_property_store(s: &dyn PropertyStore) {
         ("/nothing", false),
         ("/", true),
     ] {
-        assert_eq!(s.has_tree(&p(path)).await.expect("has_tree"), has, "{path}");
+        assert_eq!(
+            s.has_any_tree(&[&p(path)]).await.expect("has_any_tree"),
+            has,
+            "{path}"
+        );
     }
 
     s.remove_tree(&p("/a")).await.expect("remove");
-    assert!(!s.has_tree(&p("/a")).await.expect("has_tree"));
+    assert!(!s.has_any_tree(&[&p("/a")]).await.expect("has_any_tree"));
+    assert!(
+        s.has_any_tree(&[&p("/a"), &p("/a b")])
+            .await
+            .expect("has_any_tree")
+    );
     assert!(s.get_all(&p("/a/b")).await.expect("get").is_empty());
     assert_eq!(
         s.get_all(&p("/a b")).await.expect("get").len(),

@@ -142,7 +142,14 @@ impl Auth {
         headers: &HeaderMap,
         client: IpAddr,
     ) -> Result<Principal, DavError> {
-        let Some(value) = headers.get(AUTHORIZATION) else {
+        // Credentials in another scheme (a token a proxy added) are no Basic login: the
+        // request is anonymous, or challenged for one.
+        let basic = headers.get(AUTHORIZATION).filter(|v| {
+            v.as_bytes()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
+        });
+        let Some(value) = basic else {
             if self.policy.anonymous_allowed() {
                 return Ok(Principal {
                     user: None,

@@ -153,18 +153,24 @@ impl AccessPolicy {
 }
 
 /// `/a/b/` and `/a/b` become `/a/b`; `/` becomes the empty string, which every path is in.
+/// A path that a request path could never equal (`//`, `.`, `..`, encoded forms) is an
+/// error: a rule that never matches would leave a folder more open than written.
 fn normalize(path: &str) -> Result<String, AuthError> {
     if !path.starts_with('/') {
         return Err(AuthError::Config(format!(
             "{path:?} must be an absolute path such as /home/alice"
         )));
     }
-    if path.split('/').any(|s| s == ".." || s == ".") {
-        return Err(AuthError::Config(format!(
-            "{path:?} must not contain . or .."
-        )));
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
     }
-    Ok(path.trim_end_matches('/').to_owned())
+    match ResourcePath::from_decoded(trimmed) {
+        Ok(p) if p.as_str() == trimmed => Ok(trimmed.to_owned()),
+        _ => Err(AuthError::Config(format!(
+            "{path:?} is not a plain path (no //, . or .. segments)"
+        ))),
+    }
 }
 
 fn within(path: &str, prefix: &str) -> bool {
@@ -224,6 +230,9 @@ mod tests {
         assert!(r.clone().with_rule("/a/x", Access::None).is_err());
         assert!(UserRules::new("a", Access::Write).is_err());
         assert!(UserRules::new("/a/../b", Access::Write).is_err());
+        assert!(r.clone().with_rule("/a//x", Access::Read).is_err());
+        assert!(r.clone().with_rule("/a/./x", Access::Read).is_err());
+        assert!(r.clone().with_rule("/a/my docs", Access::Read).is_ok());
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub(super) async fn handle(
     // removing content and its properties is finished at the next start.
     let props = server.props();
     let record = props
-        .has_tree(&req.path)
+        .has_any_tree(&[&req.path])
         .await
         .map_err(DavError::from_storage)?;
     if record {

@@ -50,8 +50,10 @@ pub(super) async fn handle(
     // Properties to carry make the move a two-store change: recorded first, so a crash
     // between the rename and the property move is finished at the next start.
     let props = server.props();
+    // Stale properties at the destination (content deleted behind Davit's back) count
+    // too: the property move clears them.
     let carry = props
-        .has_tree(&t.src)
+        .has_any_tree(&[&t.src, &t.dst])
         .await
         .map_err(DavError::from_storage)?;
     if carry {

@@ -80,3 +80,44 @@ async fn interrupted_moves_and_deletes_are_finished_and_nothing_else_is_touched(
         assert_eq!(tag(&ms), None, "a new file at {path} inherits nothing");
     }
 }
+
+/// MOVE /a to /b/x, then /b to /c, both cut short before their properties moved: /a's
+/// properties end at /c/x, /b's at /c.
+#[tokio::test]
+async fn chained_moves_are_finished_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    {
+        let s = TestServer::with_backends(fs_backends(&root), ServerConfig::default(), None).await;
+        s.put("/a", "a").await;
+        s.mkcol("/b").await;
+        for path in ["/a", "/b"] {
+            let set = SET.replace("mine", &format!("tag of {path}"));
+            assert_eq!(s.proppatch(path, &set).await.status(), 207);
+        }
+        s.stop().await;
+    }
+    {
+        let backends = fs_backends(&root);
+        let p = |s: &str| ResourcePath::from_decoded(s).unwrap();
+        backends
+            .props
+            .begin_move(&p("/a"), &p("/b/x"))
+            .await
+            .unwrap();
+        std::fs::rename(root.join("a"), root.join("b/x")).unwrap();
+        backends.props.begin_move(&p("/b"), &p("/c")).await.unwrap();
+        std::fs::rename(root.join("b"), root.join("c")).unwrap();
+    }
+    let server = DavServer::new(fs_backends(&root), ServerConfig::default());
+    assert_eq!(server.recover().await.unwrap().moves_finished, 2);
+    let s = TestServer::with_backends(fs_backends(&root), ServerConfig::default(), None).await;
+    for (path, tag) in [("/c/x", "tag of /a"), ("/c", "tag of /b")] {
+        let ms = s.propfind(path, "0", ASK).await;
+        assert_eq!(
+            ms.responses[0].text("urn:t", "tag").as_deref(),
+            Some(tag),
+            "{path}"
+        );
+    }
+}
