@@ -1083,6 +1083,11 @@ impl Storage for FsStorage {
     }
 
     async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        if self.inner.follow_symlinks {
+            // The tree copy skips links; member by member, a served link is copied as the
+            // file it leads to, as a client listing the folder would expect.
+            return Err(StorageError::Unsupported);
+        }
         let (src_path, dst_path) = (from.clone(), to.clone());
         self.changing(&[to], move |inner| {
             let (from, to) = (src_path, dst_path);

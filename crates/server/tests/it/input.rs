@@ -244,6 +244,24 @@ async fn followed_symlinks_stay_inside_the_root_and_never_lead_to_folders() {
         vec!["/", "/alias", "/docs/"],
         "only the link to a file inside is listed"
     );
+    std::os::unix::fs::symlink("inside.txt", root.join("docs/again")).unwrap();
+    let r = s
+        .req("COPY", "/docs/")
+        .header("Destination", "/docs-copy/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        std::fs::read_to_string(root.join("docs-copy/again")).unwrap(),
+        "inside",
+        "a served link is copied as its file"
+    );
+    assert!(
+        !std::fs::symlink_metadata(root.join("docs-copy/again"))
+            .unwrap()
+            .is_symlink()
+    );
     let r = s.req("DELETE", "/alias").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(
