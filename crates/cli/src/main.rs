@@ -126,7 +126,12 @@ pub(crate) fn init_tracing(json: bool) {
         )
     } else {
         (
-            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colour codes only for a person at a terminal, not in log files.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ),
             None,
         )
     };

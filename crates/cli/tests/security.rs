@@ -177,3 +177,72 @@ access = "read"
         "failed logins are logged:\n{log}"
     );
 }
+
+#[test]
+fn the_text_access_log_is_plain_lines_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args([
+            "serve",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--access-log")
+        .env("DAVIT_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rt.block_on(async {
+        let r = Client::new()
+            .get(format!("{base}missing"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    });
+    drop(rt);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let access = log
+        .lines()
+        .find(|l| l.contains("davit::access"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        !log.contains('\u{1b}'),
+        "no terminal colour codes in a log file: {log:?}"
+    );
+    for field in [
+        "method=GET",
+        "path=/missing",
+        "status=404",
+        "client=127.0.0.1",
+    ] {
+        assert!(access.contains(field), "{field} in {access}");
+    }
+}
