@@ -24,6 +24,9 @@ pub(crate) struct DavRequest {
     pub(crate) if_header: Option<IfHeader>,
     /// Who sent the request, when the server authenticates.
     pub(crate) user: Option<Arc<str>>,
+    /// What the sender may do, when the server authenticates (for methods that create
+    /// resources the Request-URI does not name: the parts of a bulk upload).
+    pub(crate) rules: Option<Arc<crate::auth::UserRules>>,
 }
 
 impl DavRequest {
@@ -34,6 +37,7 @@ impl DavRequest {
             parts,
             if_header: None,
             user: None,
+            rules: None,
         };
         if let Some(v) = req.header(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?);

@@ -266,6 +266,11 @@ pub(crate) struct Principal {
 }
 
 impl Principal {
+    /// The sender's rules, when the server authenticates.
+    pub(crate) fn rules(&self) -> Option<&Arc<UserRules>> {
+        self.rules.as_ref()
+    }
+
     /// Everything allowed: the server runs without authentication. Costs nothing, as it is
     /// made for every request then.
     pub(crate) fn unrestricted() -> Self {
@@ -302,7 +307,7 @@ pub(crate) fn authorize(
     };
     // Methods that change a whole tree need write access everywhere in it.
     let whole_tree = match method {
-        "DELETE" | "MOVE" | "POST" => true,
+        "DELETE" | "MOVE" => true,
         "LOCK" => req.header(crate::request::DEPTH)?.as_deref() != Some("0"),
         _ => false,
     };

@@ -95,6 +95,7 @@ async fn route(
 ) -> Result<Response<DavBody>, DavError> {
     let mut req = DavRequest::new(parts)?;
     req.user.clone_from(&principal.user);
+    req.rules = principal.rules().cloned();
     authorize(server.config.auth.as_deref(), principal, &req)?;
     crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {

@@ -141,6 +141,15 @@ async fn store_part(
             )
         })?;
     let fail = |e: DavError| (Some(path.clone()), e);
+    if req
+        .rules
+        .as_ref()
+        .is_some_and(|rules| rules.access(&path) < crate::auth::Access::Write)
+    {
+        return Err(fail(DavError::forbidden(
+            "your account may only read this file",
+        )));
+    }
     check_write(server, req, &path, None, Change::Write)
         .await
         .map_err(fail)?;

@@ -46,6 +46,8 @@ fn auth(anonymous: Access, max_failures: u32) -> Arc<Auth> {
                 .with_rule("/carol/archive", Access::Read)
                 .unwrap()
                 .with_rule("/carol/archive/inbox", Access::Write)
+                .unwrap()
+                .with_rule("/carol/contract.pdf", Access::Read)
                 .unwrap(),
         );
     let auth = Auth::new(Htpasswd::parse(USERS).unwrap(), policy)
@@ -265,7 +267,8 @@ async fn a_user_stays_inside_their_root_and_rules() {
         ("DELETE", "/carol/archive/inbox", None),
         ("MOVE", "/carol/archive/inbox", Some("/carol/inbox")),
         ("MKCOL", "/carol/archive/new", None),
-        ("POST", "/carol/", None),
+        ("POST", "/carol/archive/", None),
+        ("PUT", "/carol/contract.pdf", None),
     ] {
         let mut r = carol(method, path);
         if let Some(d) = dest {
@@ -278,6 +281,29 @@ async fn a_user_stays_inside_their_root_and_rules() {
         );
     }
     assert_eq!(carol("OPTIONS", "/").send().await.unwrap().status(), 200);
+    // A bulk upload is checked part by part: the read-only file is refused in the 207,
+    // the other part is stored.
+    let form = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"contract.pdf\"\r\n\r\nforged\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"notes.txt\"\r\n\r\nnotes\r\n--XyZ--\r\n";
+    let r = carol("POST", "/carol/")
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .header("Accept", "application/xml")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let ms = crate::support::Multistatus::parse(&r.text().await.unwrap());
+    assert_eq!(ms.get("/carol/contract.pdf").status, Some(403));
+    assert_eq!(ms.get("/carol/notes.txt").status, Some(201));
+    assert_eq!(
+        alice("GET", "/carol/contract.pdf")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let put = carol("PUT", "/carol/archive/inbox/x").body("x");
     assert_eq!(put.send().await.unwrap().status(), 201);
     let r = carol("COPY", "/carol/a.txt")
