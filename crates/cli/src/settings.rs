@@ -121,6 +121,9 @@ pub(crate) struct ServeArgs {
     /// Connections served at once [default: 1024]
     #[arg(long)]
     pub(crate) max_connections: Option<usize>,
+    /// Connections from one client address at once; more get 503 [default: 256]
+    #[arg(long)]
+    pub(crate) max_connections_per_client: Option<usize>,
     /// Locks held at once, in all [default: 100000]
     #[arg(long)]
     pub(crate) max_locks: Option<usize>,
@@ -184,6 +187,7 @@ pub(crate) struct Settings {
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_client: usize,
     pub(crate) max_locks: usize,
     pub(crate) max_locks_per_resource: usize,
     pub(crate) follow_symlinks: bool,
@@ -238,6 +242,7 @@ impl ServeArgs {
             header_timeout: Duration::from_secs(pick!(header_timeout, 30)),
             idle_timeout: Duration::from_secs(pick!(idle_timeout, 75)),
             max_connections: pick!(max_connections, 1024),
+            max_connections_per_client: pick!(max_connections_per_client, 256),
             max_locks: pick!(max_locks, 100_000),
             max_locks_per_resource: pick!(max_locks_per_resource, 64),
             follow_symlinks: pick!(follow_symlinks, false),

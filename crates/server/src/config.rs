@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections from one client address at once; more get 503 and are closed.
+    pub max_connections_per_client: usize,
     /// Largest PUT or uploaded part; larger gets 413 and nothing is stored.
     pub max_upload_bytes: Option<u64>,
     /// Locks held at once, in all.
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(75),
             max_header_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_client: 256,
             max_upload_bytes: None,
             max_locks: 100_000,
             max_locks_per_resource: 64,
@@ -130,6 +133,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::max_connections`].
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.0.max_connections = connections.max(1);
+        self
+    }
+
+    /// See [`ServerConfig::max_connections_per_client`].
+    pub fn max_connections_per_client(mut self, connections: usize) -> Self {
+        self.0.max_connections_per_client = connections.max(1);
         self
     }
 

@@ -253,3 +253,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+/// Connections per client address, so one client cannot take every slot.
+#[derive(Debug)]
+pub(crate) struct ClientSlots {
+    max: usize,
+    held: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's claim on its client's slots, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    client: std::net::IpAddr,
+}
+
+impl ClientSlots {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(ClientSlots {
+            max: max.max(1),
+            held: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// A slot for `client`, unless it holds its most connections already.
+    pub(crate) fn claim(self: &Arc<Self>, client: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(client).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}

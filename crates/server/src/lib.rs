@@ -72,7 +72,7 @@ pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 pub use recover::Recovery;
 
-use conn::{Conn, Watchdog};
+use conn::{ClientSlots, Conn, Watchdog};
 use lock::LockManager;
 
 /// The backends a server works on.
@@ -142,6 +142,15 @@ impl DavServer {
     }
 }
 
+/// Answers a connection over its client's limit with 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+                   Content-Length: 0\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer)).await;
+    let _ = stream.shutdown().await;
+}
+
 /// Serves connections from `listener` until `shutdown` completes, then stops accepting and
 /// waits (up to 30 s) for open connections to finish their current requests.
 ///
@@ -163,6 +172,7 @@ pub async fn serve(
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
+    let per_client = ClientSlots::new(server.config.max_connections_per_client);
     let tls = server
         .config
         .tls
@@ -189,6 +199,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(client_slot) = per_client.claim(peer.ip()) else {
+            tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let slot = (slot, client_slot);
         let _ = stream.set_nodelay(true);
         let activity = watchdog.watch();
         let handler = Arc::clone(&server);

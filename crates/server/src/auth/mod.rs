@@ -320,6 +320,16 @@ pub(crate) fn authorize(
     if has < needed || (principal.user.is_none() && has == Access::None) {
         return Err(deny(&format!("{method} {target}")));
     }
+    // An If header's tagged lists ask about other resources' state: only those the
+    // sender may read.
+    if let Some(tagged) = req.if_header.as_ref().and_then(|h| {
+        h.lists
+            .iter()
+            .filter_map(|l| l.resource.as_ref())
+            .find(|r| rules.access(r) < Access::Read)
+    }) {
+        return Err(deny(&format!("an If header about {tagged}")));
+    }
     // Adding or removing a member changes its folder: no folder where the user only
     // reads gains or loses members (nor does anything above the user's root).
     let changes_parent = |path: &davit_proto::ResourcePath| {

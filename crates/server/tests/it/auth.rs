@@ -281,6 +281,10 @@ async fn a_user_stays_inside_their_root_and_rules() {
         );
     }
     assert_eq!(carol("OPTIONS", "/").send().await.unwrap().status(), 200);
+    // Nor does an If header learn the state of what lies outside.
+    let probe =
+        carol("GET", "/carol/a.txt").header("If", format!("<{}> ([\"x\"])", s.url("/top.txt")));
+    assert_eq!(probe.send().await.unwrap().status(), StatusCode::FORBIDDEN);
     // A bulk upload is checked part by part: the read-only file is refused in the 207,
     // the other part is stored.
     let form = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"contract.pdf\"\r\n\r\nforged\r\n\

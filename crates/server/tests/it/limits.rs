@@ -146,3 +146,34 @@ async fn a_request_head_over_the_limit_is_refused_and_others_are_served() {
     assert!(refused.starts_with("HTTP/1.1 431"), "{refused:?}");
     assert_eq!(s.get_text("/").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn one_client_cannot_take_every_connection() {
+    let config = ServerConfig::builder()
+        .max_connections_per_client(1)
+        .build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let request = b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let from = |ip: [u8; 4]| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind((std::net::Ipv4Addr::from(ip), 0).into()).unwrap();
+        let mut conn = sock.connect(addr).await.unwrap();
+        conn.write_all(request).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap_or(0);
+        (conn, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let (_held, first) = from([127, 0, 0, 1]).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let (_, second) = from([127, 0, 0, 1]).await;
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    let (_, other) = from([127, 0, 0, 2]).await;
+    assert!(
+        other.starts_with("HTTP/1.1 200"),
+        "another client is served: {other}"
+    );
+}
