@@ -385,6 +385,15 @@ impl Inner {
         }
     }
 
+    /// Makes a change to `dir`'s entries durable when every write must survive a power
+    /// loss ([`SyncPolicy::Always`]).
+    fn synced(&self, dir: &OwnedFd) -> Result<(), StorageError> {
+        if self.sync == SyncPolicy::Always {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
     /// Whether `name` in `dir` is a symlink this storage acts on as a link (DELETE, MOVE).
     fn is_served_link(&self, dir: impl AsFd, name: &str) -> bool {
         self.follow_symlinks
@@ -1025,7 +1034,8 @@ impl Storage for FsStorage {
             }
             inner.check_writable(&path)?;
             let parent = inner.parent(&path)?;
-            rustix::fs::mkdirat(&parent, path.name(), Mode::from_raw_mode(0o755)).map_err(errno)
+            rustix::fs::mkdirat(&parent, path.name(), Mode::from_raw_mode(0o755)).map_err(errno)?;
+            inner.synced(&parent)
         })
         .await
     }
@@ -1047,15 +1057,18 @@ impl Storage for FsStorage {
                 other => other?.kind,
             };
             if !kind.is_collection() {
-                return rustix::fs::unlinkat(&parent, path.name(), AtFlags::empty()).map_err(errno);
+                rustix::fs::unlinkat(&parent, path.name(), AtFlags::empty()).map_err(errno)?;
+                return inner.synced(&parent);
             }
             match rustix::fs::unlinkat(&parent, path.name(), AtFlags::REMOVEDIR) {
                 Err(Errno::NOTEMPTY) => {
                     remove_unserved_members(&parent, path.name())?;
-                    rustix::fs::unlinkat(&parent, path.name(), AtFlags::REMOVEDIR).map_err(errno)
+                    rustix::fs::unlinkat(&parent, path.name(), AtFlags::REMOVEDIR)
+                        .map_err(errno)?;
                 }
-                other => other.map_err(errno),
+                other => other.map_err(errno)?,
             }
+            inner.synced(&parent)
         })
         .await
     }
@@ -1165,7 +1178,12 @@ impl Storage for FsStorage {
                 Errno::XDEV => StorageError::Unsupported,
                 Errno::INVAL => StorageError::PermissionDenied,
                 e => errno(e),
-            })
+            })?;
+            inner.synced(&dst_parent)?;
+            if from.parent() != to.parent() {
+                inner.synced(&src_parent)?;
+            }
+            Ok(())
         })
         .await
     }
