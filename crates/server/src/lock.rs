@@ -199,14 +199,19 @@ impl LockManager {
         Ok(())
     }
 
-    /// Active locks in all, when known without asking the store.
-    pub(crate) async fn held(&self) -> Result<Option<usize>, DavError> {
+    /// Whether fewer than `max` locks are active, as far as known without asking the store
+    /// (a store without a mirror counts as below).
+    pub(crate) async fn holds_fewer_than(&self, max: usize) -> Result<bool, DavError> {
         let now = self.clock.now();
-        Ok(self.mirror().await?.map(|m| {
+        Ok(self.mirror().await?.is_none_or(|m| {
             let all = m.lock().unwrap_or_else(|p| p.into_inner());
-            all.iter()
-                .filter(|l| l.expires.is_none_or(|e| e > now))
-                .count()
+            // Lapsed locks not yet purged only need counting out near the limit.
+            all.len() < max
+                || all
+                    .iter()
+                    .filter(|l| l.expires.is_none_or(|e| e > now))
+                    .count()
+                    < max
         }))
     }
 

@@ -12,6 +12,7 @@ use http::{Method, StatusCode, request::Parts};
 use http_body_util::{BodyDataStream, BodyExt};
 use hyper::body::Incoming;
 
+use crate::auth::Principal;
 use crate::error::DavError;
 
 /// A request with its target decoded.
@@ -22,11 +23,8 @@ pub(crate) struct DavRequest {
     pub(crate) path: ResourcePath,
     /// The `If` header, parsed.
     pub(crate) if_header: Option<IfHeader>,
-    /// Who sent the request, when the server authenticates.
-    pub(crate) user: Option<Arc<str>>,
-    /// What the sender may do, when the server authenticates (for methods that create
-    /// resources the Request-URI does not name: the parts of a bulk upload).
-    pub(crate) rules: Option<Arc<crate::auth::UserRules>>,
+    /// Who sent the request and what they may do.
+    pub(crate) principal: Principal,
 }
 
 impl DavRequest {
@@ -36,8 +34,7 @@ impl DavRequest {
             path,
             parts,
             if_header: None,
-            user: None,
-            rules: None,
+            principal: Principal::unrestricted(),
         };
         if let Some(v) = req.header(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?);
@@ -62,7 +59,7 @@ impl DavRequest {
     pub(crate) fn may_use(&self, lock: &Lock) -> bool {
         lock.creator
             .as_deref()
-            .is_none_or(|creator| self.user.as_deref() == Some(creator))
+            .is_none_or(|creator| self.principal.user.as_deref() == Some(creator))
     }
 
     pub(crate) fn method(&self) -> &Method {

@@ -85,8 +85,9 @@ struct Inner {
     sync: SyncPolicy,
     /// How an unnamed (`O_TMPFILE`) file gets its name, when the root's filesystem can.
     link: Option<LinkVia>,
-    /// Whether symlinks to files inside the root are served.
-    follow_symlinks: bool,
+    /// Where the root really is, when symlinks to files inside it are served (the check
+    /// that a link does not lead into what is never served compares against it).
+    follow_symlinks: Option<PathBuf>,
 }
 
 impl Inner {
@@ -121,7 +122,7 @@ impl FsStorage {
                 stats: StatCache::new(CACHE_TTL, CACHED_FILES),
                 sync: SyncPolicy::Always,
                 link,
-                follow_symlinks: false,
+                follow_symlinks: None,
             }),
         })
     }
@@ -151,9 +152,12 @@ impl FsStorage {
     /// Serves symlinks that lead to files inside the root (as those files); symlinks that
     /// lead outside, or to folders, stay unserved. Default: off.
     pub fn follow_symlinks(mut self, on: bool) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("follow_symlinks() is called before the storage is shared")
-            .follow_symlinks = on;
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("follow_symlinks() is called before the storage is shared");
+        // Where the kernel says the root is; without /proc no link is followed.
+        inner.follow_symlinks = on
+            .then(|| std::fs::read_link(proc_fd_path(&inner.root)).ok())
+            .flatten();
         self
     }
 
@@ -261,6 +265,12 @@ fn errno(e: Errno) -> StorageError {
     StorageError::from_io(io::Error::from(e))
 }
 
+/// The `/proc` name of an open descriptor: where the kernel says it is, or (for linking)
+/// a name for an unnamed file.
+fn proc_fd_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
 /// `rel` of a folder with a trailing slash, ready for a member name ("" for the root).
 fn rel_dir_prefix(dir: &ResourcePath) -> String {
     if dir.is_root() {
@@ -313,7 +323,9 @@ impl Inner {
     /// symlink to a file inside the root, when following those).
     fn resolve(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
         match self.open_beneath(rel, flags, ResolveFlags::NO_SYMLINKS) {
-            Err(Errno::LOOP) if self.follow_symlinks => self.resolve_file_link(rel, flags),
+            Err(Errno::LOOP) if self.follow_symlinks.is_some() => {
+                self.resolve_file_link(rel, flags)
+            }
             other => other,
         }
     }
@@ -338,11 +350,9 @@ impl Inner {
         }
         // Beneath the root is not enough: the link must not lead to what is never served
         // (the metadata folder, temporary files). Where it landed, the kernel tells.
-        let landed = |fd: &OwnedFd| {
-            std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| Errno::LOOP)
-        };
-        let (target, root) = (landed(&fd)?, landed(&self.root)?);
-        let inside = target.strip_prefix(&root).map_err(|_| Errno::LOOP)?;
+        let root = self.follow_symlinks.as_ref().ok_or(Errno::LOOP)?;
+        let target = std::fs::read_link(proc_fd_path(&fd)).map_err(|_| Errno::LOOP)?;
+        let inside = target.strip_prefix(root).map_err(|_| Errno::LOOP)?;
         let mut parts = inside.components();
         let first = parts
             .next()
@@ -396,7 +406,7 @@ impl Inner {
 
     /// Whether `name` in `dir` is a symlink this storage acts on as a link (DELETE, MOVE).
     fn is_served_link(&self, dir: impl AsFd, name: &str) -> bool {
-        self.follow_symlinks
+        self.follow_symlinks.is_some()
             && rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE)
                 .is_ok_and(|st| FileType::from_raw_mode(st.stx_mode.into()) == FileType::Symlink)
     }
@@ -628,7 +638,7 @@ impl LinkVia {
         match self {
             LinkVia::EmptyPath => rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH),
             LinkVia::ProcFd => {
-                let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                let path = proc_fd_path(file);
                 rustix::fs::linkat(
                     rustix::fs::CWD,
                     path.as_str(),
@@ -903,7 +913,7 @@ impl Storage for FsStorage {
                     FileType::RegularFile | FileType::Directory | FileType::Unknown => {
                         inner.metadata_at(&fd, name)
                     }
-                    FileType::Symlink if inner.follow_symlinks => {
+                    FileType::Symlink if inner.follow_symlinks.is_some() => {
                         let member = format!("{}{name}", rel_dir_prefix(&dir));
                         match inner.resolve(&member, OFlags::PATH) {
                             Ok(target) => {
@@ -1096,7 +1106,7 @@ impl Storage for FsStorage {
     }
 
     async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        if self.inner.follow_symlinks {
+        if self.inner.follow_symlinks.is_some() {
             // The tree copy skips links; member by member, a served link is copied as the
             // file it leads to, as a client listing the folder would expect.
             return Err(StorageError::Unsupported);

@@ -103,16 +103,7 @@ impl ReadCache {
         if !self.enabled() {
             return;
         }
-        let mut entries = self.lock();
-        if entries.is_empty() {
-            return;
-        }
-        let prefix = if path == "/" {
-            "/".to_owned()
-        } else {
-            format!("{path}/")
-        };
-        entries.retain(|k, _| k != path && !k.starts_with(&prefix));
+        forget_tree(&mut self.lock(), path);
     }
 }
 
@@ -183,22 +174,8 @@ impl StatCache {
         }
         let mut entries = self.lock();
         entries.generation = entries.generation.wrapping_add(1);
-        if entries.map.is_empty() {
-            return;
-        }
-        let parent = match path.rfind('/') {
-            Some(0) | None => "/",
-            Some(i) => &path[..i],
-        };
-        entries.map.remove(parent);
-        let prefix = if path == "/" {
-            "/".to_owned()
-        } else {
-            format!("{path}/")
-        };
-        entries
-            .map
-            .retain(|k, _| k != path && !k.starts_with(&prefix));
+        entries.map.remove(parent(path));
+        forget_tree(&mut entries.map, path);
     }
 }
 
@@ -280,22 +257,30 @@ impl ListCache {
             return;
         }
         let mut entries = self.lock();
-        if entries.is_empty() {
-            return;
-        }
-        let parent = match path.rfind('/') {
-            Some(0) => "/",
-            Some(i) => &path[..i],
-            None => "/",
-        };
-        entries.remove(parent);
-        let prefix = if path == "/" {
-            "/".to_owned()
-        } else {
-            format!("{path}/")
-        };
-        entries.retain(|k, _| k != path && !k.starts_with(&prefix));
+        entries.remove(parent(path));
+        forget_tree(&mut entries, path);
     }
+}
+
+/// The folder holding `path` (`/` for top-level names).
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Drops the entries of `path` and of everything below it.
+fn forget_tree<V>(entries: &mut HashMap<String, V>, path: &str) {
+    if entries.is_empty() {
+        return;
+    }
+    let prefix = if path == "/" {
+        "/".to_owned()
+    } else {
+        format!("{path}/")
+    };
+    entries.retain(|k, _| k != path && !k.starts_with(&prefix));
 }
 
 #[cfg(test)]

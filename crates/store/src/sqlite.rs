@@ -542,24 +542,21 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn begin_move(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        let (from, to) = (from.clone(), to.clone());
-        run(&self.props, move |conn| {
-            conn.prepare_cached("INSERT INTO moves (src, dst) VALUES (?1, ?2)")?
-                .execute(params![from.as_str(), to.as_str()])
-                .map(drop)
-        })
-        .await
+        self.record("INSERT INTO moves (src, dst) VALUES (?1, ?2)", &[from, to])
+            .await
     }
 
     async fn unfinished_moves(&self) -> Result<Vec<(ResourcePath, ResourcePath)>, StorageError> {
-        let rows: Vec<(String, String)> = run(&self.reads, |conn| {
-            let mut stmt = conn.prepare("SELECT src, dst FROM moves ORDER BY seq")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+        let rows = self
+            .stored_paths("SELECT src, dst FROM moves ORDER BY seq")
+            .await?;
         rows.into_iter()
-            .map(|(src, dst)| Ok((stored_path(&src)?, stored_path(&dst)?)))
+            .map(|row| match <[ResourcePath; 2]>::try_from(row) {
+                Ok([src, dst]) => Ok((src, dst)),
+                Err(_) => Err(StorageError::Database(
+                    "a move record without two paths".into(),
+                )),
+            })
             .collect()
     }
 
@@ -568,53 +565,35 @@ impl PropertyStore for SqliteStore {
         from: &ResourcePath,
         to: &ResourcePath,
     ) -> Result<(), StorageError> {
-        let (from, to) = (from.clone(), to.clone());
-        run(&self.props, move |conn| {
-            conn.prepare_cached(FORGET_MOVE)?
-                .execute(params![from.as_str(), to.as_str()])
-                .map(drop)
-        })
-        .await
+        self.record(FORGET_MOVE, &[from, to]).await
     }
 
     async fn begin_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        let path = path.clone();
-        run(&self.props, move |conn| {
-            conn.prepare_cached("INSERT OR IGNORE INTO removals (path) VALUES (?1)")?
-                .execute(params![path.as_str()])
-                .map(drop)
-        })
-        .await
+        self.record("INSERT OR IGNORE INTO removals (path) VALUES (?1)", &[path])
+            .await
     }
 
     async fn end_remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        let path = path.clone();
-        run(&self.props, move |conn| {
-            conn.prepare_cached("DELETE FROM removals WHERE path = ?1")?
-                .execute(params![path.as_str()])
-                .map(drop)
-        })
-        .await
+        self.record("DELETE FROM removals WHERE path = ?1", &[path])
+            .await
     }
 
     async fn unfinished_removes(&self) -> Result<Vec<ResourcePath>, StorageError> {
-        let rows: Vec<String> = run(&self.reads, |conn| {
-            let mut stmt = conn.prepare("SELECT path FROM removals")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-        rows.iter().map(|p| stored_path(p)).collect()
+        Ok(self
+            .stored_paths("SELECT path FROM removals")
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
-        let rows: Vec<String> = run(&self.reads, |conn| {
-            let mut stmt = conn.prepare("SELECT DISTINCT path FROM props")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-        rows.iter().map(|p| stored_path(p)).collect()
+        Ok(self
+            .stored_paths("SELECT DISTINCT path FROM props")
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
@@ -640,6 +619,35 @@ fn stored_path(text: &str) -> Result<ResourcePath, StorageError> {
 }
 
 impl SqliteStore {
+    /// Runs one statement about `paths` (bound as ?1, ?2, …) on the property connection:
+    /// the intent records of MOVE and DELETE.
+    async fn record(&self, sql: &'static str, paths: &[&ResourcePath]) -> Result<(), StorageError> {
+        let paths: Vec<String> = paths.iter().map(|p| p.as_str().to_owned()).collect();
+        run(&self.props, move |conn| {
+            conn.prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(&paths))
+                .map(drop)
+        })
+        .await
+    }
+
+    /// The rows of `sql`, every column a stored path.
+    async fn stored_paths(
+        &self,
+        sql: &'static str,
+    ) -> Result<Vec<Vec<ResourcePath>>, StorageError> {
+        let rows: Vec<Vec<String>> = run(&self.reads, move |conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let columns = stmt.column_count();
+            stmt.query_map([], |r| (0..columns).map(|i| r.get(i)).collect())?
+                .collect()
+        })
+        .await?;
+        rows.iter()
+            .map(|row| row.iter().map(|p| stored_path(p)).collect())
+            .collect()
+    }
+
     /// Number of stored properties (diagnostics and tests).
     ///
     /// # Errors

@@ -281,14 +281,11 @@ impl Principal {
     }
 }
 
-/// Refuses the request when `principal` lacks the access its method needs on its target
+/// Refuses the request when its sender lacks the access its method needs on its target
 /// (and, for COPY and MOVE, on the destination). Anonymous requests that fall short get a
 /// 401 challenge, so the client can log in; users get 403.
-pub(crate) fn authorize(
-    auth: Option<&Auth>,
-    principal: &Principal,
-    req: &DavRequest,
-) -> Result<(), DavError> {
+pub(crate) fn authorize(auth: Option<&Auth>, req: &DavRequest) -> Result<(), DavError> {
+    let principal = &req.principal;
     let (Some(auth), Some(rules)) = (auth, &principal.rules) else {
         return Ok(());
     };

@@ -17,7 +17,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::lock::{active, conflicts};
+use crate::lock::{active, conflicts, covers};
 use crate::precondition::{Change, check_conditions, check_write};
 use crate::request::{Body, DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
 use crate::tree::multistatus;
@@ -58,12 +58,11 @@ pub(super) async fn handle(
         Depth::Zero
     };
 
-    let above: Vec<Lock> = server
-        .locks
-        .covering(&req.path)
-        .await?
-        .into_iter()
-        .filter(|l| conflicts(l, info.scope))
+    // Locks on this resource and its ancestors: for conflicts, and for the per-resource cap.
+    let on_path = server.locks.on_path(&req.path).await?;
+    let above: Vec<&Lock> = on_path
+        .iter()
+        .filter(|l| covers(l, &req.path) && conflicts(l, info.scope))
         .collect();
     if !above.is_empty() {
         let hrefs = above
@@ -96,7 +95,8 @@ pub(super) async fn handle(
         }
     }
 
-    check_lock_limits(server, req).await?;
+    let here = on_path.iter().filter(|l| l.root == req.path).count();
+    check_lock_limits(server, here).await?;
     let created = meta.is_none();
     if created {
         check_write(server, req, &req.path, None, Change::Create).await?;
@@ -121,7 +121,7 @@ pub(super) async fn handle(
         owner: info.owner,
         timeout: Some(secs),
         expires: Some(server.locks.expiry(secs)),
-        creator: req.user.as_deref().map(str::to_owned),
+        creator: req.principal.user.as_deref().map(str::to_owned),
     };
     server.locks.insert(&lock).await?;
     tracing::debug!(path = %req.path, token = %lock.token, "lock granted");
@@ -137,27 +137,15 @@ pub(super) async fn handle(
 }
 
 /// 507 when the resource, or the server, holds as many locks as it may.
-async fn check_lock_limits(server: &DavServer, req: &DavRequest) -> Result<(), DavError> {
+async fn check_lock_limits(server: &DavServer, here: usize) -> Result<(), DavError> {
     let config = &server.config;
-    let here = server
-        .locks
-        .on_path(&req.path)
-        .await?
-        .iter()
-        .filter(|l| l.root == req.path)
-        .count();
     if here >= config.max_locks_per_resource {
         return Err(DavError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             format!("this resource already has {here} locks, the most allowed"),
         ));
     }
-    if server
-        .locks
-        .held()
-        .await?
-        .is_some_and(|n| n >= config.max_locks)
-    {
+    if !server.locks.holds_fewer_than(config.max_locks).await? {
         tracing::warn!(
             max = config.max_locks,
             "lock refused: the server holds its most locks"

@@ -57,7 +57,7 @@ pub(crate) async fn dispatch(
         // A client that goes away drops this future; the change runs to its end anyway,
         // so no rename is left without its property move, no lock without its record.
         let server = Arc::clone(server);
-        let task = tokio::spawn(async move { respond(&server, parts, &principal, body).await });
+        let task = tokio::spawn(async move { respond(&server, parts, principal, body).await });
         return task.await.unwrap_or_else(|e| {
             Err(DavError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,7 +66,7 @@ pub(crate) async fn dispatch(
             .with_source(e))
         });
     }
-    respond(server, parts, &principal, body).await
+    respond(server, parts, principal, body).await
 }
 
 fn changes_state(method: &http::Method) -> bool {
@@ -77,7 +77,7 @@ fn changes_state(method: &http::Method) -> bool {
 async fn respond(
     server: &DavServer,
     parts: http::request::Parts,
-    principal: &Principal,
+    principal: Principal,
     mut body: Body,
 ) -> Result<Response<DavBody>, DavError> {
     let result = route(server, parts, principal, &mut body).await;
@@ -90,13 +90,12 @@ async fn respond(
 async fn route(
     server: &DavServer,
     parts: http::request::Parts,
-    principal: &Principal,
+    principal: Principal,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let mut req = DavRequest::new(parts)?;
-    req.user.clone_from(&principal.user);
-    req.rules = principal.rules().cloned();
-    authorize(server.config.auth.as_deref(), principal, &req)?;
+    req.principal = principal;
+    authorize(server.config.auth.as_deref(), &req)?;
     crate::precondition::check_if(server, &req).await?;
     match req.method().as_str() {
         "OPTIONS" => options::handle(server, &req).await,

@@ -142,8 +142,8 @@ async fn store_part(
         })?;
     let fail = |e: DavError| (Some(path.clone()), e);
     if req
-        .rules
-        .as_ref()
+        .principal
+        .rules()
         .is_some_and(|rules| rules.access(&path) < crate::auth::Access::Write)
     {
         return Err(fail(DavError::forbidden(
