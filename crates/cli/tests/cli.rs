@@ -2,67 +2,28 @@
 //! persistence across a restart, a clean stop on SIGTERM) and the client commands against
 //! it, checking what they print and how they exit.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-struct Served {
-    child: Child,
-    base: String,
-}
+use common::Served;
 
 fn start(dir: &Path) -> Served {
     start_with(dir, &[])
 }
 
 fn start_with(dir: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args(["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("DAVIT_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("davit starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .trim()
-        .trim_end_matches('/')
-        .to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    assert!(!base.ends_with(":0"), "the bound port is printed, not 0");
-    Served { child, base }
+    let mut args = vec![dir.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let s = Served::start(&args, "warn", false);
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    s
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        // A test that failed before `stop` must not leave its server running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stop(mut s: Served) {
-    let status = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for _ in 0..100 {
-        if let Some(exit) = s.child.try_wait().unwrap() {
-            assert!(exit.success(), "davit exited with {exit}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = s.child.kill();
-    panic!("davit did not stop on SIGTERM");
+fn stop(s: Served) {
+    s.stop();
 }
 
 fn request(method: &str, url: &str, body: &str) -> (u16, String) {

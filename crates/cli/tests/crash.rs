@@ -2,11 +2,12 @@
 //! file is whole (its old or its new content, never a mix or a truncation) and its dead
 //! property is still its own, wherever a MOVE left it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::Served;
 use reqwest::{Client, Method, StatusCode};
 
 const FILES: usize = 4;
@@ -14,35 +15,14 @@ const ROUNDS: u64 = 24;
 /// Each PUT body: 48 chunks, sent with pauses, so a kill often lands while one is arriving.
 const CHUNKS: usize = 48;
 
-/// The server process, killed when dropped so a failed assertion leaves nothing running.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args(["serve", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env("DAVIT_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("davit starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    (Server(child), base)
+fn start(dir: &Path) -> (Served, String) {
+    let s = Served::start(
+        &[dir.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        "error",
+        false,
+    );
+    let base = s.base.clone();
+    (s, base)
 }
 
 /// One repeated unit per (file, generation): a torn file mixes units or stops mid-way.
@@ -217,8 +197,7 @@ fn kill_9_during_puts_and_moves_never_tears_a_file_or_separates_its_properties()
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_millis(20 + seed % 180));
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
+        child.kill();
         for t in tasks {
             if rt.block_on(t).unwrap() {
                 killed_mid_request += 1;

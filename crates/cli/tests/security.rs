@@ -1,51 +1,14 @@
 //! `davit passwd`, then `davit serve --config` with users, rules, TLS and a JSON access log,
 //! as an operator would set it up.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::Served;
 use reqwest::{Client, StatusCode, Version};
-
-/// `davit serve ARGS` with logs on stderr (captured); returns it and its first stdout line's
-/// URL (`http://…/` or `https://…/`).
-fn serve(args: &[&std::ffi::OsStr]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .arg("serve")
-        .args(args)
-        .env("DAVIT_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
-    (child, url)
-}
-
-/// Stops the server with SIGTERM, checks it exits cleanly, and returns what it logged.
-fn stop(mut child: Child) -> String {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{log}");
-    log
-}
 
 fn passwd(file: &std::path::Path, user: &str, password: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
@@ -101,11 +64,11 @@ access = "read"
     .unwrap();
 
     let config = dir.path().join("davit.toml");
-    let (child, url) = serve(&["--config".as_ref(), config.as_os_str()]);
-    let addr: std::net::SocketAddr = url
+    let served = Served::start(&["--config".as_ref(), config.as_os_str()], "info", true);
+    let addr: std::net::SocketAddr = served
+        .base
         .strip_prefix("https://")
-        .unwrap_or_else(|| panic!("{url:?}"))
-        .trim_end_matches('/')
+        .unwrap_or_else(|| panic!("{:?}", served.base))
         .parse()
         .unwrap();
 
@@ -169,7 +132,7 @@ access = "read"
     // would make the server wait its full drain time for this connection.
     drop(client);
     drop(rt);
-    let log = stop(child);
+    let log = served.stop();
     let access: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -199,12 +162,16 @@ access = "read"
 #[test]
 fn the_text_access_log_is_plain_lines_without_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, base) = serve(&[
-        dir.path().as_os_str(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--access-log".as_ref(),
-    ]);
+    let served = Served::start(
+        &[
+            dir.path().as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--access-log".as_ref(),
+        ],
+        "info",
+        true,
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -212,14 +179,14 @@ fn the_text_access_log_is_plain_lines_without_colour_codes() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     rt.block_on(async {
         let r = Client::new()
-            .get(format!("{base}missing"))
+            .get(format!("{}/missing", served.base))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     });
     drop(rt);
-    let log = stop(child);
+    let log = served.stop();
     let access = log
         .lines()
         .find(|l| l.contains("davit::access"))

@@ -1,0 +1,91 @@
+//! `davit serve` as a process, for the tests of the binary: started on port 0, its URL read
+//! from the first stdout line, killed if a test fails before stopping it.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub(crate) struct Served {
+    child: Option<Child>,
+    /// The URL printed on the first line, without its trailing `/`.
+    pub(crate) base: String,
+}
+
+impl Served {
+    /// `davit serve ARGS` logging at `log` (`DAVIT_LOG`); stderr is captured for
+    /// [`Served::stop`] when `capture_log`, else passed through.
+    pub(crate) fn start<S: AsRef<OsStr>>(args: &[S], log: &str, capture_log: bool) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+            .arg("serve")
+            .args(args)
+            .env("DAVIT_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(if capture_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
+            .spawn()
+            .expect("davit starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        assert!(!base.ends_with(":0"), "the bound port is printed, not 0");
+        Served {
+            child: Some(child),
+            base,
+        }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the server is running")
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub(crate) fn kill(mut self) {
+        let child = self.child();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM; asserts a clean exit within 5 s and returns what it logged (when captured).
+    pub(crate) fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("the server is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..100 {
+            if let Some(exit) = child.try_wait().unwrap() {
+                let mut log = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    stderr.read_to_string(&mut log).unwrap();
+                }
+                assert!(exit.success(), "davit exited with {exit}: {log}");
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("davit did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
