@@ -436,11 +436,11 @@ impl PropertyStore for SqliteStore {
     ) -> Result<Vec<(PropName, PropValue)>, StorageError> {
         let path = path.as_str().to_owned();
         run(&self.reads, move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT ns, name, value, lang FROM props WHERE path = ?1 ORDER BY ns, name",
-            )?;
+            let mut stmt = conn.prepare_cached(GET_ALL)?;
             let rows = stmt.query_map([path], |r| row_prop(r, 0))?;
-            rows.collect()
+            let mut props: Vec<(PropName, PropValue)> = rows.collect::<Result<_, _>>()?;
+            props.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(props)
         })
         .await
     }
@@ -448,9 +448,7 @@ impl PropertyStore for SqliteStore {
     async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError> {
         let dir = dir.clone();
         run(&self.reads, move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT path, ns, name, value, lang FROM props WHERE parent = ?1",
-            )?;
+            let mut stmt = conn.prepare_cached(GET_MEMBERS)?;
             let mut out = MemberProps::new();
             let mut rows = stmt.query([dir.as_str()])?;
             while let Some(row) = rows.next()? {
@@ -527,9 +525,7 @@ impl PropertyStore for SqliteStore {
     async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
         let paths: Vec<ResourcePath> = paths.iter().map(|p| (*p).clone()).collect();
         run(&self.reads, move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3))",
-            )?;
+            let mut stmt = conn.prepare_cached(HAS_ANY_TREE)?;
             for path in &paths {
                 let (lo, hi) = below_range(path);
                 if stmt.query_row(params![path.as_str(), lo, hi], |r| r.get::<_, bool>(0))? {
@@ -606,6 +602,14 @@ impl PropertyStore for SqliteStore {
         .await
     }
 }
+
+// The reads every PROPFIND and MOVE makes. No ORDER BY next to `path = ?1`: SQLite then
+// recompiles the statement for every new value bound (its plan depends on it), which cost
+// more than the rest of the query; the few rows are sorted afterwards instead.
+const GET_ALL: &str = "SELECT ns, name, value, lang FROM props WHERE path = ?1";
+const GET_MEMBERS: &str = "SELECT path, ns, name, value, lang FROM props WHERE parent = ?1";
+const HAS_ANY_TREE: &str =
+    "SELECT EXISTS (SELECT 1 FROM props WHERE path = ?1 OR (path > ?2 AND path < ?3))";
 
 /// Clears one record of a move (two identical moves at once each have their own).
 const FORGET_MOVE: &str = "DELETE FROM moves WHERE seq = \
@@ -827,5 +831,38 @@ mod tests {
             LockJob::Remove("a".into()),
         ];
         assert_eq!(kinds(&cancel_pairs(batch)), ["+a", "?", "-a"]);
+    }
+
+    #[tokio::test]
+    async fn the_reads_of_every_request_are_compiled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
+        let name = PropName::new("urn:t", "p");
+        for p in ["/a", "/b", "/c/d"] {
+            let path = ResourcePath::parse(p).unwrap();
+            let value = PropValue {
+                xml: "v".into(),
+                lang: None,
+            };
+            store
+                .apply(&path, &[PropOp::Set(name.clone(), value)])
+                .await
+                .unwrap();
+        }
+        for p in ["/a", "/b", "/c/d", "/e"] {
+            let path = ResourcePath::parse(p).unwrap();
+            store.get_all(&path).await.unwrap();
+            store.get_members(&path).await.unwrap();
+            store.has_any_tree(&[&path]).await.unwrap();
+        }
+        let conn = store.reads.lock().unwrap();
+        for sql in [GET_ALL, GET_MEMBERS, HAS_ANY_TREE] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
     }
 }
