@@ -97,30 +97,41 @@ async fn route(
     req.principal = principal;
     authorize(server.config.auth.as_deref(), &req)?;
     crate::precondition::check_if(server, &req).await?;
-    match req.method().as_str() {
-        "OPTIONS" => options::handle(server, &req).await,
-        "GET" | "HEAD" => get::handle(server, &req).await,
-        "PUT" => put::handle(server, &req, body).await,
-        "DELETE" => delete::handle(server, &req).await,
-        "MKCOL" => mkcol::handle(server, &req, body).await,
-        "COPY" => copy::handle(server, &req).await,
-        "MOVE" => r#move::handle(server, &req).await,
-        "PROPFIND" => propfind::handle(server, &req, body).await,
-        "PROPPATCH" => proppatch::handle(server, &req, body).await,
-        "LOCK" => lock::handle(server, &req, body).await,
-        "UNLOCK" => unlock::handle(server, &req).await,
-        "POST" => post::handle(server, &req, body).await,
-        "PATCH" | "TRACE" | "CONNECT" => Err(DavError::method_not_allowed(
-            format!("{} is not supported here", req.method()),
-            ALLOW,
-        )),
-        other => Err(DavError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("method {other} is not implemented"),
-        )
-        .with_header(http::header::ALLOW, http::HeaderValue::from_static(ALLOW))),
-    }
+    // Each handler's future is boxed: unboxed, this future would be as large as the
+    // largest of them (kilobytes), copied whole when a request task is spawned.
+    let handler: Handler<'_> = match req.method().as_str() {
+        "OPTIONS" => Box::pin(options::handle(server, &req)),
+        "GET" | "HEAD" => Box::pin(get::handle(server, &req)),
+        "PUT" => Box::pin(put::handle(server, &req, body)),
+        "DELETE" => Box::pin(delete::handle(server, &req)),
+        "MKCOL" => Box::pin(mkcol::handle(server, &req, body)),
+        "COPY" => Box::pin(copy::handle(server, &req)),
+        "MOVE" => Box::pin(r#move::handle(server, &req)),
+        "PROPFIND" => Box::pin(propfind::handle(server, &req, body)),
+        "PROPPATCH" => Box::pin(proppatch::handle(server, &req, body)),
+        "LOCK" => Box::pin(lock::handle(server, &req, body)),
+        "UNLOCK" => Box::pin(unlock::handle(server, &req)),
+        "POST" => Box::pin(post::handle(server, &req, body)),
+        "PATCH" | "TRACE" | "CONNECT" => {
+            return Err(DavError::method_not_allowed(
+                format!("{} is not supported here", req.method()),
+                ALLOW,
+            ));
+        }
+        other => {
+            return Err(DavError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("method {other} is not implemented"),
+            )
+            .with_header(http::header::ALLOW, http::HeaderValue::from_static(ALLOW)));
+        }
+    };
+    handler.await
 }
+
+type Handler<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<DavBody>, DavError>> + Send + 'a>,
+>;
 
 /// An empty response with a status.
 pub(crate) fn status(status: StatusCode) -> Response<DavBody> {
