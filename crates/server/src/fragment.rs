@@ -95,10 +95,21 @@ impl Scanner {
             match self.state {
                 State::Transparent => return,
                 // Runs of bytes that only end at a line feed.
-                State::LineRest | State::OtherHeader => {
-                    match buf[i..].iter().position(|&b| b == b'\n') {
-                        Some(n) => i += n,
-                        None => return,
+                State::LineRest | State::OtherHeader => match memchr::memchr(b'\n', &buf[i..]) {
+                    Some(n) => i += n,
+                    None => return,
+                },
+                // A framing header's line is kept whole, up to its end or MAX_LINE bytes.
+                State::Header => {
+                    let rest = &buf[i..];
+                    let end = memchr::memchr(b'\n', rest);
+                    let run = end.unwrap_or(rest.len());
+                    if self.line.len() + run <= MAX_LINE {
+                        self.line.extend_from_slice(&rest[..run]);
+                        i += run;
+                        if end.is_none() {
+                            return;
+                        }
                     }
                 }
                 State::Target => {
@@ -441,6 +452,22 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn a_framing_line_too_long_to_follow_makes_it_step_aside() {
+        let mut input = b"PUT / HTTP/1.1\r\nContent-Length:".to_vec();
+        input.extend(std::iter::repeat_n(b' ', MAX_LINE));
+        input.extend_from_slice(b"0\r\n\r\nGET /#x HTTP/1.1\r\n\r\n");
+        for cuts in [&[][..], &[20, 200, 300]] {
+            assert_eq!(scan(&input, cuts), input);
+        }
+        // Other long lines are skipped, and a later fragment is still caught.
+        let mut input = b"GET / HTTP/1.1\r\nCookie: ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 2 * MAX_LINE));
+        input.extend_from_slice(b"\r\n\r\nGET /#x HTTP/1.1\r\n\r\n");
+        let out = scan(&input, &[100]);
+        assert!(out.ends_with(b"GET /\x7fx HTTP/1.1\r\n\r\n"));
     }
 
     proptest! {
