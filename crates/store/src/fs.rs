@@ -1200,11 +1200,17 @@ impl Storage for FsStorage {
                     other?;
                 }
             }
-            let dst_parent = inner.parent(&to)?;
+            let other_parent;
+            let dst_parent = if from.parent() == to.parent() {
+                &src_parent
+            } else {
+                other_parent = inner.parent(&to)?;
+                &other_parent
+            };
             rustix::fs::renameat_with(
                 &src_parent,
                 from.name(),
-                &dst_parent,
+                dst_parent,
                 to.name(),
                 RenameFlags::NOREPLACE,
             )
@@ -1213,7 +1219,7 @@ impl Storage for FsStorage {
                 Errno::INVAL => StorageError::PermissionDenied,
                 e => errno(e),
             })?;
-            inner.synced(&dst_parent)?;
+            inner.synced(dst_parent)?;
             if from.parent() != to.parent() {
                 inner.synced(&src_parent)?;
             }
