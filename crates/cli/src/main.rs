@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod malloc;
 mod output;
 mod passwd;
 mod remote;

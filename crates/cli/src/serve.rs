@@ -34,6 +34,7 @@ impl Fsync {
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     crate::init_tracing(settings.log_format == LogFormat::Json);
+    crate::malloc::keep_freed_memory();
     // With one CPU to run on (a container limit, or taskset) the single-threaded scheduler
     // does the same work without the cross-thread bookkeeping of the multi-threaded one.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
