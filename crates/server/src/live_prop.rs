@@ -190,14 +190,55 @@ pub(crate) fn is_protected(name: &PropName) -> bool {
 
 /// The media type served for a resource, from its name.
 pub(crate) fn content_type(path: &ResourcePath) -> &'static str {
-    mime_guess::from_path(path.name())
-        .first_raw()
-        .unwrap_or("application/octet-stream")
+    const UNKNOWN: &str = "application/octet-stream";
+    /// Extensions remembered per thread; a listing of odd names cannot grow it further.
+    const REMEMBERED: usize = 256;
+    thread_local! {
+        // mime_guess searches a table of a thousand entries case-insensitively: per GET,
+        // and per member of every PROPFIND listing, more than the rest of the lookup.
+        static KNOWN: std::cell::RefCell<std::collections::HashMap<String, &'static str>> =
+            std::cell::RefCell::default();
+    }
+    let Some((_, ext)) = path.name().rsplit_once('.') else {
+        return UNKNOWN;
+    };
+    KNOWN.with_borrow_mut(|known| {
+        if let Some(t) = known.get(ext) {
+            return *t;
+        }
+        let t = mime_guess::from_ext(ext).first_raw().unwrap_or(UNKNOWN);
+        if known.len() < REMEMBERED {
+            known.insert(ext.to_owned(), t);
+        }
+        t
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_types_match_mime_guess_twice_over() {
+        for name in [
+            "a.txt",
+            "b.HTML",
+            "c.tar.gz",
+            "noext",
+            ".hidden",
+            "d.",
+            "e.unknownext",
+            "f.PNG",
+        ] {
+            let path = ResourcePath::parse(&format!("/{name}")).unwrap();
+            let want = mime_guess::from_path(name)
+                .first_raw()
+                .unwrap_or("application/octet-stream");
+            // The second answer comes from the remembered extensions.
+            assert_eq!(content_type(&path), want, "{name}");
+            assert_eq!(content_type(&path), want, "{name}");
+        }
+    }
 
     #[test]
     fn protection_table() {
