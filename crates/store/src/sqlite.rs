@@ -18,7 +18,7 @@ use crate::{
     ResourcePath, StorageError, SyncPolicy,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS props (
@@ -302,6 +302,9 @@ impl SqliteStore {
                 .execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
                 .map_err(db)?;
         }
+        if (1..3).contains(&version) {
+            number_moves(&props)?;
+        }
         props.execute_batch(SCHEMA).map_err(db)?;
         props
             .pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -312,6 +315,37 @@ impl SqliteStore {
             reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
         })
     }
+}
+
+/// Gives the move records of an older database their order: early version 2 databases kept
+/// moves keyed by (src, dst), without the sequence number recovery replays them by.
+fn number_moves(conn: &Connection) -> Result<(), StorageError> {
+    let has_seq: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('moves') WHERE name = 'seq')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'moves')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if has_seq || !exists {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE moves RENAME TO moves_unnumbered;
+         CREATE TABLE moves (seq INTEGER PRIMARY KEY, src TEXT NOT NULL, dst TEXT NOT NULL);
+         INSERT INTO moves (src, dst) SELECT src, dst FROM moves_unnumbered;
+         DROP TABLE moves_unnumbered;
+         COMMIT;",
+    )
+    .map_err(db)
 }
 
 fn connect(path: &Path, synchronous: &str) -> Result<Connection, StorageError> {
@@ -861,6 +895,39 @@ mod tests {
             LockJob::Remove("a".into()),
         ];
         assert_eq!(kinds(&cancel_pairs(batch)), ["+a", "?", "-a"]);
+    }
+
+    #[tokio::test]
+    async fn an_early_version_2_database_gets_numbered_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.db");
+        {
+            let old = Connection::open(&file).unwrap();
+            old.execute_batch(
+                "CREATE TABLE moves (src TEXT NOT NULL, dst TEXT NOT NULL,
+                     PRIMARY KEY (src, dst)) WITHOUT ROWID;
+                 INSERT INTO moves VALUES ('/a', '/b');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&file).unwrap();
+        let (a, b, c) = (
+            ResourcePath::parse("/a").unwrap(),
+            ResourcePath::parse("/b").unwrap(),
+            ResourcePath::parse("/c").unwrap(),
+        );
+        store.begin_move(&b, &c).await.unwrap();
+        assert_eq!(
+            store.unfinished_moves().await.unwrap(),
+            [(a, b.clone()), (b, c)]
+        );
+        drop(store);
+        let conn = Connection::open(&file).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[tokio::test]
