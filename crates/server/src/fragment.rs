@@ -99,17 +99,23 @@ impl Scanner {
                     Some(n) => i += n,
                     None => return,
                 },
-                // A framing header's line is kept whole, up to its end or MAX_LINE bytes.
+                // A header line that may be about framing: its first MAX_LINE bytes are kept;
+                // beyond them it is no framing header Davit follows (or none at all).
                 State::Header => {
                     let rest = &buf[i..];
                     let end = memchr::memchr(b'\n', rest);
                     let run = end.unwrap_or(rest.len());
-                    if self.line.len() + run <= MAX_LINE {
-                        self.line.extend_from_slice(&rest[..run]);
-                        i += run;
-                        if end.is_none() {
-                            return;
+                    let keep = run.min(MAX_LINE.saturating_sub(self.line.len()));
+                    self.line.extend_from_slice(&rest[..keep]);
+                    i += keep;
+                    if run > keep {
+                        if self.line_is_framing() {
+                            return self.give_up();
                         }
+                        i += run - keep;
+                    }
+                    if end.is_none() {
+                        return;
                     }
                 }
                 State::Target => {
