@@ -310,15 +310,17 @@ fn rel(path: &ResourcePath) -> &str {
     }
 }
 
+/// Case-insensitive, as some filesystems (vfat, casefolded ext4) open names.
 fn is_temp(name: &str) -> bool {
-    name.starts_with(TEMP_PREFIX)
+    name.get(..TEMP_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(TEMP_PREFIX))
 }
 
 impl Inner {
     fn is_hidden(&self, path: &ResourcePath) -> bool {
         let mut segments = path.segments();
         if let Some(first) = segments.next()
-            && self.hidden.iter().any(|h| h == first)
+            && self.hidden.iter().any(|h| h.eq_ignore_ascii_case(first))
         {
             return true;
         }
@@ -1143,11 +1145,21 @@ impl Storage for FsStorage {
                 .map_err(errno)?;
             let parent = inner.parent(&to)?;
             // Built under a temporary name, so the copy appears whole or not at all: in the
-            // staging folder where it can be renamed from there, else beside the target.
-            let staging = inner.staging().filter(|st| st.reaches(&parent));
-            let site = staging.map_or(&parent, |st| &st.dir);
+            // staging folder where that gives the same result, else beside the target.
             let temp = temp_name();
-            rustix::fs::mkdirat(site, temp.as_str(), Mode::from_raw_mode(0o755)).map_err(errno)?;
+            let staged = inner.staging().filter(|st| {
+                let dir = to.parent().unwrap_or_else(ResourcePath::root);
+                inner
+                    .resolve(rel(&dir), OFlags::RDONLY | OFlags::DIRECTORY)
+                    .is_ok_and(|dir| st.suits(&dir))
+                    && rustix::fs::mkdirat(&st.dir, temp.as_str(), Mode::from_raw_mode(0o755))
+                        .is_ok()
+            });
+            let site = staged.map_or(&parent, |st| &st.dir);
+            if staged.is_none() {
+                rustix::fs::mkdirat(site, temp.as_str(), Mode::from_raw_mode(0o755))
+                    .map_err(errno)?;
+            }
             let built = (|| {
                 let dst = rustix::fs::openat(
                     site,
@@ -1171,6 +1183,11 @@ impl Storage for FsStorage {
                 .map_err(errno)?;
                 if inner.sync == SyncPolicy::Always {
                     sync_dir(&parent)?;
+                    if staged.is_some() {
+                        // Or a crash could leave the tree listed in staging too, and the
+                        // next start would empty it as a leftover.
+                        sync_dir(site)?;
+                    }
                 }
                 Ok(())
             })();
@@ -1232,7 +1249,7 @@ impl Storage for FsStorage {
 /// Name of the folder under the root where tree copies are built.
 const STAGING: &str = ".~davit-copies";
 
-/// The folder where tree copies are built before they are renamed into place.
+/// The folder where this process builds tree copies before renaming them into place.
 ///
 /// It carries the ext4 "top directory" hint, so each copy's folder, with a fresh random
 /// name, lands in a block group of its own instead of the group of the folder it is copied
@@ -1240,74 +1257,130 @@ const STAGING: &str = ".~davit-copies";
 /// journal ext4 refuses to reuse an inode for a minute after its deletion, scanning past
 /// every such inode for every new file: copying 10,000 files right after deleting 10,000
 /// took 5 s instead of 0.5 s. Other filesystems ignore the hint or refuse it (harmless).
+///
+/// Each process builds in a folder of its own under [`STAGING`] and holds an exclusive
+/// `flock` on it while it runs; folders nobody holds were left by a process that ended
+/// mid-copy and are removed when the next one starts.
 #[derive(Debug)]
 struct Staging {
     dir: OwnedFd,
-    /// Mount of the folder: a copy built here can only be renamed within the same mount.
+    /// What entries made here take from their folder; a copy is built here only for a
+    /// destination folder that would give them the same.
+    inherited: Inherited,
+}
+
+/// What a new entry takes from the folder it is made in, besides its place on disk.
+#[derive(Debug, PartialEq, Eq)]
+struct Inherited {
+    /// Mount and device: a rename only works within both.
     mount: u64,
+    device: (u32, u32),
+    /// Inode flags new entries inherit (compression, no-COW, casefold, project...).
+    flags: u32,
+    /// SELinux label, where there is one.
+    label: Option<Vec<u8>>,
+}
+
+impl Inherited {
+    /// `None` for a folder that hands on more than this describes: its group (setgid) or a
+    /// default ACL. Copies into such folders are built in them, as before staging.
+    fn of(dir: &OwnedFd) -> Option<Inherited> {
+        let st = rustix::fs::statx(
+            dir,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::MODE | StatxFlags::MNT_ID,
+        )
+        .ok()?;
+        if st.stx_mask & StatxFlags::MNT_ID.bits() == 0
+            || u32::from(st.stx_mode) & Mode::SGID.bits() != 0
+            || xattr(dir, "system.posix_acl_default").is_some()
+        {
+            return None;
+        }
+        let flags = rustix::fs::ioctl_getflags(dir)
+            .map_or(0, |f| f.difference(rustix::fs::IFlags::TOPDIR).bits());
+        Some(Inherited {
+            mount: st.stx_mnt_id,
+            device: (st.stx_dev_major, st.stx_dev_minor),
+            flags,
+            label: xattr(dir, "security.selinux"),
+        })
+    }
+}
+
+/// The value of extended attribute `name`, if the folder has it.
+fn xattr(dir: &OwnedFd, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    match rustix::fs::fgetxattr(dir, name, &mut buf[..]) {
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        // Too long for the buffer: present, and unlike anything it is compared with.
+        Err(Errno::RANGE) => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
+fn open_dir(dir: &OwnedFd, name: &str) -> Option<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
 }
 
 impl Staging {
-    /// Opens (making it if needed) the staging folder and removes what copies cut short by
-    /// a crash left there: the folders named by this process id (reused after a restart, as
-    /// in a container) or by one that no longer runs.
+    /// Makes this process's staging folder, after removing those of processes that ended.
     fn open(root: &OwnedFd) -> Option<Staging> {
         match rustix::fs::mkdirat(root, STAGING, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(_) => return None,
         }
-        let dir = rustix::fs::openat(
-            root,
-            STAGING,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        if let Ok(flags) = rustix::fs::ioctl_getflags(&dir)
-            && !flags.contains(rustix::fs::IFlags::TOPDIR)
-        {
+        let all = open_dir(root, STAGING)?;
+        for name in leftovers(&all) {
+            remove_all(&all, &name);
+        }
+        let own = temp_name();
+        rustix::fs::mkdirat(&all, own.as_str(), Mode::from_raw_mode(0o700)).ok()?;
+        let dir = open_dir(&all, &own)?;
+        // Held until the process ends: the descriptor is kept for its whole life.
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        if let Ok(flags) = rustix::fs::ioctl_getflags(&dir) {
             let _ = rustix::fs::ioctl_setflags(&dir, flags | rustix::fs::IFlags::TOPDIR);
         }
-        let mount = mount_id(&dir)?;
-        for name in leftovers(&dir) {
-            remove_all(&dir, &name);
-        }
-        Some(Staging { dir, mount })
+        let inherited = Inherited::of(&dir)?;
+        Some(Staging { dir, inherited })
     }
 
-    /// Whether a copy built here can be renamed into `dir`.
-    fn reaches(&self, dir: &OwnedFd) -> bool {
-        mount_id(dir) == Some(self.mount)
+    /// Whether a copy into `dir` (opened for reading) can be built here: renamed into it,
+    /// with its entries taking from it nothing they would not take from the staging folder.
+    fn suits(&self, dir: &OwnedFd) -> bool {
+        Inherited::of(dir).is_some_and(|i| i == self.inherited)
     }
 }
 
-fn mount_id(dir: &OwnedFd) -> Option<u64> {
-    let st = rustix::fs::statx(dir, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID).ok()?;
-    (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id)
-}
-
-/// Folders in the staging folder that no running copy is building.
-fn leftovers(dir: &OwnedFd) -> Vec<String> {
-    let Ok(mut reader) = Dir::read_from(dir) else {
+/// Staging folders no running process holds.
+fn leftovers(all: &OwnedFd) -> Vec<String> {
+    let Ok(mut reader) = Dir::read_from(all) else {
         return Vec::new();
     };
-    let own = std::process::id();
     let mut found = Vec::new();
     while let Some(Ok(ent)) = reader.read() {
         let Ok(name) = ent.file_name().to_str() else {
             continue;
         };
-        let pid = name
-            .strip_prefix(TEMP_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        let running = |pid: u32| {
-            rustix::process::Pid::from_raw(pid as i32)
-                .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
-        };
-        if let Some(pid) = pid
-            && (pid == own || !running(pid))
-        {
+        if name == "." || name == ".." {
+            continue;
+        }
+        // The lock taken here is released with the descriptor, at the end of this test.
+        let unheld = open_dir(all, name).is_some_and(|d| {
+            rustix::fs::flock(&d, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+        });
+        if unheld {
             found.push(name.to_owned());
         }
     }
@@ -1370,7 +1443,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
             }
             FileType::RegularFile => {
                 // Non-blocking: should a pipe have replaced the file, opening it must not wait.
-                let from = open(src, OFlags::NONBLOCK)?;
+                let from = open(src, OFlags::NONBLOCK | OFlags::NOCTTY)?;
                 let st = rustix::fs::fstat(&from).map_err(errno)?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     continue; // Replaced by something else since the listing.
@@ -1390,9 +1463,10 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
     Ok(())
 }
 
-/// Copies a file of `size` bytes: one `copy_file_range` (a reflink where the filesystem
-/// has them) for the common case, the standard library's copy for whatever is left (a file
-/// that grew, or a filesystem without in-kernel copies).
+/// Copies a file of `size` bytes (its size when opened: what is appended meanwhile is not
+/// copied): one `copy_file_range` (a reflink where the filesystem has them) for the common
+/// case, the standard library's copy for the rest where that one call fell short (a
+/// filesystem without in-kernel copies, or an empty file that may have grown).
 fn copy_contents(from: OwnedFd, to: OwnedFd, size: u64) -> Result<(), StorageError> {
     let mut copied = 0;
     if size > 0 {
@@ -1515,16 +1589,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tree_copy_is_built_in_staging_which_drops_what_dead_copies_left() {
+    async fn a_tree_copy_is_built_in_staging_which_drops_what_ended_processes_left() {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(STAGING);
-        // Left by a copy cut short: one of a process that is gone, one of a live process
-        // (pid 1 always runs) that may still be building it.
-        let dead = format!("{TEMP_PREFIX}{}-0-0", i32::MAX);
-        let live = format!("{TEMP_PREFIX}1-0-0");
-        std::fs::create_dir_all(staging.join(&dead).join("sub")).unwrap();
-        std::fs::write(staging.join(&dead).join("sub/f"), "x").unwrap();
-        std::fs::create_dir_all(staging.join(&live)).unwrap();
+        // Left by a process that ended mid-copy, and held by one still running.
+        std::fs::create_dir_all(staging.join("ended/tree/sub")).unwrap();
+        std::fs::write(staging.join("ended/tree/sub/f"), "x").unwrap();
+        std::fs::create_dir_all(staging.join("running")).unwrap();
+        let held =
+            rustix::fs::open(staging.join("running"), OFlags::RDONLY, Mode::empty()).unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
         std::fs::create_dir_all(dir.path().join("src/sub")).unwrap();
         std::fs::write(dir.path().join("src/a.txt"), "alpha").unwrap();
         std::fs::write(dir.path().join("src/sub/b.txt"), "").unwrap();
@@ -1542,7 +1616,14 @@ mod tests {
             std::fs::read(dir.path().join("dst/sub/b.txt")).unwrap(),
             b""
         );
-        assert_eq!(names(&staging), [live]);
+        let left = names(&staging);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&"running".to_owned()), "{left:?}");
+        let own = left.iter().find(|n| *n != "running").unwrap();
+        assert!(
+            names(&staging.join(own)).is_empty(),
+            "the copy was built there and moved out"
+        );
         assert!(
             s.list(&ResourcePath::root())
                 .await
@@ -1550,6 +1631,37 @@ mod tests {
                 .iter()
                 .all(|e| e.name != STAGING)
         );
+        let upper = ResourcePath::parse("/.~DAVIT-COPIES/").unwrap();
+        assert!(matches!(
+            s.metadata(&upper).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_copy_into_a_setgid_folder_takes_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src/sub")).unwrap();
+        std::fs::write(dir.path().join("src/sub/f"), "x").unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        // A group other than ours: only root may hand a folder to any group.
+        let gid = rustix::fs::Gid::from_raw(4242);
+        if rustix::fs::chown(&shared, None, Some(gid)).is_err() {
+            eprintln!("skipped: needs root to give a folder another group");
+            return;
+        }
+        rustix::fs::chmod(&shared, Mode::from_raw_mode(0o2775)).unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let (from, to) = (
+            ResourcePath::parse("/src/").unwrap(),
+            ResourcePath::parse("/shared/copy/").unwrap(),
+        );
+        s.copy_tree(&from, &to).await.unwrap();
+        for p in ["copy", "copy/sub", "copy/sub/f"] {
+            let st = rustix::fs::stat(shared.join(p)).unwrap();
+            assert_eq!(st.st_gid, 4242, "{p}");
+        }
     }
 
     #[test]
