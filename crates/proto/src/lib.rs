@@ -27,6 +27,8 @@
 //! §14.19 (propertyupdate), §10.2 (Depth), §10.3 (Destination), §10.6 (Overwrite), §13
 //! (multistatus), §16 (conditions); RFC 9110 §13-14 (entity tags, ranges).
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod header;
 pub mod if_header;

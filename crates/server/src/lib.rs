@@ -35,6 +35,8 @@
 //! §9.6 DELETE, §9.7 PUT, §9.8 COPY, §9.9 MOVE, §9.10 LOCK, §9.11 UNLOCK, §6-7 locking, §10
 //! headers (with the full `If` grammar), §13 multistatus, §15 live properties, §16 conditions.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;

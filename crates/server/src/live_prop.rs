@@ -199,9 +199,13 @@ pub(crate) fn content_type(path: &ResourcePath) -> &'static str {
         static KNOWN: std::cell::RefCell<std::collections::HashMap<String, &'static str>> =
             std::cell::RefCell::default();
     }
-    let Some((_, ext)) = path.name().rsplit_once('.') else {
+    // As `Path::extension`: a leading dot starts a hidden name, not an extension.
+    let Some((stem, ext)) = path.name().rsplit_once('.') else {
         return UNKNOWN;
     };
+    if stem.is_empty() {
+        return UNKNOWN;
+    }
     KNOWN.with_borrow_mut(|known| {
         if let Some(t) = known.get(ext) {
             return *t;

@@ -26,6 +26,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Debug;
 use std::io;
 use std::pin::Pin;
