@@ -348,10 +348,12 @@ fn number_moves(conn: &Connection) -> Result<(), StorageError> {
     .map_err(db)
 }
 
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn connect(path: &Path, synchronous: &str) -> Result<Connection, StorageError> {
     let conn = Connection::open(path).map_err(db)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     // WAL: readers never block the writer, and the writer never blocks readers.
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(db)?;
@@ -379,16 +381,24 @@ where
 
 /// [`run`] for a read of a few rows by key: in place when the connection is free. Such a
 /// read is answered from SQLite's page cache in microseconds, less than the two thread
-/// switches of the blocking pool; when another read holds the connection, it waits there.
+/// switches of the blocking pool. It must not wait there, though: when another read holds
+/// the connection, or the database is busy (recovery after a crash), it goes to the pool,
+/// which may wait up to the busy timeout.
 async fn read<T, F>(conn: &Arc<Mutex<Connection>>, f: F) -> Result<T, StorageError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
 {
-    let f = match conn.try_lock() {
-        Ok(mut c) => return f(&mut c).map_err(db),
-        Err(_) => f,
-    };
+    if let Ok(mut c) = conn.try_lock() {
+        let _ = c.busy_timeout(Duration::ZERO);
+        let result = f(&mut c);
+        let _ = c.busy_timeout(BUSY_TIMEOUT);
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+            other => return other.map_err(db),
+        }
+    }
     run(conn, f).await
 }
 
@@ -486,7 +496,7 @@ impl PropertyStore for SqliteStore {
         let path = path.as_str().to_owned();
         read(&self.reads, move |conn| {
             let mut stmt = conn.prepare_cached(GET_ALL)?;
-            let rows = stmt.query_map([path], |r| row_prop(r, 0))?;
+            let rows = stmt.query_map([&path], |r| row_prop(r, 0))?;
             let mut props: Vec<(PropName, PropValue)> = rows.collect::<Result<_, _>>()?;
             props.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(props)
