@@ -225,21 +225,15 @@ impl Scanner {
                     self.state = State::HeaderStart;
                 }
             }
-            State::Header => match c {
-                b'\n' => {
+            // `scan` keeps or skips the rest of the line in bulk; only its end comes here.
+            State::Header => {
+                if c == b'\n' {
                     self.header_line();
                     if self.state != State::Transparent {
                         self.state = State::HeaderStart;
                     }
                 }
-                _ if self.line.len() < MAX_LINE => self.line.push(c),
-                // A long line only matters if it is one of the framing headers.
-                _ => {
-                    if self.line_is_framing() {
-                        self.give_up();
-                    }
-                }
-            },
+            }
             State::HeadEnd => {
                 if c == b'\n' {
                     self.end_of_head();
