@@ -320,21 +320,15 @@ impl SqliteStore {
 /// Gives the move records of an older database their order: early version 2 databases kept
 /// moves keyed by (src, dst), without the sequence number recovery replays them by.
 fn number_moves(conn: &Connection) -> Result<(), StorageError> {
-    let has_seq: bool = conn
+    // No columns: no table (a version 1 database); a `seq` column: numbered already.
+    let (columns, seq): (i64, i64) = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('moves') WHERE name = 'seq')",
+            "SELECT count(*), count(*) FILTER (WHERE name = 'seq') FROM pragma_table_info('moves')",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(db)?;
-    let exists: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'moves')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db)?;
-    if has_seq || !exists {
+    if columns == 0 || seq > 0 {
         return Ok(());
     }
     conn.execute_batch(
