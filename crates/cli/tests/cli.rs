@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::Served;
+use common::{Served, request};
 
 fn start(dir: &Path) -> Served {
     start_with(dir, &[])
@@ -24,25 +24,6 @@ fn start_with(dir: &Path, extra: &[&str]) -> Served {
 
 fn stop(s: Served) {
     s.stop();
-}
-
-fn request(method: &str, url: &str, body: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // The workspace builds reqwest without a default TLS provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
-            .header("Depth", "0")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    })
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::Served;
+use common::{Served, request};
 use reqwest::{Client, StatusCode, Version};
 
 fn passwd(file: &std::path::Path, user: &str, password: &str) {
@@ -172,20 +172,8 @@ fn the_text_access_log_is_plain_lines_without_colour_codes() {
         "info",
         true,
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    rt.block_on(async {
-        let r = Client::new()
-            .get(format!("{}/missing", served.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    });
-    drop(rt);
+    let (status, _) = request("GET", &format!("{}/missing", served.base), "");
+    assert_eq!(status, 404);
     let log = served.stop();
     let access = log
         .lines()

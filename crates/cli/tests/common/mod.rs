@@ -89,3 +89,23 @@ impl Drop for Served {
         }
     }
 }
+
+/// One request (with `Depth: 0`) on its own runtime: the status and the body.
+pub(crate) fn request(method: &str, url: &str, body: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The workspace builds reqwest without a default TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .header("Depth", "0")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
