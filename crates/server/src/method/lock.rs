@@ -7,8 +7,12 @@
 //!   depth-infinity lock that conflicts with a lock below answers 207, naming it.
 //! - LOCK on an unmapped URL creates an empty resource and answers 201 (§7.3).
 
+use std::cell::RefCell;
+
+use bytes::Bytes;
 use davit_proto::{
-    Condition, Depth, LockInfo, MultistatusWriter, ResourceKind, Timeout, lock_response_body,
+    Condition, Depth, LockInfo, MultistatusWriter, ParseError, ResourceKind, Timeout, XmlLimits,
+    lock_response_body,
 };
 use davit_store::{Lock, StorageError};
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -37,7 +41,7 @@ pub(super) async fn handle(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return refresh(server, req, timeout).await;
     }
-    let info = LockInfo::from_xml(&bytes, server.config.xml_limits)?;
+    let info = parse_lockinfo(&bytes, server.config.xml_limits)?;
     let depth = match req.depth(Depth::Infinity)? {
         Depth::One => return Err(DavError::bad_request("LOCK takes Depth 0 or infinity")),
         d => d,
@@ -196,6 +200,38 @@ async fn refresh(
 
 /// The LOCK answer: `lockdiscovery` with `locks`; `kind` is the Request-URI's kind (a lock
 /// rooted above it is rooted at a collection).
+/// Longest `lockinfo` body whose meaning is kept for the next LOCK.
+const REMEMBERED_BODY: usize = 1024;
+
+thread_local! {
+    /// The last `lockinfo` parsed on this thread, with the limits it was parsed under.
+    static LAST_LOCKINFO: RefCell<Option<(XmlLimits, Bytes, LockInfo)>> =
+        const { RefCell::new(None) };
+}
+
+/// Parses a `lockinfo` body, reusing the last result for a body equal byte for byte.
+///
+/// A client sends the same body with every lock it takes (it names only the scope, the
+/// type and the client's owner string), and parsing it into a tree was a third of the
+/// work of a LOCK. Parsing is a function of the bytes and the limits alone, so the
+/// remembered answer is the answer.
+fn parse_lockinfo(bytes: &[u8], limits: XmlLimits) -> Result<LockInfo, ParseError> {
+    if bytes.len() > REMEMBERED_BODY {
+        return LockInfo::from_xml(bytes, limits);
+    }
+    LAST_LOCKINFO.with_borrow_mut(|last| {
+        if let Some((l, body, info)) = last.as_ref()
+            && *l == limits
+            && body.as_ref() == bytes
+        {
+            return Ok(info.clone());
+        }
+        let info = LockInfo::from_xml(bytes, limits)?;
+        *last = Some((limits, Bytes::copy_from_slice(bytes), info.clone()));
+        Ok(info)
+    })
+}
+
 fn lock_response(
     server: &DavServer,
     req: &DavRequest,
@@ -244,4 +280,55 @@ fn conflict_below(req: &DavRequest, kind: ResourceKind, below: &[Lock]) -> Respo
     );
     w.finish();
     multistatus(DavBody::full(w.take()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use davit_proto::LockScope;
+
+    fn body(scope: &str, owner: &str) -> Vec<u8> {
+        format!(
+            r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:{scope}/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner></D:lockinfo>"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_remembered_lockinfo_means_what_parsing_it_means() {
+        let limits = XmlLimits::default();
+        let cases = [
+            body("exclusive", "alice"),
+            body("exclusive", "alice"),
+            body("shared", "alice"),
+            body("exclusive", "bob"),
+            body("exclusive", "bob"),
+            b"<D:lockinfo xmlns:D='DAV:'/>".to_vec(),
+            b"<D:lockinfo xmlns:D='DAV:'/>".to_vec(),
+            body("exclusive", "alice"),
+        ];
+        for case in &cases {
+            assert_eq!(
+                parse_lockinfo(case, limits),
+                LockInfo::from_xml(case, limits),
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        let last = parse_lockinfo(&body("shared", "carol"), limits).unwrap();
+        assert_eq!(last.scope, LockScope::Shared);
+        assert_eq!(last.owner.as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn a_remembered_lockinfo_is_checked_against_the_limits_again() {
+        let b = body("exclusive", "<D:href>x</D:href>");
+        assert!(parse_lockinfo(&b, XmlLimits::default()).is_ok());
+        let shallow = XmlLimits {
+            max_depth: 2,
+            ..XmlLimits::default()
+        };
+        assert!(parse_lockinfo(&b, shallow).is_err());
+        assert!(parse_lockinfo(&b, XmlLimits::default()).is_ok());
+    }
 }

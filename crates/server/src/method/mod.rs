@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -54,19 +55,42 @@ pub(crate) async fn dispatch(
         return Ok(options::server_wide());
     }
     if changes_state(&parts.method) {
-        // A client that goes away drops this future; the change runs to its end anyway,
-        // so no rename is left without its property move, no lock without its record.
         let server = Arc::clone(server);
-        let task = tokio::spawn(async move { respond(&server, parts, principal, body).await });
-        return task.await.unwrap_or_else(|e| {
-            Err(DavError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the request handler failed",
-            )
-            .with_source(e))
-        });
+        let change: Handler<'static> =
+            Box::pin(async move { respond(&server, parts, principal, body).await });
+        return run_to_end(change).await;
     }
     respond(server, parts, principal, body).await
+}
+
+/// Runs a change so that it ends even if the client goes away (which drops this future):
+/// no rename is left without its property move, no lock without its record.
+///
+/// Most changes need no waiting (a lock, a property, a small file with sync left to the
+/// OS) and end at their first poll, right here. One that has to wait moves, boxed where
+/// it is, into a task of its own; spawning every change cost a task and a wake-up each.
+async fn run_to_end(mut change: Handler<'static>) -> Result<Response<DavBody>, DavError> {
+    let first = std::future::poll_fn(|cx| {
+        Poll::Ready(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || change.as_mut().poll(cx),
+        )))
+    })
+    .await;
+    match first {
+        Ok(Poll::Ready(result)) => result,
+        Ok(Poll::Pending) => tokio::spawn(change)
+            .await
+            .unwrap_or_else(|e| Err(handler_failed().with_source(e))),
+        // The future is spent; a panic is what a spawned task would have reported, too.
+        Err(_) => Err(handler_failed()),
+    }
+}
+
+fn handler_failed() -> DavError {
+    DavError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the request handler failed",
+    )
 }
 
 fn changes_state(method: &http::Method) -> bool {
