@@ -88,8 +88,8 @@ const LOCK_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(
 /// one is held back for one more moment, so a client that locks and unlocks in a steady
 /// stream costs no writes at all. Lookups go through the same queue, so they see every
 /// change made before them (waiting up to a moment while locks are held back; the server
-/// reads locks from memory, so lookups are rare). A crash of the process loses at most the changes of the last
-/// two moments; stopping cleanly (dropping the store) writes everything.
+/// reads locks from memory, so lookups are rare). A crash of the process loses at most the
+/// changes of the last two moments; stopping cleanly (dropping the store) writes everything.
 #[derive(Debug)]
 struct LockWriter {
     queue: Mutex<Option<std::sync::mpsc::Sender<LockJob>>>,
@@ -113,15 +113,14 @@ impl LockWriter {
                 while open {
                     let aged: HashSet<String> = held.iter().map(|l| l.token.clone()).collect();
                     let mut batch: Vec<LockJob> = held.drain(..).map(LockJob::Insert).collect();
+                    let mut lookup = false;
                     if batch.is_empty() && !busy {
                         let Ok(first) = rx.recv() else { break };
-                        // Lookups wait for nobody; changes wait a moment for company.
-                        let lookup = matches!(first, LockJob::Ask(_));
+                        lookup = matches!(first, LockJob::Ask(_));
                         batch.push(first);
-                        if !lookup {
-                            std::thread::sleep(LOCK_BATCH_WINDOW);
-                        }
-                    } else {
+                    }
+                    // Lookups wait for nobody; changes wait a moment for company.
+                    if !lookup {
                         std::thread::sleep(LOCK_BATCH_WINDOW);
                     }
                     busy = false;
