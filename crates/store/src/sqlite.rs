@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -64,6 +65,27 @@ pub struct SqliteStore {
     props: Arc<Mutex<Connection>>,
     locks: Arc<LockWriter>,
     reads: Arc<Mutex<Connection>>,
+    stored: Arc<AnyStored>,
+}
+
+/// Whether the property table may hold a row. Many folders are served without a single
+/// dead property (clients that only read and write files); for them a MOVE, COPY, DELETE
+/// or PROPFIND need not ask SQLite at all, which was a fifth of a MOVE's time. Known at
+/// open, raised before anything can add a row and never lowered while running; this
+/// process is the database's only user (see [`LockStore::is_exclusive`]).
+#[derive(Debug)]
+struct AnyStored(AtomicBool);
+
+impl AnyStored {
+    fn may_exist(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Called before a transaction that may add rows commits, so no reader can see the
+    /// rows while this still says there are none.
+    fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Work for the lock thread.
@@ -364,10 +386,14 @@ impl SqliteStore {
         props
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db)?;
+        let any: bool = props
+            .query_row("SELECT EXISTS (SELECT 1 FROM props)", [], |r| r.get(0))
+            .map_err(db)?;
         Ok(SqliteStore {
             props: Arc::new(Mutex::new(props)),
             locks: Arc::new(LockWriter::start(connect(path, "NORMAL")?)?),
             reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
+            stored: Arc::new(AnyStored(AtomicBool::new(any))),
         })
     }
 }
@@ -542,6 +568,9 @@ impl PropertyStore for SqliteStore {
         &self,
         path: &ResourcePath,
     ) -> Result<Vec<(PropName, PropValue)>, StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(Vec::new());
+        }
         let path = path.as_str().to_owned();
         read(&self.reads, move |conn| {
             let mut stmt = conn.prepare_cached(GET_ALL)?;
@@ -554,6 +583,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(MemberProps::new());
+        }
         let dir = dir.clone();
         run(&self.reads, move |conn| {
             let mut stmt = conn.prepare_cached(GET_MEMBERS)?;
@@ -570,6 +602,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn apply(&self, path: &ResourcePath, ops: &[PropOp]) -> Result<(), StorageError> {
+        if ops.iter().any(|op| matches!(op, PropOp::Set(..))) {
+            self.stored.raise();
+        }
         let path = path.clone();
         let ops = ops.to_vec();
         run(&self.props, move |conn| {
@@ -609,6 +644,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(()); // Nothing to copy, nothing to clear.
+        }
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
@@ -631,6 +669,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(false);
+        }
         let paths: Vec<ResourcePath> = paths.iter().map(|p| (*p).clone()).collect();
         read(&self.reads, move |conn| {
             // MOVE and COPY ask about two trees: one statement (one read transaction) for both.
@@ -702,6 +743,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(Vec::new());
+        }
         Ok(self
             .stored_paths("SELECT DISTINCT path FROM props")
             .await?
@@ -711,6 +755,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
+        if !self.stored.may_exist() {
+            return Ok(());
+        }
         let path = path.clone();
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
@@ -1043,6 +1090,44 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_store_without_properties_skips_sqlite_and_never_hides_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.db");
+        let (root, a) = (ResourcePath::root(), ResourcePath::parse("/d/a").unwrap());
+        let name = PropName::new("urn:t", "p");
+        let value = PropValue {
+            xml: "v".into(),
+            lang: None,
+        };
+        let store = SqliteStore::open(&file).unwrap();
+        store
+            .apply(&a, &[PropOp::Remove(name.clone())])
+            .await
+            .unwrap();
+        assert!(!store.stored.may_exist(), "a removal adds no row");
+        assert!(!store.has_any_tree(&[&root]).await.unwrap());
+        store
+            .apply(&a, &[PropOp::Set(name.clone(), value.clone())])
+            .await
+            .unwrap();
+        assert!(store.has_any_tree(&[&root]).await.unwrap());
+        assert_eq!(
+            store.get_all(&a).await.unwrap(),
+            [(name.clone(), value.clone())]
+        );
+        drop(store);
+
+        // Rows already on disk are seen by a store opened afterwards.
+        let store = SqliteStore::open(&file).unwrap();
+        assert!(store.stored.may_exist());
+        let dir_d = ResourcePath::parse("/d").unwrap();
+        assert_eq!(store.get_members(&dir_d).await.unwrap().len(), 1);
+        let b = ResourcePath::parse("/e").unwrap();
+        store.copy_tree(&dir_d, &b).await.unwrap();
+        assert_eq!(store.paths().await.unwrap().len(), 2);
     }
 
     #[tokio::test]

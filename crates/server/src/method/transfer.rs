@@ -69,8 +69,15 @@ pub(super) async fn prepare(
     let parent = dst
         .parent()
         .ok_or_else(|| DavError::forbidden("the root cannot be replaced"))?;
-    match server.storage().metadata(&parent).await {
-        Ok(m) if m.kind.is_collection() => {}
+    // The source's own folder needs no lookup: the source was just found in it.
+    let lookup = if src.parent().as_ref() == Some(&parent) {
+        Ok(None)
+    } else {
+        server.storage().metadata(&parent).await.map(Some)
+    };
+    match lookup {
+        Ok(None) => {}
+        Ok(Some(m)) if m.kind.is_collection() => {}
         Ok(_) | Err(StorageError::NotFound) => {
             return Err(DavError::conflict(
                 "the destination's parent collection does not exist",
