@@ -118,6 +118,11 @@ pub(crate) struct ServeArgs {
     /// Seconds an idle keep-alive connection stays open [default: 75]
     #[arg(long)]
     pub(crate) idle_timeout: Option<u64>,
+    /// Microseconds the server keeps polling after an answer instead of sleeping, so a
+    /// client's next request is served at once (costs up to that much CPU per burst of
+    /// requests; 0 sleeps at once) [default: 100]
+    #[arg(long)]
+    pub(crate) idle_spin_us: Option<u64>,
     /// Connections served at once [default: 1024]
     #[arg(long)]
     pub(crate) max_connections: Option<usize>,
@@ -186,6 +191,7 @@ pub(crate) struct Settings {
     pub(crate) max_header_bytes: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) idle_spin: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_connections_per_client: usize,
     pub(crate) max_locks: usize,
@@ -241,6 +247,7 @@ impl ServeArgs {
             max_header_bytes: pick!(max_header_bytes, 64 * 1024),
             header_timeout: Duration::from_secs(pick!(header_timeout, 30)),
             idle_timeout: Duration::from_secs(pick!(idle_timeout, 75)),
+            idle_spin: Duration::from_micros(pick!(idle_spin_us, 100)),
             max_connections: pick!(max_connections, 1024),
             max_connections_per_client: pick!(max_connections_per_client, 256),
             max_locks: pick!(max_locks, 100_000),

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Longest a connection may sit idle between requests.
     pub idle_timeout: Duration,
+    /// How long the server keeps polling instead of sleeping after an answer, so a
+    /// client's next request is picked up at once; zero sleeps right away.
+    pub idle_spin: Duration,
     /// Largest request head (request line and headers) of HTTP/1; larger gets 431.
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             clock: Arc::new(SystemClock),
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
+            idle_spin: Duration::from_micros(100),
             max_header_bytes: 64 * 1024,
             max_connections: 1024,
             max_connections_per_client: 256,
@@ -121,6 +125,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::idle_timeout`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.0.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`ServerConfig::idle_spin`].
+    pub fn idle_spin(mut self, span: Duration) -> Self {
+        self.0.idle_spin = span;
         self
     }
 

@@ -66,6 +66,7 @@ mod method;
 mod precondition;
 mod recover;
 mod request;
+mod spin;
 mod tree;
 
 pub use body::DavBody;
@@ -172,6 +173,8 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
+    let spin = spin::IdleSpin::new(server.config.idle_spin);
+    let spinner = tokio::spawn(Arc::clone(&spin).run());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
     let per_client = ClientSlots::new(server.config.max_connections_per_client);
@@ -211,12 +214,15 @@ pub async fn serve(
         let activity = watchdog.watch();
         let handler = Arc::clone(&server);
         let in_flight = Arc::clone(&activity);
+        let spin = Arc::clone(&spin);
         let service = hyper::service::service_fn(move |req| {
             let server = Arc::clone(&handler);
             let guard = in_flight.request();
+            let spin = Arc::clone(&spin);
             async move {
                 let resp = server.handle(req, peer).await;
                 drop(guard);
+                spin.answered();
                 Ok::<_, Infallible>(resp)
             }
         });
@@ -271,6 +277,7 @@ pub async fn serve(
         }
     }
     ticker.abort();
+    spinner.abort();
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
