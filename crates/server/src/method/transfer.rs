@@ -70,20 +70,16 @@ pub(super) async fn prepare(
         .parent()
         .ok_or_else(|| DavError::forbidden("the root cannot be replaced"))?;
     // The source's own folder needs no lookup: the source was just found in it.
-    let lookup = if src.parent().as_ref() == Some(&parent) {
-        Ok(None)
-    } else {
-        server.storage().metadata(&parent).await.map(Some)
-    };
-    match lookup {
-        Ok(None) => {}
-        Ok(Some(m)) if m.kind.is_collection() => {}
-        Ok(_) | Err(StorageError::NotFound) => {
-            return Err(DavError::conflict(
-                "the destination's parent collection does not exist",
-            ));
+    if src.parent().as_ref() != Some(&parent) {
+        match server.storage().metadata(&parent).await {
+            Ok(m) if m.kind.is_collection() => {}
+            Ok(_) | Err(StorageError::NotFound) => {
+                return Err(DavError::conflict(
+                    "the destination's parent collection does not exist",
+                ));
+            }
+            Err(e) => return Err(DavError::from_storage(e)),
         }
-        Err(e) => return Err(DavError::from_storage(e)),
     }
     let change = if dst_meta.is_some() {
         Change::Remove
