@@ -7,7 +7,8 @@
 //! cache makes the same trade. Changes made through Davit invalidate entries at once;
 //! changes made to the folder behind Davit's back show after at most the time-to-live.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ struct Cached {
 /// The cache; `ttl` of zero turns it off.
 #[derive(Debug)]
 pub(crate) struct ReadCache {
-    entries: Mutex<HashMap<String, Cached>>,
+    entries: Mutex<BTreeMap<String, Cached>>,
     ttl: Duration,
     capacity: usize,
 }
@@ -43,13 +44,13 @@ pub(crate) enum Lookup {
 impl ReadCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         ReadCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(BTreeMap::new()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cached>> {
         // Entries are inserted and removed whole: a poisoned map is still consistent.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -118,7 +119,7 @@ pub(crate) struct StatCache {
 
 #[derive(Debug, Default)]
 struct StatEntries {
-    map: HashMap<String, (Instant, Metadata)>,
+    map: BTreeMap<String, (Instant, Metadata)>,
     /// Bumped by every invalidation, so a lookup that raced a change does not store what
     /// it saw before the change.
     generation: u64,
@@ -185,7 +186,7 @@ type Listing = (Instant, Vec<(String, Metadata)>);
 /// Folder listings: names with metadata.
 #[derive(Debug)]
 pub(crate) struct ListCache {
-    entries: Mutex<HashMap<String, Listing>>,
+    entries: Mutex<BTreeMap<String, Listing>>,
     ttl: Duration,
     /// Most members held over all folders.
     capacity: usize,
@@ -194,13 +195,13 @@ pub(crate) struct ListCache {
 impl ListCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         ListCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(BTreeMap::new()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Listing>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Listing>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -270,17 +271,25 @@ fn parent(path: &str) -> &str {
     }
 }
 
-/// Drops the entries of `path` and of everything below it.
-fn forget_tree<V>(entries: &mut HashMap<String, V>, path: &str) {
-    if entries.is_empty() {
-        return;
-    }
-    let prefix = if path == "/" {
-        "/".to_owned()
+/// Drops the entries of `path` and of everything below it. The maps are ordered, so what
+/// lies below a path is one run of keys and a change costs what it drops: a scan of all
+/// 4,096 entries on every change made a MOVE after a read-heavy spell 0.5 ms slower.
+fn forget_tree<V>(entries: &mut BTreeMap<String, V>, path: &str) {
+    entries.remove(path);
+    let prefix = if path.ends_with('/') {
+        path.to_owned()
     } else {
         format!("{path}/")
     };
-    entries.retain(|k, _| k != path && !k.starts_with(&prefix));
+    let below: Vec<String> = entries
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .map(|(k, _)| k)
+        .take_while(|k| k.starts_with(&prefix))
+        .cloned()
+        .collect();
+    for k in below {
+        entries.remove(&k);
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +353,37 @@ mod tests {
             c.get("/c").is_none(),
             "a listing with an unreadable member is not kept"
         );
+    }
+
+    #[test]
+    fn forget_tree_drops_exactly_the_subtree() {
+        // Names that sort between "/a/b" and "/a/b/..." (space, '-', '.') sit inside the
+        // run a careless range would cut.
+        let held = [
+            "/", "/a", "/a/b", "/a/b c", "/a/b-1", "/a/b.txt", "/a/b/c", "/a/b/c/d", "/a/b0",
+            "/a/bc", "/a/c", "/b",
+        ];
+        let cases: [(&str, &[&str]); 5] = [
+            ("/a/b", &["/a/b", "/a/b/c", "/a/b/c/d"]),
+            ("/a/b/c/d", &["/a/b/c/d"]),
+            (
+                "/a",
+                &[
+                    "/a", "/a/b", "/a/b c", "/a/b-1", "/a/b.txt", "/a/b/c", "/a/b/c/d", "/a/b0",
+                    "/a/bc", "/a/c",
+                ],
+            ),
+            ("/", &held),
+            ("/missing", &[]),
+        ];
+        for (path, gone) in cases {
+            let mut map: BTreeMap<String, ()> =
+                held.iter().map(|k| ((*k).to_owned(), ())).collect();
+            forget_tree(&mut map, path);
+            let left: Vec<&str> = map.keys().map(String::as_str).collect();
+            let want: Vec<&str> = held.iter().copied().filter(|k| !gone.contains(k)).collect();
+            assert_eq!(left, want, "forgetting {path}");
+        }
     }
 
     #[test]
