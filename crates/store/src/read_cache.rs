@@ -386,6 +386,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The range walk drops what the plain scan it replaced dropped: the path and every
+        /// key below it, nothing else. Segments are drawn from names that sort around '/'.
+        #[test]
+        fn forget_tree_matches_a_scan(
+            keys in proptest::collection::btree_set(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "b", "a b", "a-1", "a.b", "a0", "ab", "é"]),
+                    0..4,
+                ),
+                0..40,
+            ),
+            target in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "a b", "a-1", "a0"]),
+                0..3,
+            ),
+        ) {
+            let as_path = |segs: &[&str]| format!("/{}", segs.join("/"));
+            let mut map: BTreeMap<String, ()> = keys.iter().map(|k| (as_path(k), ())).collect();
+            let path = as_path(&target);
+            let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+            let mut want = map.clone();
+            want.retain(|k, _| *k != path && !k.starts_with(&prefix));
+            forget_tree(&mut map, &path);
+            proptest::prop_assert_eq!(map, want);
+        }
+    }
+
     #[test]
     fn bounded_and_switchable() {
         let c = ReadCache::new(Duration::from_secs(1), 4);
