@@ -234,12 +234,14 @@ pub async fn serve(
                         .serve_connection_with_upgrades(io, service)
                         .into_owned(),
                 );
-                tokio::spawn(async move {
+                // Boxed: the connection's state is kilobytes, and spawning moves a future
+                // through several frames before it lands in its task.
+                tokio::spawn(Box::pin(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
                     drop(slot);
-                });
+                }));
             }
             Some(acceptor) => {
                 // The handshake runs in the connection's task (a slow one holds up no one)

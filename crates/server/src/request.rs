@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use davit_proto::{Depth, Destination, IfHeader, Overwrite, ResourcePath};
 use davit_store::{ByteStream, Lock};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -74,20 +75,23 @@ impl DavRequest {
     pub(crate) fn header(
         &self,
         name: impl http::header::AsHeaderName + Clone,
-    ) -> Result<Option<String>, DavError> {
+    ) -> Result<Option<Cow<'_, str>>, DavError> {
         let mut values = self.parts.headers.get_all(name.clone()).iter();
         let Some(first) = values.next() else {
             return Ok(None);
         };
         let bad = |_| DavError::bad_request("a header value is not visible ASCII or UTF-8");
-        let mut s = std::str::from_utf8(first.as_bytes())
-            .map_err(bad)?
-            .to_owned();
-        for v in values {
+        let first = std::str::from_utf8(first.as_bytes()).map_err(bad)?;
+        // Nearly every header comes once: then the value is lent, not copied.
+        let Some(second) = values.next() else {
+            return Ok(Some(Cow::Borrowed(first)));
+        };
+        let mut s = first.to_owned();
+        for v in std::iter::once(second).chain(values) {
             s.push_str(", ");
             s.push_str(std::str::from_utf8(v.as_bytes()).map_err(bad)?);
         }
-        Ok(Some(s))
+        Ok(Some(Cow::Owned(s)))
     }
 
     pub(crate) fn depth(&self, default: Depth) -> Result<Depth, DavError> {
@@ -122,16 +126,22 @@ impl DavRequest {
     /// a reverse proxy says the client used.
     pub(crate) fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
         let authority = strip_default_port(authority);
-        let mut own = Vec::new();
-        if let Some(a) = self.parts.uri.authority() {
-            own.push(a.as_str().to_ascii_lowercase());
+        let names =
+            |candidate: &str| strip_default_port(candidate.trim()).eq_ignore_ascii_case(authority);
+        if self
+            .parts
+            .uri
+            .authority()
+            .is_some_and(|a| names(a.as_str()))
+        {
+            return Ok(true);
         }
         for name in [HOST, HeaderName::from_static("x-forwarded-host")] {
-            if let Some(h) = self.header(name)? {
-                own.extend(h.split(',').map(|s| s.trim().to_ascii_lowercase()));
+            if self.header(name)?.is_some_and(|h| h.split(',').any(names)) {
+                return Ok(true);
             }
         }
-        Ok(own.iter().any(|o| strip_default_port(o) == authority))
+        Ok(false)
     }
 }
 
@@ -268,5 +278,78 @@ impl Body {
             }
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> DavRequest {
+        let mut builder = http::Request::builder().uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).expect("a valid test request").into_parts();
+        DavRequest::new(parts).expect("a valid test request")
+    }
+
+    /// A request target, its headers, a Destination authority, and whether it is ours.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, bool);
+
+    #[test]
+    fn own_authority() {
+        let cases: [Case<'_>; 10] = [
+            (
+                "/f",
+                &[("host", "dav.example:8080")],
+                "dav.example:8080",
+                true,
+            ),
+            ("/f", &[("host", "dav.example:8080")], "dav.example", false),
+            ("/f", &[("host", "Dav.Example:80")], "dav.example", true),
+            ("/f", &[("host", "dav.example")], "DAV.example:80", true),
+            ("/f", &[("host", "dav.example")], "dav.example:443", true),
+            ("/f", &[("host", "dav.example")], "dav.example.evil", false),
+            (
+                "/f",
+                &[
+                    ("host", "internal:9000"),
+                    ("x-forwarded-host", "a.example, b.example"),
+                ],
+                "b.example",
+                true,
+            ),
+            (
+                "/f",
+                &[("host", "internal:9000"), ("x-forwarded-host", "a.example")],
+                "c.example",
+                false,
+            ),
+            ("http://abs.example/f", &[], "abs.example", true),
+            ("/f", &[], "dav.example", false),
+        ];
+        for (uri, headers, authority, own) in cases {
+            let req = request(uri, headers);
+            assert_eq!(
+                req.is_own_authority(authority).expect("readable headers"),
+                own,
+                "{authority} against {uri} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_and_single_ones_lent() {
+        let req = request("/f", &[("overwrite", "T"), ("x-a", "1"), ("x-a", "2")]);
+        assert!(matches!(
+            req.header(OVERWRITE),
+            Ok(Some(Cow::Borrowed("T")))
+        ));
+        assert_eq!(
+            req.header("x-a").expect("readable").as_deref(),
+            Some("1, 2")
+        );
+        assert!(matches!(req.header("x-none"), Ok(None)));
     }
 }
