@@ -122,7 +122,7 @@ impl DavRequest {
         Ok(dest)
     }
 
-    /// Whether `authority` (lowercase) names this server: the request's own host, or the one
+    /// Whether `authority` names this server (without regard to case): the request's own host, or the one
     /// a reverse proxy says the client used.
     pub(crate) fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
         let authority = strip_default_port(authority);
