@@ -122,8 +122,8 @@ impl DavRequest {
         Ok(dest)
     }
 
-    /// Whether `authority` names this server (without regard to case): the request's own host, or the one
-    /// a reverse proxy says the client used.
+    /// Whether `authority` names this server, compared without regard to case: the request's
+    /// own host, or the one a reverse proxy says the client used.
     pub(crate) fn is_own_authority(&self, authority: &str) -> Result<bool, DavError> {
         let authority = strip_default_port(authority);
         let names =
