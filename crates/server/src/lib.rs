@@ -234,8 +234,8 @@ pub async fn serve(
                         .serve_connection_with_upgrades(io, service)
                         .into_owned(),
                 );
-                // Boxed: the connection's state is kilobytes, and spawning moves a future
-                // through several frames before it lands in its task.
+                // Boxed, here and below: a connection's state is kilobytes, and spawning
+                // moves a future through several frames before it lands in its task.
                 tokio::spawn(Box::pin(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
@@ -252,7 +252,7 @@ pub async fn serve(
                 );
                 let (builder, watchdog) = (builder.clone(), Arc::clone(&watchdog));
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                tokio::spawn(Box::pin(async move {
                     let stream = match handshake.await {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
@@ -274,7 +274,7 @@ pub async fn serve(
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
                     drop(slot);
-                });
+                }));
             }
         }
     }
