@@ -177,39 +177,38 @@ pub fn write_decimal(mut n: u64, out: &mut String) {
 
 /// Appends `s` escaped for character data.
 pub fn escape_text_into(s: &str, out: &mut String) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'&' => "&amp;",
-            b'\r' => "&#13;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&s[last..]);
+    escape_into(s, out, |b| match b {
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'&' => Some("&amp;"),
+        b'\r' => Some("&#13;"),
+        _ => None,
+    });
 }
 
 /// Appends `s` escaped for a double-quoted attribute value.
 pub fn escape_attr_into(s: &str, out: &mut String) {
+    escape_into(s, out, |b| match b {
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'&' => Some("&amp;"),
+        b'"' => Some("&quot;"),
+        b'\r' => Some("&#13;"),
+        b'\n' => Some("&#10;"),
+        b'\t' => Some("&#9;"),
+        _ => None,
+    });
+}
+
+/// Appends `s` with each byte that `rep` names replaced: runs without one are copied whole.
+fn escape_into(s: &str, out: &mut String, rep: impl Fn(u8) -> Option<&'static str>) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'&' => "&amp;",
-            b'"' => "&quot;",
-            b'\r' => "&#13;",
-            b'\n' => "&#10;",
-            b'\t' => "&#9;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
+        if let Some(r) = rep(b) {
+            out.push_str(&s[last..i]);
+            out.push_str(r);
+            last = i + 1;
+        }
     }
     out.push_str(&s[last..]);
 }
@@ -482,6 +481,28 @@ mod tests {
         // The fragment parses back to the same tree.
         let again = parse(&format!("<p xml:lang=\"en\">{inner}</p>")).unwrap();
         assert_eq!(again.children, e.children);
+    }
+
+    #[test]
+    fn escapes_exactly_what_each_context_needs() {
+        // (input, as character data, as an attribute value)
+        let cases = [
+            ("plain", "plain", "plain"),
+            ("", "", ""),
+            ("a<b>&c", "a&lt;b&gt;&amp;c", "a&lt;b&gt;&amp;c"),
+            ("say \"hi\"", "say \"hi\"", "say &quot;hi&quot;"),
+            ("l1\r\nl2\tend", "l1&#13;\nl2\tend", "l1&#13;&#10;l2&#9;end"),
+            ("é<ü", "é&lt;ü", "é&lt;ü"),
+            ("&&", "&amp;&amp;", "&amp;&amp;"),
+        ];
+        for (input, text, attr) in cases {
+            let mut out = String::from("~");
+            escape_text_into(input, &mut out);
+            assert_eq!(out, format!("~{text}"), "text of {input:?}");
+            let mut out = String::from("~");
+            escape_attr_into(input, &mut out);
+            assert_eq!(out, format!("~{attr}"), "attribute of {input:?}");
+        }
     }
 
     proptest! {
