@@ -127,6 +127,22 @@ pub(crate) async fn check_write(
 }
 
 /// 423 unless the token of every lock that applies to this change was submitted.
+/// The Request-URI's current state, once it passed the gate of `change`: for methods that
+/// act on a resource that must exist (DELETE, MOVE, PROPPATCH).
+pub(crate) async fn existing_for(
+    server: &DavServer,
+    req: &DavRequest,
+    change: Change,
+) -> Result<Metadata, DavError> {
+    let meta = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    check_write(server, req, &req.path, Some(&meta), change).await?;
+    Ok(meta)
+}
+
 async fn check_locks(
     server: &DavServer,
     req: &DavRequest,

@@ -242,6 +242,28 @@ pub(crate) async fn remove_tree(
     out
 }
 
+/// Copies the dead properties of `src` and below to `dst`, then drops those of `not_copied`
+/// (destination paths whose content was not copied): properties must not outlive content.
+pub(crate) async fn copy_props(
+    server: &DavServer,
+    src: &ResourcePath,
+    dst: &ResourcePath,
+    not_copied: &[ResourcePath],
+) -> Result<(), DavError> {
+    let props = server.props();
+    props
+        .copy_tree(src, dst)
+        .await
+        .map_err(DavError::from_storage)?;
+    for path in not_copied {
+        props
+            .remove_tree(path)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    Ok(())
+}
+
 /// Copies the members of collection `src` into the existing collection `dst` (all the way
 /// down for `Depth::Infinity`, none for `Depth::Zero`). Failures name destination paths;
 /// `guard` is asked about each source member first (a failing guard names the source).

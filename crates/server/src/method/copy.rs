@@ -9,7 +9,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::DavRequest;
-use crate::tree::{copy_members, proceed};
+use crate::tree::{copy_members, copy_props, proceed};
 
 use super::transfer::{destination_error, finish, prepare};
 
@@ -59,17 +59,8 @@ pub(super) async fn handle(
         .map_err(destination_error)?;
     let failures = copy_members(server, &t.src, &t.dst, depth, &proceed).await;
     if depth == Depth::Infinity {
-        props
-            .copy_tree(&t.src, &t.dst)
-            .await
-            .map_err(DavError::from_storage)?;
-        // Members that were not copied must not leave their properties behind.
-        for f in &failures {
-            props
-                .remove_tree(&f.path)
-                .await
-                .map_err(DavError::from_storage)?;
-        }
+        let not_copied: Vec<_> = failures.iter().map(|f| f.path.clone()).collect();
+        copy_props(server, &t.src, &t.dst, &not_copied).await?;
     } else {
         let own: Vec<PropOp> = props
             .get_all(&t.src)

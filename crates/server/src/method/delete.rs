@@ -12,7 +12,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_write, locked_members};
+use crate::precondition::{Change, existing_for, locked_members};
 use crate::request::DavRequest;
 use crate::tree::{failures_response, forget, lock_guard, remove_tree};
 
@@ -26,12 +26,7 @@ pub(super) async fn handle(
         return Err(DavError::forbidden("the root collection cannot be deleted"));
     }
     let _gate = server.locks.write_gate().await;
-    let meta = server
-        .storage()
-        .metadata(&req.path)
-        .await
-        .map_err(DavError::from_storage)?;
-    check_write(server, req, &req.path, Some(&meta), Change::Remove).await?;
+    let meta = existing_for(server, req, Change::Remove).await?;
     if meta.kind.is_collection() && req.depth(Depth::Infinity)? != Depth::Infinity {
         return Err(DavError::bad_request(
             "DELETE of a collection needs Depth: infinity",

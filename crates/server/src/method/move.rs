@@ -15,9 +15,9 @@ use http::Response;
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_write, locked_members};
+use crate::precondition::{Change, existing_for, locked_members};
 use crate::request::DavRequest;
-use crate::tree::{Guard, copy_members, forget, lock_guard, remove_tree};
+use crate::tree::{Guard, copy_members, copy_props, forget, lock_guard, remove_tree};
 
 use super::transfer::{Transfer, destination_error, finish, prepare};
 
@@ -29,12 +29,7 @@ pub(super) async fn handle(
         return Err(DavError::bad_request("MOVE takes Depth infinity only"));
     }
     let _gate = server.locks.write_gate().await;
-    let meta = server
-        .storage()
-        .metadata(&req.path)
-        .await
-        .map_err(DavError::from_storage)?;
-    check_write(server, req, &req.path, Some(&meta), Change::Remove).await?;
+    let meta = existing_for(server, req, Change::Remove).await?;
     let locked = if meta.kind.is_collection() {
         locked_members(server, req, &req.path).await?
     } else {
@@ -126,24 +121,13 @@ async fn move_by_copy(
         }
     };
     let mut failures = copy_members(server, &t.src, &t.dst, Depth::Infinity, &skip_locked).await;
-    props
-        .copy_tree(&t.src, &t.dst)
-        .await
-        .map_err(DavError::from_storage)?;
-    for f in &failures {
-        props
-            .remove_tree(&f.path)
-            .await
-            .map_err(DavError::from_storage)?;
-    }
-    for p in locked {
-        if let Some(copied) = p.rebase(&t.src, &t.dst) {
-            props
-                .remove_tree(&copied)
-                .await
-                .map_err(DavError::from_storage)?;
-        }
-    }
+    // Locked members stayed; neither they nor what failed may carry properties over.
+    let not_copied: Vec<_> = failures
+        .iter()
+        .map(|f| f.path.clone())
+        .chain(locked.iter().filter_map(|p| p.rebase(&t.src, &t.dst)))
+        .collect();
+    copy_props(server, &t.src, &t.dst, &not_copied).await?;
     // What could not be copied stays at the source, with its ancestors.
     let stay: HashSet<ResourcePath> = failures
         .iter()

@@ -12,7 +12,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::live_prop::is_protected;
-use crate::precondition::{Change, check_write};
+use crate::precondition::{Change, existing_for};
 use crate::request::{Body, DavRequest, read_body};
 use crate::tree::multistatus;
 
@@ -25,12 +25,7 @@ pub(super) async fn handle(
     // together under the gate.
     let bytes = read_body(&req.parts, body.take(), server.config.max_xml_body).await?;
     let _gate = server.locks.write_gate().await;
-    let meta = server
-        .storage()
-        .metadata(&req.path)
-        .await
-        .map_err(DavError::from_storage)?;
-    check_write(server, req, &req.path, Some(&meta), Change::Modify).await?;
+    let meta = existing_for(server, req, Change::Modify).await?;
     let update = PropertyUpdate::from_xml(&bytes, server.config.xml_limits)?;
 
     // Each property once, in the order first named.

@@ -278,6 +278,14 @@ async fn copy_with_a_failing_member_answers_207() {
         let copied = s.propfind("/u", "infinity", PROPFIND_ALL).await;
         assert_eq!(copied.hrefs(), vec!["/u/", "/u/a", "/u/sub/", "/u/sub/b"]);
         assert_eq!(copied.get("/u/a").text("urn:t", "p").as_deref(), Some("a"));
+        // The member that was not copied left no properties at the destination.
+        assert_eq!(s.put("/u/stuck.txt", "new").await, StatusCode::CREATED);
+        let fresh = s.propfind("/u/stuck.txt", "0", PROPFIND_ALL).await;
+        assert_eq!(
+            fresh.get("/u/stuck.txt").text("urn:t", "p"),
+            None,
+            "{kind:?}"
+        );
     }
 }
 

@@ -524,6 +524,10 @@ async fn move_keeps_a_locked_member_at_the_source(s: TestServer) {
         s.propfind("/u", "1", PROPFIND_ALL).await.hrefs(),
         vec!["/u/", "/u/a"]
     );
+    // The locked member stayed, and so did its properties: none reached the destination.
+    assert_eq!(s.put("/u/locked", "new").await, StatusCode::CREATED);
+    let fresh = s.propfind("/u/locked", "0", PROPFIND_ALL).await;
+    assert_eq!(fresh.get("/u/locked").text("urn:t", "p"), None);
     let left = s.propfind("/t", "1", PROPFIND_ALL).await;
     assert_eq!(left.hrefs(), vec!["/t/", "/t/locked"]);
     assert_eq!(
