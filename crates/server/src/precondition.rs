@@ -126,7 +126,6 @@ pub(crate) async fn check_write(
     check_locks(server, req, path, change).await
 }
 
-/// 423 unless the token of every lock that applies to this change was submitted.
 /// The Request-URI's current state, once it passed the gate of `change`: for methods that
 /// act on a resource that must exist (DELETE, MOVE, PROPPATCH).
 pub(crate) async fn existing_for(
@@ -143,6 +142,7 @@ pub(crate) async fn existing_for(
     Ok(meta)
 }
 
+/// 423 unless the token of every lock that applies to this change was submitted.
 async fn check_locks(
     server: &DavServer,
     req: &DavRequest,
