@@ -64,6 +64,7 @@ mod live_prop;
 pub mod lock;
 mod method;
 mod precondition;
+mod protocol;
 mod recover;
 mod request;
 mod spin;
@@ -77,6 +78,7 @@ pub use recover::Recovery;
 
 use conn::{ClientSlots, Conn, Watchdog};
 use lock::LockManager;
+use protocol::Protocol;
 
 /// The backends a server works on.
 #[derive(Debug, Clone)]
@@ -175,6 +177,16 @@ pub async fn serve(
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let spin = spin::IdleSpin::new(server.config.idle_spin);
     let spinner = tokio::spawn(Arc::clone(&spin).run());
+    // Plain connections pick their protocol themselves (see `protocol`); TLS ones by ALPN
+    // or preface through the automatic builder.
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.max_buf_size(max_head);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    let plain = Arc::new((http1, http2));
+    // Connections still deciding their protocol are not watched by `graceful` yet; this
+    // tells them to give up at shutdown.
+    let (stopping, stop) = tokio::sync::watch::channel(());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
     let per_client = ClientSlots::new(server.config.max_connections_per_client);
@@ -228,16 +240,35 @@ pub async fn serve(
         });
         match &tls {
             None => {
-                let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
-                let conn = graceful.watch(
-                    builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned(),
-                );
+                let conn = Conn::new(stream, &watchdog, activity);
+                let (plain, watcher, mut stop) =
+                    (Arc::clone(&plain), graceful.watcher(), stop.clone());
                 // Boxed, here and below: a connection's state is kilobytes, and spawning
                 // moves a future through several frames before it lands in its task.
                 tokio::spawn(Box::pin(async move {
-                    if let Err(e) = conn.await {
+                    let detected = tokio::select! {
+                        detected = protocol::detect(conn) => detected,
+                        _ = stop.changed() => return,
+                    };
+                    let (http1, http2) = &*plain;
+                    let ended = match detected {
+                        Ok(Some((Protocol::Http1, io))) => {
+                            watcher
+                                .watch(http1.serve_connection(TokioIo::new(io), service))
+                                .await
+                        }
+                        Ok(Some((Protocol::Http2, io))) => {
+                            watcher
+                                .watch(http2.serve_connection(TokioIo::new(io), service))
+                                .await
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => {
+                            tracing::debug!(peer = %peer, error = %e, "connection ended before its first request");
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
                     drop(slot);
@@ -281,6 +312,7 @@ pub async fn serve(
     ticker.abort();
     spinner.abort();
     drop(listener);
+    let _ = stopping.send(());
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(Duration::from_secs(30)) => {

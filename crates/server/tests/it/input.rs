@@ -369,10 +369,85 @@ async fn http2_prior_knowledge_is_served(s: TestServer) {
     assert_eq!(r.status(), StatusCode::MULTI_STATUS);
 }
 
+/// The first bytes decide HTTP/1 or HTTP/2: requests whose method shares a prefix with the
+/// HTTP/2 preface, sent a few bytes at a time, are HTTP/1 and answered in full.
+async fn requests_in_pieces_that_begin_like_the_http2_preface_are_http1(s: TestServer) {
+    s.put("/p", "piecemeal").await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "P",
+                "R",
+                "OPFIND /p HTTP/1.1\r\nHost: x\r\nDepth: 0\r\n",
+                "Connection: close\r\n\r\n",
+            ],
+            "HTTP/1.1 207",
+        ),
+        (
+            &[
+                "PRI",
+                " /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ],
+            "HTTP/1.1 ",
+        ),
+        (
+            &[
+                "G",
+                "ET /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ],
+            "HTTP/1.1 200",
+        ),
+    ];
+    for (pieces, answer) in cases {
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        sock.set_nodelay(true).unwrap();
+        for p in pieces {
+            sock.write_all(p.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut out))
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with(answer), "{pieces:?}: {out}");
+    }
+}
+
 both_backends!(
     request_target_with_a_fragment_is_refused,
-    http2_prior_knowledge_is_served
+    http2_prior_knowledge_is_served,
+    requests_in_pieces_that_begin_like_the_http2_preface_are_http1
 );
+
+/// A connection that never sends a byte does not hold up a stop.
+#[tokio::test]
+async fn stop_does_not_wait_for_a_silent_connection() {
+    let s = TestServer::start(Kind::Memory).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let _silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // The server has accepted it (and is waiting for its first bytes) once a second
+    // connection is served.
+    assert_eq!(
+        raw_status(
+            &s,
+            "OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .await,
+        200
+    );
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
 
 #[tokio::test]
 async fn files_no_client_can_see_are_never_deleted_unseen() {
