@@ -187,6 +187,41 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// However the bytes are cut, every one is read again in order, and only a stream
+        /// that begins with the whole preface is HTTP/2.
+        #[test]
+        fn replays_every_byte_and_decides_by_the_whole_preface(
+            preface_part in 0..=PREFACE.len(),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            cuts in proptest::collection::vec(0usize..100, 0..6),
+        ) {
+            let mut sent = PREFACE[..preface_part].to_vec();
+            sent.extend_from_slice(&tail);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (sent.len() + 1)).collect();
+            points.push(sent.len());
+            points.sort_unstable();
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for p in points {
+                if p > at {
+                    pieces.push(&sent[at..p]);
+                    at = p;
+                }
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = runtime.block_on(run(&pieces));
+            match got {
+                None => proptest::prop_assert!(sent.is_empty()),
+                Some((protocol, bytes)) => {
+                    proptest::prop_assert_eq!(&bytes, &sent);
+                    let h2 = sent.starts_with(PREFACE);
+                    proptest::prop_assert_eq!(protocol == Protocol::Http2, h2);
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn long_first_reads_are_replayed_whole_into_small_buffers() {
         let head = vec![b'a'; FIRST_READ * 2];
