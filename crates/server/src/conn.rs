@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::fragment::Scanner;
@@ -149,6 +150,8 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub(crate) struct Conn<S> {
     inner: S,
+    /// Bytes already read (and scanned) that are to be read again first.
+    replay: Bytes,
     scanner: Scanner,
     activity: Arc<Activity>,
     watchdog: Arc<Watchdog>,
@@ -158,10 +161,18 @@ impl<S> Conn<S> {
     pub(crate) fn new(inner: S, watchdog: &Arc<Watchdog>, activity: Arc<Activity>) -> Self {
         Conn {
             inner,
+            replay: Bytes::new(),
             scanner: Scanner::default(),
             activity,
             watchdog: Arc::clone(watchdog),
         }
+    }
+
+    /// Puts `bytes`, read from this connection just now, back in front of what it reads
+    /// next (see [`crate::protocol`]).
+    pub(crate) fn give_back(&mut self, bytes: Vec<u8>) {
+        debug_assert!(self.replay.is_empty(), "bytes are given back once");
+        self.replay = Bytes::from(bytes);
     }
 }
 
@@ -173,6 +184,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.activity.expired()?;
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => {

@@ -240,26 +240,26 @@ pub async fn serve(
         });
         match &tls {
             None => {
-                let conn = Conn::new(stream, &watchdog, activity);
+                let mut conn = Conn::new(stream, &watchdog, activity);
                 let (plain, watcher, mut stop) =
                     (Arc::clone(&plain), graceful.watcher(), stop.clone());
                 // Boxed, here and below: a connection's state is kilobytes, and spawning
                 // moves a future through several frames before it lands in its task.
                 tokio::spawn(Box::pin(async move {
                     let detected = tokio::select! {
-                        detected = protocol::detect(conn) => detected,
+                        detected = protocol::detect(&mut conn) => detected,
                         _ = stop.changed() => return,
                     };
                     let (http1, http2) = &*plain;
                     let ended = match detected {
-                        Ok(Some((Protocol::Http1, io))) => {
+                        Ok(Some(Protocol::Http1)) => {
                             watcher
-                                .watch(http1.serve_connection(TokioIo::new(io), service))
+                                .watch(http1.serve_connection(TokioIo::new(conn), service))
                                 .await
                         }
-                        Ok(Some((Protocol::Http2, io))) => {
+                        Ok(Some(Protocol::Http2)) => {
                             watcher
-                                .watch(http2.serve_connection(TokioIo::new(io), service))
+                                .watch(http2.serve_connection(TokioIo::new(conn), service))
                                 .await
                         }
                         Ok(None) => Ok(()),

@@ -1,19 +1,19 @@
-//! Which HTTP a plain-text connection speaks, from its first bytes.
+//! Which HTTP a connection speaks, from its first bytes.
 //!
 //! HTTP/2 without TLS starts with a fixed preface (RFC 9113 §3.4); anything else is
 //! HTTP/1. Davit reads the first bytes itself, as far as they agree with the preface, and
-//! hands them to the chosen protocol in front of the rest of the stream. hyper-util's
-//! automatic builder does the same with a read of exactly the preface's length, then a
-//! second read for the rest of the request, and wraps every later read. On a connection
-//! that carries one request (a MOVE from a command-line client) this saves that system
-//! call and about 3 µs of the 71 µs of CPU the connection took (GET, eight runs side by
-//! side).
+//! gives them back to the connection ([`Conn::give_back`]) for the chosen protocol to
+//! read. hyper-util's automatic builder does the same with a read of exactly the preface's
+//! length, then a second read for the rest of the request, and wraps every later read. On
+//! a connection that carries one request (a MOVE from a command-line client) this saves
+//! that system call and about 3 µs of the 71 µs of CPU the connection took (GET, eight
+//! runs side by side).
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::conn::Conn;
 
 /// The client preface of HTTP/2 over cleartext TCP.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -27,14 +27,14 @@ pub(crate) enum Protocol {
     Http2,
 }
 
-/// Reads until the first bytes decide the protocol. `None` when the client closed the
-/// connection without sending a byte.
+/// Reads until the first bytes decide the protocol, and gives them back to `conn`. `None`
+/// when the client closed the connection without sending a byte.
 pub(crate) async fn detect<S: AsyncRead + Unpin>(
-    mut stream: S,
-) -> io::Result<Option<(Protocol, Prefixed<S>)>> {
+    conn: &mut Conn<S>,
+) -> io::Result<Option<Protocol>> {
     let mut first = Vec::with_capacity(FIRST_READ);
     loop {
-        if stream.read_buf(&mut first).await? == 0 {
+        if conn.read_buf(&mut first).await? == 0 {
             if first.is_empty() {
                 return Ok(None);
             }
@@ -45,90 +45,28 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
         if first[..seen] != PREFACE[..seen] || seen == PREFACE.len() {
             break;
         }
-        if first.len() == first.capacity() {
-            first.reserve(PREFACE.len());
-        }
     }
     let protocol = if first.starts_with(PREFACE) {
         Protocol::Http2
     } else {
         Protocol::Http1
     };
-    Ok(Some((
-        protocol,
-        Prefixed {
-            first,
-            at: 0,
-            inner: stream,
-        },
-    )))
-}
-
-/// A stream whose first bytes were already read: they are read again, then the stream.
-#[derive(Debug)]
-pub(crate) struct Prefixed<S> {
-    first: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.first.len() {
-            let rest = &this.first[this.at..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            this.at += n;
-            if this.at == this.first.len() {
-                // Read once: the memory goes back now, not with the connection.
-                this.first = Vec::new();
-                this.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
+    conn.give_back(first);
+    Ok(Some(protocol))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Watchdog;
+    use std::time::Duration;
     use tokio::io::AsyncWriteExt;
+
+    fn watched<S>(stream: S) -> Conn<S> {
+        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
+        let activity = watchdog.watch();
+        Conn::new(stream, &watchdog, activity)
+    }
 
     /// Sends `pieces` one write at a time (each a separate read for the server, as the
     /// writer waits for the reader), then closes; the protocol chosen and every byte read.
@@ -141,12 +79,12 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         });
-        let detected = detect(server).await.unwrap();
-        let out = match detected {
+        let mut conn = watched(server);
+        let out = match detect(&mut conn).await.unwrap() {
             None => None,
-            Some((protocol, mut stream)) => {
+            Some(protocol) => {
                 let mut all = Vec::new();
-                stream.read_to_end(&mut all).await.unwrap();
+                conn.read_to_end(&mut all).await.unwrap();
                 Some((protocol, all))
             }
         };
@@ -228,12 +166,13 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(FIRST_READ * 4);
         client.write_all(&head).await.unwrap();
         drop(client);
-        let (protocol, mut stream) = detect(server).await.unwrap().unwrap();
+        let mut conn = watched(server);
+        let protocol = detect(&mut conn).await.unwrap().unwrap();
         assert_eq!(protocol, Protocol::Http1);
         let mut all = Vec::new();
         let mut small = [0u8; 7];
         loop {
-            let n = stream.read(&mut small).await.unwrap();
+            let n = conn.read(&mut small).await.unwrap();
             if n == 0 {
                 break;
             }
