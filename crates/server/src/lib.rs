@@ -48,9 +48,9 @@ use davit_store::{LockStore, PropertyStore, Storage};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::either::Either;
 
 mod access_log;
 pub mod auth;
@@ -156,6 +156,46 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
+/// A socket, plain or after its TLS handshake.
+type Stream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// Readies an accepted connection: the TLS handshake if any, under the header timeout (the
+/// watchdog takes over after it), then the protocol from its first bytes. `None`, logged,
+/// when the connection ends before that.
+async fn open(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    watchdog: &Arc<Watchdog>,
+    activity: Arc<conn::Activity>,
+    peer: SocketAddr,
+) -> Option<(Protocol, Conn<Stream>)> {
+    let stream = match tls {
+        None => Either::Left(stream),
+        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+        {
+            Ok(Ok(stream)) => Either::Right(stream),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer, "TLS handshake too slow");
+                return None;
+            }
+        },
+    };
+    let mut conn = Conn::new(stream, watchdog, activity);
+    match protocol::detect(&mut conn).await {
+        Ok(Some(protocol)) => Some((protocol, conn)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "connection ended before its first request");
+            None
+        }
+    }
+}
+
 /// Serves connections from `listener` until `shutdown` completes, then stops accepting and
 /// waits (up to 30 s) for open connections to finish their current requests.
 ///
@@ -167,25 +207,19 @@ pub async fn serve(
     server: Arc<DavServer>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     let max_head = server.config.max_header_bytes.max(8192);
-    builder.http1().max_buf_size(max_head);
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let spin = spin::IdleSpin::new(server.config.idle_spin);
     let spinner = tokio::spawn(Arc::clone(&spin).run());
-    // Plain connections pick their protocol themselves (see `protocol`); TLS ones by ALPN
-    // or preface through the automatic builder.
+    // Every connection picks its protocol from its first bytes (see `protocol`).
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1.max_buf_size(max_head);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
-    let plain = Arc::new((http1, http2));
-    // Connections still deciding their protocol are not watched by `graceful` yet; this
-    // tells them to give up at shutdown.
+    let builders = Arc::new((http1, http2));
+    // Connections still in their handshake or picking their protocol are not watched by
+    // `graceful` yet; this tells them to give up at shutdown.
     let (stopping, stop) = tokio::sync::watch::channel(());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
@@ -238,76 +272,30 @@ pub async fn serve(
                 Ok::<_, Infallible>(resp)
             }
         });
-        match &tls {
-            None => {
-                let mut conn = Conn::new(stream, &watchdog, activity);
-                let (plain, watcher, mut stop) =
-                    (Arc::clone(&plain), graceful.watcher(), stop.clone());
-                // Boxed, here and below: a connection's state is kilobytes, and spawning
-                // moves a future through several frames before it lands in its task.
-                tokio::spawn(Box::pin(async move {
-                    let detected = tokio::select! {
-                        detected = protocol::detect(&mut conn) => detected,
-                        _ = stop.changed() => return,
-                    };
-                    let (http1, http2) = &*plain;
-                    let ended = match detected {
-                        Ok(Some(Protocol::Http1)) => {
-                            watcher
-                                .watch(http1.serve_connection(TokioIo::new(conn), service))
-                                .await
-                        }
-                        Ok(Some(Protocol::Http2)) => {
-                            watcher
-                                .watch(http2.serve_connection(TokioIo::new(conn), service))
-                                .await
-                        }
-                        Ok(None) => Ok(()),
-                        Err(e) => {
-                            tracing::debug!(peer = %peer, error = %e, "connection ended before its first request");
-                            Ok(())
-                        }
-                    };
-                    if let Err(e) = ended {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                    drop(slot);
-                }));
+        let (builders, watchdog, tls) = (Arc::clone(&builders), Arc::clone(&watchdog), tls.clone());
+        let (watcher, mut stop) = (graceful.watcher(), stop.clone());
+        let header_timeout = server.config.header_timeout;
+        // Boxed: a connection's state is kilobytes, and spawning moves a future through
+        // several frames before it lands in its task.
+        tokio::spawn(Box::pin(async move {
+            let _slot = slot;
+            let opened = tokio::select! {
+                opened = open(stream, tls, header_timeout, &watchdog, activity, peer) => opened,
+                _ = stop.changed() => return,
+            };
+            let Some((protocol, conn)) = opened else {
+                return;
+            };
+            let (http1, http2) = &*builders;
+            let io = TokioIo::new(conn);
+            let ended = match protocol {
+                Protocol::Http1 => watcher.watch(http1.serve_connection(io, service)).await,
+                Protocol::Http2 => watcher.watch(http2.serve_connection(io, service)).await,
+            };
+            if let Err(e) = ended {
+                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
-            Some(acceptor) => {
-                // The handshake runs in the connection's task (a slow one holds up no one)
-                // under the header timeout; the watchdog takes over once it is done.
-                let handshake = tokio::time::timeout(
-                    server.config.header_timeout,
-                    acceptor.clone().accept(stream),
-                );
-                let (builder, watchdog) = (builder.clone(), Arc::clone(&watchdog));
-                let watcher = graceful.watcher();
-                tokio::spawn(Box::pin(async move {
-                    let stream = match handshake.await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(peer = %peer, "TLS handshake too slow");
-                            return;
-                        }
-                    };
-                    let io = TokioIo::new(Conn::new(stream, &watchdog, activity));
-                    let conn = watcher.watch(
-                        builder
-                            .serve_connection_with_upgrades(io, service)
-                            .into_owned(),
-                    );
-                    if let Err(e) = conn.await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                    drop(slot);
-                }));
-            }
-        }
+        }));
     }
     ticker.abort();
     spinner.abort();
