@@ -156,8 +156,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// A socket, plain or after its TLS handshake.
-type Stream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+/// A socket, plain or after its TLS handshake. The TLS state (kilobytes) is boxed so that
+/// moving a plain connection moves a few words.
+type Stream = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 /// Readies an accepted connection: the TLS handshake if any, under the header timeout (the
 /// watchdog takes over after it), then the protocol from its first bytes. `None`, logged,
@@ -172,18 +173,20 @@ async fn open(
 ) -> Option<(Protocol, Conn<Stream>)> {
     let stream = match tls {
         None => Either::Left(stream),
-        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
-        {
-            Ok(Ok(stream)) => Either::Right(stream),
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                return None;
+        // Boxed for the same reason: the handshake's state would size every connection's task.
+        Some(acceptor) => {
+            match tokio::time::timeout(header_timeout, Box::pin(acceptor.accept(stream))).await {
+                Ok(Ok(stream)) => Either::Right(Box::new(stream)),
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake too slow");
+                    return None;
+                }
             }
-            Err(_) => {
-                tracing::debug!(peer = %peer, "TLS handshake too slow");
-                return None;
-            }
-        },
+        }
     };
     let mut conn = Conn::new(stream, watchdog, activity);
     match protocol::detect(&mut conn).await {
