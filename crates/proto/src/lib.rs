@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`path`]: [`ResourcePath`] (decoded) and [`Href`] (encoded).
+//! - [`h1`]: HTTP/1.1 request heads and the chunked coding (RFC 9112).
 //! - [`header`]: `Depth`, `Overwrite`, `Destination`, `Range`, entity tags.
 //! - [`prop`]: property names, values and PROPPATCH instructions.
 //! - [`xml`]: the bounded body parser and XML escaping.
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod h1;
 pub mod header;
 pub mod if_header;
 pub mod lock;

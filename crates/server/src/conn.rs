@@ -1,6 +1,5 @@
-//! The connection wrapper every socket goes through: bytes read pass the fragment scanner
-//! ([`crate::fragment`]), and a watchdog closes connections whose request head arrives too
-//! slowly (slowloris) or that sit idle.
+//! The connection wrapper every socket goes through: a watchdog closes connections whose
+//! request head arrives too slowly (slowloris) or that sit idle.
 //!
 //! The watchdog keeps one coarse clock (a tick per second) and looks at every connection
 //! once per tick. A request costs a few atomic stores instead of arming and cancelling a
@@ -16,8 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::fragment::Scanner;
 
 /// Closes connections that take too long to send a request head, or sit idle.
 #[derive(Debug)]
@@ -152,7 +149,6 @@ pub(crate) struct Conn<S> {
     inner: S,
     /// Bytes already read (and scanned) that are to be read again first.
     replay: Bytes,
-    scanner: Scanner,
     activity: Arc<Activity>,
     watchdog: Arc<Watchdog>,
 }
@@ -162,7 +158,6 @@ impl<S> Conn<S> {
         Conn {
             inner,
             replay: Bytes::new(),
-            scanner: Scanner::default(),
             activity,
             watchdog: Arc::clone(watchdog),
         }
@@ -170,9 +165,24 @@ impl<S> Conn<S> {
 
     /// Puts `bytes`, read from this connection just now, back in front of what it reads
     /// next (see [`crate::protocol`]).
-    pub(crate) fn give_back(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn give_back(&mut self, bytes: bytes::BytesMut) {
         debug_assert!(self.replay.is_empty(), "bytes are given back once");
-        self.replay = Bytes::from(bytes);
+        self.replay = bytes.freeze();
+    }
+
+    /// Part of a request head has arrived: the header timeout runs from the first such call
+    /// until [`Conn::head_ends`].
+    pub(crate) fn head_begins(&self) {
+        let a = &self.activity;
+        if a.head_since.load(Ordering::Relaxed) == 0 {
+            a.head_since
+                .store(self.watchdog.now() + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The request head is complete.
+    pub(crate) fn head_ends(&self) {
+        self.activity.head_since.store(0, Ordering::Relaxed);
     }
 }
 
@@ -197,19 +207,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
             }
             Poll::Ready(r) => {
                 r?;
-                let read = &mut buf.filled_mut()[before..];
-                if !read.is_empty() {
-                    this.scanner.scan(read);
-                    let now = this.watchdog.now();
-                    let a = &this.activity;
-                    a.last.store(now, Ordering::Relaxed);
-                    if this.scanner.in_head() == Some(true) {
-                        if a.head_since.load(Ordering::Relaxed) == 0 {
-                            a.head_since.store(now + 1, Ordering::Relaxed);
-                        }
-                    } else {
-                        a.head_since.store(0, Ordering::Relaxed);
-                    }
+                if buf.filled().len() > before {
+                    this.activity
+                        .last
+                        .store(this.watchdog.now(), Ordering::Relaxed);
                 }
                 Poll::Ready(Ok(()))
             }

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - `config`: [`ServerConfig`].
+//! - `protocol`, `h1`, `conn`: which HTTP a connection speaks, Davit's HTTP/1.1 (HTTP/2 is
+//!   hyper's), and the watchdog over every socket.
 //! - `error`: [`DavError`], a status with an optional `DAV:error` condition.
 //! - `request`: the decoded Request-URI, typed headers, bounded bodies.
 //! - `precondition`: conditional headers, the `If` header, and the gate every write passes.
@@ -58,7 +60,7 @@ pub mod body;
 pub mod config;
 mod conn;
 pub mod error;
-mod fragment;
+mod h1;
 mod html;
 mod live_prop;
 pub mod lock;
@@ -75,6 +77,7 @@ pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 pub use recover::Recovery;
+pub use request::RequestBody;
 
 use conn::{ClientSlots, Conn, Watchdog};
 use lock::LockManager;
@@ -125,7 +128,7 @@ impl DavServer {
     /// Answers one request from `client`. Never fails: errors become error responses.
     pub async fn handle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         client: SocketAddr,
     ) -> Response<DavBody> {
         let mut entry = self
@@ -161,8 +164,8 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 type Stream = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 /// Readies an accepted connection: the TLS handshake if any, under the header timeout (the
-/// watchdog takes over after it), then the protocol from its first bytes. `None`, logged,
-/// when the connection ends before that.
+/// watchdog takes over after it), then the protocol from its first bytes, which come along.
+/// `None`, logged, when the connection ends before that.
 async fn open(
     stream: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -170,7 +173,7 @@ async fn open(
     watchdog: &Arc<Watchdog>,
     activity: Arc<conn::Activity>,
     peer: SocketAddr,
-) -> Option<(Protocol, Conn<Stream>)> {
+) -> Option<(Protocol, bytes::BytesMut, Conn<Stream>)> {
     let stream = match tls {
         None => Either::Left(stream),
         // Boxed for the same reason: the handshake's state would size every connection's task.
@@ -190,7 +193,7 @@ async fn open(
     };
     let mut conn = Conn::new(stream, watchdog, activity);
     match protocol::detect(&mut conn).await {
-        Ok(Some(protocol)) => Some((protocol, conn)),
+        Ok(Some((protocol, first))) => Some((protocol, first, conn)),
         Ok(None) => None,
         Err(e) => {
             tracing::debug!(peer = %peer, error = %e, "connection ended before its first request");
@@ -215,14 +218,14 @@ pub async fn serve(
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
     let spin = spin::IdleSpin::new(server.config.idle_spin);
     let spinner = tokio::spawn(Arc::clone(&spin).run());
-    // Every connection picks its protocol from its first bytes (see `protocol`).
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.max_buf_size(max_head);
+    // Every connection picks its protocol from its first bytes (see `protocol`): HTTP/1 is
+    // served by `h1`, HTTP/2 by hyper.
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
-    let builders = Arc::new((http1, http2));
-    // Connections still in their handshake or picking their protocol are not watched by
-    // `graceful` yet; this tells them to give up at shutdown.
+    let http2 = Arc::new(http2);
+    // Tells connections to stop at shutdown: between requests, in their handshake, or
+    // while they pick their protocol. Each holds a receiver until it ends, which is how
+    // shutdown knows they have.
     let (stopping, stop) = tokio::sync::watch::channel(());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
@@ -261,21 +264,8 @@ pub async fn serve(
         let slot = (slot, client_slot);
         let _ = stream.set_nodelay(true);
         let activity = watchdog.watch();
-        let handler = Arc::clone(&server);
-        let in_flight = Arc::clone(&activity);
-        let spin = Arc::clone(&spin);
-        let service = hyper::service::service_fn(move |req| {
-            let server = Arc::clone(&handler);
-            let guard = in_flight.request();
-            let spin = Arc::clone(&spin);
-            async move {
-                let resp = server.handle(req, peer).await;
-                drop(guard);
-                spin.answered();
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let (builders, watchdog, tls) = (Arc::clone(&builders), Arc::clone(&watchdog), tls.clone());
+        let (server, spin, http2) = (Arc::clone(&server), Arc::clone(&spin), Arc::clone(&http2));
+        let (watchdog, tls) = (Arc::clone(&watchdog), tls.clone());
         let (watcher, mut stop) = (graceful.watcher(), stop.clone());
         let header_timeout = server.config.header_timeout;
         // Boxed: a connection's state is kilobytes, and spawning moves a future through
@@ -283,29 +273,58 @@ pub async fn serve(
         tokio::spawn(Box::pin(async move {
             let _slot = slot;
             let opened = tokio::select! {
-                opened = open(stream, tls, header_timeout, &watchdog, activity, peer) => opened,
+                opened = open(stream, tls, header_timeout, &watchdog, Arc::clone(&activity), peer) => opened,
                 _ = stop.changed() => return,
             };
-            let Some((protocol, conn)) = opened else {
+            let Some((protocol, first, mut conn)) = opened else {
                 return;
             };
-            let (http1, http2) = &*builders;
-            let io = TokioIo::new(conn);
-            let ended = match protocol {
-                Protocol::Http1 => watcher.watch(http1.serve_connection(io, service)).await,
-                Protocol::Http2 => watcher.watch(http2.serve_connection(io, service)).await,
-            };
+            if protocol == Protocol::Http1 {
+                let cx = h1::Context {
+                    server,
+                    peer,
+                    activity,
+                    spin,
+                    max_head,
+                };
+                h1::serve(conn, first, cx, stop).await;
+                return;
+            }
+            conn.head_ends();
+            conn.give_back(first);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let server = Arc::clone(&server);
+                let guard = activity.request();
+                let spin = Arc::clone(&spin);
+                async move {
+                    let resp = server.handle(req.map(RequestBody::from), peer).await;
+                    drop(guard);
+                    spin.answered();
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let ended = watcher
+                .watch(http2.serve_connection(TokioIo::new(conn), service))
+                .await;
             if let Err(e) = ended {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
+            drop(stop);
         }));
     }
     ticker.abort();
     spinner.abort();
     drop(listener);
+    drop(stop);
     let _ = stopping.send(());
+    // `graceful` sends HTTP/2 connections their GOAWAY; every connection ends by dropping
+    // its receiver of `stopping`.
+    let all_closed = async {
+        graceful.shutdown().await;
+        stopping.closed().await;
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = all_closed => tracing::info!("all connections closed"),
         () = tokio::time::sleep(Duration::from_secs(30)) => {
             tracing::warn!("connections still open after 30 s; stopping anyway");
         }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, HOST, HeaderName};
 use http::{Method, StatusCode, request::Parts};
 use http_body_util::{BodyDataStream, BodyExt};
@@ -159,10 +159,80 @@ pub(crate) const IF: HeaderName = HeaderName::from_static("if");
 pub(crate) const LOCK_TOKEN: HeaderName = HeaderName::from_static("lock-token");
 pub(crate) const TIMEOUT: HeaderName = HeaderName::from_static("timeout");
 
+/// A request's body, as the connection it came on delivers it.
+#[derive(Debug)]
+pub struct RequestBody(Source);
+
+#[derive(Debug)]
+enum Source {
+    Empty,
+    Http1(crate::h1::body::Body),
+    Http2(Incoming),
+}
+
+impl RequestBody {
+    pub(crate) fn empty() -> Self {
+        RequestBody(Source::Empty)
+    }
+
+    pub(crate) fn http1(body: crate::h1::body::Body) -> Self {
+        RequestBody(Source::Http1(body))
+    }
+
+    /// Whether the client holds the body back until asked (`Expect: 100-continue`) and
+    /// has not been asked yet.
+    fn awaits_continue(&self) -> bool {
+        match &self.0 {
+            Source::Http1(b) => b.awaits_continue(),
+            Source::Empty | Source::Http2(_) => false,
+        }
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(body: Incoming) -> Self {
+        RequestBody(Source::Http2(body))
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        match &mut self.get_mut().0 {
+            Source::Empty => std::task::Poll::Ready(None),
+            Source::Http1(b) => std::pin::Pin::new(b).poll_frame(cx),
+            Source::Http2(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map_err(std::io::Error::other),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Source::Empty => true,
+            Source::Http1(b) => b.is_end_stream(),
+            Source::Http2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.0 {
+            Source::Empty => http_body::SizeHint::with_exact(0),
+            Source::Http1(b) => b.size_hint(),
+            Source::Http2(b) => b.size_hint(),
+        }
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes; a larger one gets 413 without being read.
 pub(crate) async fn read_body(
     parts: &Parts,
-    body: Incoming,
+    body: RequestBody,
     limit: usize,
 ) -> Result<Bytes, DavError> {
     let too_large = || {
@@ -198,8 +268,8 @@ pub(crate) async fn read_body(
 }
 
 /// The body as a stream of chunks, for PUT.
-pub(crate) fn body_stream(body: Incoming) -> ByteStream {
-    Box::pin(BodyDataStream::new(body).map_err(std::io::Error::other))
+pub(crate) fn body_stream(body: RequestBody) -> ByteStream {
+    Box::pin(BodyDataStream::new(body))
 }
 
 /// `stream` cut off with an error once it passes `max` bytes; the flag tells the handler
@@ -248,18 +318,18 @@ pub(crate) fn content_length(parts: &Parts) -> Option<u64> {
 /// when it fails early is read and dropped (up to a bound) so the client, still sending,
 /// gets the error answer instead of a reset connection.
 #[derive(Debug)]
-pub(crate) struct Body(Option<Incoming>);
+pub(crate) struct Body(Option<RequestBody>);
 
 /// Most body bytes read and dropped after an early error; beyond it the connection closes.
 const DISCARD_LIMIT: usize = 16 * 1024 * 1024;
 
 impl Body {
-    pub(crate) fn new(body: Incoming) -> Self {
+    pub(crate) fn new(body: RequestBody) -> Self {
         Body(Some(body))
     }
 
     /// The body; a handler takes it at most once.
-    pub(crate) fn take(&mut self) -> Incoming {
+    pub(crate) fn take(&mut self) -> RequestBody {
         self.0.take().expect("a handler takes the body once")
     }
 
@@ -268,6 +338,10 @@ impl Body {
         let Some(mut body) = self.0.take() else {
             return;
         };
+        if body.awaits_continue() {
+            // Not asked for, so not sent: the connection closes after the answer instead.
+            return;
+        }
         let drain = async {
             let mut seen = 0usize;
             while let Some(Ok(frame)) = body.frame().await {

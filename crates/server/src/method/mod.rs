@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::DavServer;
 use crate::auth::{Principal, authorize};
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::request::{Body, DavRequest};
+use crate::request::{Body, DavRequest, RequestBody};
 
 mod copy;
 mod delete;
@@ -34,7 +33,7 @@ pub(crate) const ALLOW: &str =
 /// Answers a request from `client`; `user` is set to who sent it once that is known.
 pub(crate) async fn dispatch(
     server: &Arc<DavServer>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     client: IpAddr,
     user: &mut Option<Arc<str>>,
 ) -> Result<Response<DavBody>, DavError> {

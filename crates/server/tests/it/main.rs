@@ -9,6 +9,7 @@ mod auth;
 mod copy_move;
 mod delete;
 mod get;
+mod http1;
 mod input;
 mod limits;
 mod lock;

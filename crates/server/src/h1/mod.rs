@@ -1,0 +1,235 @@
+//! Davit's own HTTP/1.1 connections; HTTP/2 stays with hyper.
+//!
+//! Why not hyper here as well: on loopback, hyper's HTTP/1 connection and dispatcher cost
+//! more CPU per request and per connection than the rest of a small GET or a MOVE together
+//! (docs/benchmarks.md, "After run 9"). This loop does the little a WebDAV server needs:
+//! read a head, hand the request to [`DavServer::handle`], let the handler read the body
+//! from the socket as it goes (`body`), write the answer (`write`), and go again.
+//!
+//! Framing is decided by [`davit_proto::h1`], which refuses what a proxy in front could
+//! frame differently. A request whose body is not read to its end closes the connection
+//! after the answer, so a body is never taken for the next request.
+
+pub(crate) mod body;
+mod write;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use davit_proto::h1::{Framing, Head, HeadError, parse_head};
+use http::{Method, Request, Response, StatusCode, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::body::DavBody;
+use crate::conn::{Activity, Conn};
+use crate::error::DavError;
+use crate::request::RequestBody;
+use crate::spin::IdleSpin;
+use crate::{DavServer, Stream};
+
+/// First read buffer of a connection; it grows to the head limit when a head needs it.
+const HEAD_BUF: usize = 8 * 1024;
+/// After a refused request or an unread body: how long, and how much, to keep reading
+/// (and dropping) what the client still sends, so it reads the answer instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// A connection's socket and the bytes read from it but not yet used.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    io: Conn<Stream>,
+    buf: BytesMut,
+}
+
+/// What every request on a connection shares.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) server: Arc<DavServer>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) spin: Arc<IdleSpin>,
+    pub(crate) max_head: usize,
+}
+
+/// Serves requests on `io`, whose first bytes are `first`, until the client closes it, an
+/// answer ends it, or `stop` changes while no request is under way.
+pub(crate) async fn serve(
+    io: Conn<Stream>,
+    first: BytesMut,
+    cx: Context,
+    mut stop: watch::Receiver<()>,
+) {
+    let mut wire = Wire { io, buf: first };
+    let mut out = Vec::with_capacity(512);
+    loop {
+        let head = match read_head(&mut wire, &mut stop, cx.max_head).await {
+            Ok(Some(head)) => head,
+            Ok(None) => break,
+            Err((status, reason)) => {
+                tracing::debug!(peer = %cx.peer, %status, %reason, "request refused");
+                let asked = write::Asked {
+                    version: Version::HTTP_11,
+                    head_request: false,
+                    close: true,
+                };
+                let resp = DavError::new(status, reason).into_response();
+                if write::answer(&mut wire.io, &mut out, resp, asked)
+                    .await
+                    .is_ok()
+                {
+                    linger(&mut wire).await;
+                }
+                return;
+            }
+        };
+        let asked = write::Asked {
+            version: head.version,
+            head_request: head.method == Method::HEAD,
+            close: !head.keep_alive,
+        };
+        let Some((w, resp, body_ended)) = exchange(wire, head, &cx).await else {
+            return;
+        };
+        wire = w;
+        // At shutdown the answer under way is the connection's last.
+        let stopping = stop.has_changed().unwrap_or(true);
+        let asked = write::Asked {
+            close: asked.close || !body_ended || stopping,
+            ..asked
+        };
+        match write::answer(&mut wire.io, &mut out, resp, asked).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if body_ended {
+                    let _ = wire.io.shutdown().await;
+                } else {
+                    linger(&mut wire).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %cx.peer, error = %e, "answer not sent");
+                return;
+            }
+        }
+    }
+    let _ = wire.io.shutdown().await;
+}
+
+/// Reads until a whole head is buffered. `Ok(None)` when the connection ends first, or
+/// `stop` changes before a request begins; `Err` with the answer for a refused head.
+async fn read_head(
+    wire: &mut Wire,
+    stop: &mut watch::Receiver<()>,
+    max_head: usize,
+) -> Result<Option<Head>, (StatusCode, Cow<'static, str>)> {
+    loop {
+        if !wire.buf.is_empty() {
+            match parse_head(&mut wire.buf) {
+                Ok(Some(head)) => {
+                    wire.io.head_ends();
+                    return Ok(Some(head));
+                }
+                Ok(None) if wire.buf.len() >= max_head => {
+                    return Err((
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        format!("the request head is larger than {max_head} bytes").into(),
+                    ));
+                }
+                Ok(None) => wire.io.head_begins(),
+                Err(e) => return Err((refusal_status(e), e.to_string().into())),
+            }
+        }
+        if wire.buf.capacity() == wire.buf.len() {
+            wire.buf.reserve(HEAD_BUF);
+        }
+        let read = if wire.buf.is_empty() {
+            tokio::select! {
+                biased;
+                read = wire.io.read_buf(&mut wire.buf) => read,
+                _ = stop.changed() => return Ok(None),
+            }
+        } else {
+            wire.io.read_buf(&mut wire.buf).await
+        };
+        match read {
+            Ok(0) => {
+                if !wire.buf.is_empty() {
+                    tracing::debug!("connection closed in the middle of a request head");
+                }
+                return Ok(None);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended while reading a request head");
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn refusal_status(e: HeadError) -> StatusCode {
+    match e {
+        HeadError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        HeadError::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Hands the request to the server, lending it the connection while it reads the body.
+/// The connection back, the answer, and whether the body was read to its end; `None` if
+/// the connection cannot be had back.
+async fn exchange(wire: Wire, head: Head, cx: &Context) -> Option<(Wire, Response<DavBody>, bool)> {
+    let framing = head.framing;
+    let mut req = Request::new(RequestBody::empty());
+    *req.method_mut() = head.method;
+    *req.uri_mut() = head.uri;
+    *req.version_mut() = head.version;
+    *req.headers_mut() = head.headers;
+    if framing == Framing::None {
+        let resp = handle(req, cx).await;
+        return Some((wire, resp, true));
+    }
+    let slot = body::slot(wire, framing, head.expect_continue);
+    *req.body_mut() = RequestBody::http1(body::Body::new(Arc::clone(&slot), framing));
+    let resp = handle(req, cx).await;
+    let mut inbound = body::lock(&slot);
+    let ended = inbound.finish_buffered();
+    let wire = inbound.wire.take()?;
+    Some((wire, resp, ended))
+}
+
+async fn handle(req: Request<RequestBody>, cx: &Context) -> Response<DavBody> {
+    let in_flight = cx.activity.request();
+    let resp = cx.server.handle(req, cx.peer).await;
+    drop(in_flight);
+    cx.spin.answered();
+    resp
+}
+
+/// Closes the sending side, then reads and drops what the client still sends for a
+/// while, so the answer is read before the connection is reset.
+async fn linger(wire: &mut Wire) {
+    let _ = wire.io.shutdown().await;
+    let drain = async {
+        let mut seen = 0;
+        loop {
+            wire.buf.clear();
+            if wire.buf.capacity() < HEAD_BUF {
+                wire.buf.reserve(HEAD_BUF);
+            }
+            match wire.io.read_buf(&mut wire.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen += n,
+            }
+            if seen > LINGER_BYTES {
+                return;
+            }
+        }
+    };
+    let _: Result<(), _> = tokio::time::timeout(LINGER, drain).await;
+}
