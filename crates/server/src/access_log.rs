@@ -43,6 +43,11 @@ impl Entry {
         let (parts, body) = resp.into_parts();
         let body = match body {
             DavBody::Stream(inner) => DavBody::Stream(Box::pin(Counted { inner, entry: self })),
+            // Counted as it streams; logging trades the kernel's `sendfile` for the count.
+            DavBody::File(file) => DavBody::Stream(Box::pin(Counted {
+                inner: file.into_stream(),
+                entry: self,
+            })),
             other => {
                 self.bytes = match &other {
                     DavBody::Full(Some(b)) => b.len() as u64,

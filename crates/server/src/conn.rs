@@ -186,6 +186,27 @@ impl<S> Conn<S> {
     }
 }
 
+impl Conn<crate::Stream> {
+    /// The socket, when no TLS runs over it: bytes written to it directly (`sendfile`)
+    /// reach the client as they are.
+    pub(crate) fn plain_tcp(&self) -> Option<&tokio::net::TcpStream> {
+        match &self.inner {
+            tokio_util::either::Either::Left(tcp) => Some(tcp),
+            tokio_util::either::Either::Right(_) => None,
+        }
+    }
+
+    /// Bytes went out past the wrapper: the connection is not idle. An error once the
+    /// watchdog has closed it.
+    pub(crate) fn sent_directly(&self) -> io::Result<()> {
+        self.activity.expired()?;
+        self.activity
+            .last
+            .store(self.watchdog.now(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,

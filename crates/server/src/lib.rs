@@ -72,7 +72,7 @@ mod request;
 mod spin;
 mod tree;
 
-pub use body::DavBody;
+pub use body::{DavBody, FileBody};
 pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};

@@ -763,6 +763,13 @@ impl FileReader for FsReader {
         }
     }
 
+    fn file(&self) -> Option<&File> {
+        match &self.content {
+            Content::Small(_) => None,
+            Content::Large(file) => Some(file),
+        }
+    }
+
     fn stream(self: Box<Self>, range: Option<ByteRange>) -> ByteStream {
         let range = range.unwrap_or(ByteRange {
             start: 0,

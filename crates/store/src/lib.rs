@@ -105,6 +105,11 @@ pub trait FileReader: Send + Debug {
     fn in_memory(&self) -> Option<&Bytes> {
         None
     }
+    /// The open file the content is read from, when there is one: the server may then
+    /// hand it to the kernel to send (`sendfile`) instead of streaming it.
+    fn file(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// A received body waiting to replace (or create) its resource.

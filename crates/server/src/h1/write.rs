@@ -12,7 +12,9 @@ use http::{Response, StatusCode, Version};
 use http_body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::body::DavBody;
+use crate::Stream;
+use crate::body::{DavBody, FileBody};
+use crate::conn::Conn;
 
 /// Bodies up to this size are copied behind the head and sent with it in one write.
 const COPY_BELOW: usize = 16 * 1024;
@@ -38,8 +40,8 @@ enum Delimit {
 
 /// Writes `resp` to `io`, using `out` for the head. `Ok(true)` when the connection can
 /// carry another request.
-pub(super) async fn answer<W: AsyncWrite + Unpin>(
-    io: &mut W,
+pub(super) async fn answer(
+    io: &mut Conn<Stream>,
     out: &mut Vec<u8>,
     resp: Response<DavBody>,
     asked: Asked,
@@ -101,6 +103,18 @@ pub(super) async fn answer<W: AsyncWrite + Unpin>(
     }
     out.extend_from_slice(b"\r\n");
 
+    let body = match body {
+        DavBody::File(file) if matches!(delimit, Delimit::Length(_)) => {
+            match send_file(io, out, file).await? {
+                Ok(sent) => {
+                    io.flush().await?;
+                    return Ok(!close && delimit == Delimit::Length(sent));
+                }
+                Err(file) => DavBody::File(file),
+            }
+        }
+        other => other,
+    };
     let complete = match (delimit, body) {
         (Delimit::Nothing, _) | (_, DavBody::Empty) | (_, DavBody::Full(None)) => {
             io.write_all(out).await?;
@@ -119,7 +133,8 @@ pub(super) async fn answer<W: AsyncWrite + Unpin>(
                 _ => true,
             }
         }
-        (_, DavBody::Stream(mut stream)) => {
+        (_, body) => {
+            let mut stream = body.into_stream();
             let mut head = Some(std::mem::take(out));
             let mut sent = 0u64;
             let mut ok = true;
@@ -167,6 +182,90 @@ pub(super) async fn answer<W: AsyncWrite + Unpin>(
     };
     io.flush().await?;
     Ok(complete && !close)
+}
+
+/// Most bytes per `sendfile` call, so that other connections get their turn in between.
+const SENDFILE_CHUNK: usize = 1024 * 1024;
+
+/// Sends the head in `out`, then the file's range by `sendfile`: the kernel moves the
+/// pages from its cache to the socket with no copy through Davit. Pages not cached are
+/// read in by a blocking thread first, so the runtime never waits on the disk. The body
+/// back, nothing sent, when the connection runs TLS or the content is not a file; the
+/// bytes sent otherwise.
+async fn send_file(
+    io: &mut Conn<Stream>,
+    out: &[u8],
+    file: FileBody,
+) -> io::Result<Result<u64, FileBody>> {
+    if io.plain_tcp().is_none() || file.file().is_none() {
+        return Ok(Err(file));
+    }
+    io.write_all(out).await?;
+    let range = file.range();
+    let mut offset = range.start;
+    while offset < range.end {
+        let want =
+            usize::try_from(range.end - offset).map_or(SENDFILE_CHUNK, |n| n.min(SENDFILE_CHUNK));
+        let src = file
+            .file()
+            .ok_or_else(|| io::Error::other("the file went away"))?;
+        if !cached(src, offset + want as u64 - 1) {
+            let src = src.try_clone()?;
+            tokio::task::spawn_blocking(move || read_in(&src, offset, want))
+                .await
+                .map_err(io::Error::other)??;
+        }
+        let src = file
+            .file()
+            .ok_or_else(|| io::Error::other("the file went away"))?;
+        let tcp = io
+            .plain_tcp()
+            .ok_or_else(|| io::Error::other("the socket changed"))?;
+        let sent = loop {
+            tcp.writable().await?;
+            match tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp, src, Some(&mut offset), want).map_err(io::Error::from)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => break other?,
+            }
+        };
+        if sent == 0 {
+            // The file is shorter than it was at open: the client gets less than announced
+            // and the connection closes.
+            tracing::warn!("file shrank while it was being sent");
+            break;
+        }
+        io.sent_directly()?;
+    }
+    Ok(Ok(offset - range.start))
+}
+
+/// Whether the page holding byte `at` is in the page cache (a read that may not wait).
+fn cached(file: &std::fs::File, at: u64) -> bool {
+    let mut byte = [0u8; 1];
+    rustix::io::preadv2(
+        file,
+        &mut [io::IoSliceMut::new(&mut byte)],
+        at,
+        rustix::io::ReadWriteFlags::NOWAIT,
+    )
+    .is_ok()
+}
+
+/// Reads `len` bytes at `offset` into the page cache (and drops them).
+fn read_in(file: &std::fs::File, offset: u64, len: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len.min(SENDFILE_CHUNK)];
+    let mut done = 0;
+    while done < len {
+        let n = file.read_at(&mut buf[..len - done], offset + done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 /// One body chunk, behind the head if that is still unsent.

@@ -10,7 +10,7 @@ use http::header::{
 use http::{Response, StatusCode};
 
 use crate::DavServer;
-use crate::body::DavBody;
+use crate::body::{DavBody, FileBody};
 use crate::error::DavError;
 use crate::live_prop::content_type;
 use crate::precondition::{ReadCondition, check_read, if_range_holds};
@@ -100,7 +100,7 @@ fn serve_file(
                 let end = (r.end as usize).min(data.len());
                 DavBody::full(data.slice((r.start as usize).min(end)..end))
             }
-            None => DavBody::Stream(reader.stream(range)),
+            None => DavBody::File(FileBody::new(reader, range)),
         };
     }
     Ok(resp)

@@ -367,6 +367,20 @@ async fn http2_prior_knowledge_is_served(s: TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    // A file too large to be held in memory streams from its descriptor.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let r = client
+        .put(s.url("/big"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = client.get(s.url("/big")).send().await.unwrap();
+    assert!(
+        r.bytes().await.unwrap() == data,
+        "content differs over HTTP/2"
+    );
 }
 
 /// The first bytes decide HTTP/1 or HTTP/2: requests whose method shares a prefix with the
