@@ -205,6 +205,11 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> 
     }
 }
 
+/// A byte of a token (RFC 9110 §5.6.2), as in a field name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// A Content-Length: decimal digits only, no sign, no overflow.
 fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
@@ -250,7 +255,9 @@ enum State {
     SizeStart,
     /// Further hex digits.
     Size,
-    /// Extensions (or whitespace before them) up to the CR.
+    /// Whitespace after the size, before `;` or the CR.
+    SizeWhitespace,
+    /// Extensions, after a `;`, up to the CR.
     Extension,
     /// The LF after a chunk-size line.
     SizeLf,
@@ -259,7 +266,8 @@ enum State {
     DataLf,
     /// The start of a trailer line, or the CR of the empty line that ends the body.
     TrailerStart,
-    Trailer,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -305,34 +313,12 @@ impl ChunkedDecoder {
             }
         };
         self.state = match self.state {
-            State::SizeStart | State::Size => {
-                if let Some(d) = (b as char).to_digit(16) {
-                    if self.size >> 60 != 0 {
-                        return Err(ChunkedError("chunk size too large"));
-                    }
-                    self.size = self.size << 4 | u64::from(d);
-                    self.line += 1;
-                    State::Size
-                } else if self.state == State::SizeStart {
-                    return Err(ChunkedError("missing chunk size"));
-                } else if b == b'\r' {
-                    State::SizeLf
-                } else if matches!(b, b';' | b' ' | b'\t') {
-                    State::Extension
-                } else {
-                    return Err(ChunkedError("invalid chunk size"));
-                }
-            }
-            State::Extension => {
+            State::SizeStart | State::Size | State::SizeWhitespace | State::Extension => {
                 self.line += 1;
                 if self.line > MAX_CHUNK_LINE {
-                    return Err(ChunkedError("chunk extension too long"));
+                    return Err(ChunkedError("chunk size line too long"));
                 }
-                match b {
-                    b'\r' => State::SizeLf,
-                    b'\t' | b' '..=0x7e | 0x80..=0xff => State::Extension,
-                    _ => return Err(ChunkedError("invalid byte in a chunk extension")),
-                }
+                self.size_line(b)?
             }
             State::SizeLf => {
                 expect(b'\n', State::Data)?;
@@ -346,15 +332,19 @@ impl ChunkedDecoder {
             State::DataCr => expect(b'\r', State::DataLf)?,
             State::DataLf => expect(b'\n', State::SizeStart)?,
             State::TrailerStart if b == b'\r' => State::EndLf,
-            State::TrailerStart | State::Trailer => {
+            State::TrailerStart | State::TrailerName | State::TrailerValue => {
                 self.line += 1;
                 if self.line > MAX_TRAILERS {
                     return Err(ChunkedError("trailer section too large"));
                 }
-                match b {
-                    b'\r' => State::TrailerLf,
-                    b'\t' | b' '..=0x7e | 0x80..=0xff => State::Trailer,
-                    _ => return Err(ChunkedError("invalid byte in a trailer field")),
+                match (self.state, b) {
+                    (State::TrailerStart | State::TrailerName, b) if is_tchar(b) => {
+                        State::TrailerName
+                    }
+                    (State::TrailerName, b':') => State::TrailerValue,
+                    (State::TrailerValue, b'\r') => State::TrailerLf,
+                    (State::TrailerValue, b'\t' | b' '..=0x7e | 0x80..=0xff) => State::TrailerValue,
+                    _ => return Err(ChunkedError("invalid trailer field")),
                 }
             }
             State::TrailerLf => expect(b'\n', State::TrailerStart)?,
@@ -362,6 +352,29 @@ impl ChunkedDecoder {
             State::Data | State::Done => unreachable!("handled in decode"),
         };
         Ok(())
+    }
+
+    /// The next state on the chunk-size line: `size [BWS] [; extensions] CR`.
+    fn size_line(&mut self, b: u8) -> Result<State, ChunkedError> {
+        Ok(match (self.state, b) {
+            (State::SizeStart | State::Size, b) if b.is_ascii_hexdigit() => {
+                if self.size >> 60 != 0 {
+                    return Err(ChunkedError("chunk size too large"));
+                }
+                let digit = (b as char).to_digit(16).unwrap_or_default();
+                self.size = self.size << 4 | u64::from(digit);
+                State::Size
+            }
+            (State::SizeStart, _) => return Err(ChunkedError("missing chunk size")),
+            (State::Size | State::SizeWhitespace, b' ' | b'\t') => State::SizeWhitespace,
+            (State::Size | State::SizeWhitespace, b';') => State::Extension,
+            (State::Size | State::SizeWhitespace | State::Extension, b'\r') => State::SizeLf,
+            (State::Size | State::SizeWhitespace, _) => {
+                return Err(ChunkedError("invalid chunk size"));
+            }
+            (_, b'\t' | b' '..=0x7e | 0x80..=0xff) => State::Extension,
+            _ => return Err(ChunkedError("invalid byte in a chunk extension")),
+        })
     }
 
     /// Whether the whole body has been decoded.
@@ -579,7 +592,10 @@ mod tests {
             (b"-5\r\n", "missing chunk size"),
             (b"5x\r\n", "invalid chunk size"),
             (b"10000000000000000\r\n", "chunk size too large"),
-            (b"0\r\nX: y\n\r\n", "invalid byte in a trailer field"),
+            (b"0\r\nX: y\n\r\n", "invalid trailer field"),
+            (b"0\r\nGET / HTTP/1.1\r\n\r\n", "invalid trailer field"),
+            (b"0\r\n: y\r\n\r\n", "invalid trailer field"),
+            (b"5 garbage\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
             (b"1;a=\x01\r\n", "invalid byte in a chunk extension"),
         ];
         for (input, why) in cases {
@@ -590,10 +606,13 @@ mod tests {
             );
         }
         let long_ext = [b"1;".as_slice(), &[b'a'; MAX_CHUNK_LINE], b"\r\n"].concat();
-        assert_eq!(
-            decode_in_pieces(&long_ext, &[]),
-            Err(ChunkedError("chunk extension too long"))
-        );
+        let zeros = [&[b'0'; MAX_CHUNK_LINE][..], b"5\r\nhello\r\n0\r\n\r\n"].concat();
+        for long in [long_ext, zeros] {
+            assert_eq!(
+                decode_in_pieces(&long, &[]),
+                Err(ChunkedError("chunk size line too long"))
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +35,8 @@ pub(crate) struct Activity {
     last: AtomicU64,
     /// Requests being handled (their service futures not yet done).
     in_flight: AtomicUsize,
+    /// A handler waits for body bytes the client has not sent: idle despite `in_flight`.
+    body_waits: AtomicBool,
     expired: AtomicBool,
     /// Who to wake so an expired connection notices.
     waker: Mutex<Option<Waker>>,
@@ -84,7 +86,8 @@ impl Watchdog {
                 // Strictly more than the timeout in whole ticks: never less than asked.
                 let slow_head = head != 0 && now - (head - 1) > self.header_timeout;
                 let idle = head == 0
-                    && a.in_flight.load(Ordering::Relaxed) == 0
+                    && (a.in_flight.load(Ordering::Relaxed) == 0
+                        || a.body_waits.load(Ordering::Relaxed))
                     && now.saturating_sub(a.last.load(Ordering::Relaxed)) > self.idle_timeout;
                 if slow_head || idle {
                     tracing::debug!(
@@ -184,6 +187,11 @@ impl<S> Conn<S> {
     pub(crate) fn head_ends(&self) {
         self.activity.head_since.store(0, Ordering::Relaxed);
     }
+
+    /// Whether a handler now waits for request body bytes (so the idle timeout applies).
+    pub(crate) fn body_waits(&self, waiting: bool) {
+        self.activity.body_waits.store(waiting, Ordering::Relaxed);
+    }
 }
 
 impl Conn<crate::Stream> {
@@ -281,14 +289,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
         self.inner.is_write_vectored()
     }
 
+    // Flushing and closing wait on the client too (TLS holds written bytes until then):
+    // the watchdog must be able to end that wait like any other.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
-        Poll::Ready(Ok(()))
+        this.activity.expired()?;
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        if r.is_pending() {
+            this.activity.park(cx);
+        }
+        r
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.activity.expired()?;
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        if r.is_pending() {
+            this.activity.park(cx);
+        }
+        r
     }
 }
 

@@ -112,11 +112,17 @@ impl Inbound {
             ))));
         };
         while let Some(at) = self.continue_at {
+            if at == CONTINUE.len() {
+                // Flushed too: over TLS a write may sit in the record buffer.
+                ready!(Pin::new(&mut wire.io).poll_flush(cx))?;
+                self.continue_at = None;
+                break;
+            }
             let n = ready!(Pin::new(&mut wire.io).poll_write(cx, &CONTINUE[at..]))?;
             if n == 0 {
                 return Poll::Ready(Some(Err(io::ErrorKind::WriteZero.into())));
             }
-            self.continue_at = Some(at + n).filter(|&at| at < CONTINUE.len());
+            self.continue_at = Some(at + n);
         }
         loop {
             if let Some(piece) = self.next_buffered() {
@@ -131,11 +137,10 @@ impl Inbound {
             if wire.buf.capacity() - wire.buf.len() < READ_SIZE / 16 {
                 wire.buf.reserve(READ_SIZE);
             }
-            let read = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut wire.io),
-                cx,
-                &mut wire.buf
-            ));
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.buf);
+            // While the client keeps the body back, the idle timeout runs.
+            wire.io.body_waits(read.is_pending());
+            let read = ready!(read);
             match read {
                 Ok(0) => {
                     self.remaining = Remaining::Failed;
@@ -174,6 +179,17 @@ impl Body {
             slot,
             length,
             ended: false,
+        }
+    }
+}
+
+impl Inbound {
+    /// What is left to send of a `100 Continue` begun but cut off by the answer: it goes
+    /// out first, so the answer is not written into the middle of it.
+    pub(super) fn unfinished_continue(&self) -> &'static [u8] {
+        match self.continue_at {
+            Some(at) if at > 0 => &CONTINUE[at..],
+            _ => b"",
         }
     }
 }

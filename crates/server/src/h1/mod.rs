@@ -91,10 +91,13 @@ pub(crate) async fn serve(
             head_request: head.method == Method::HEAD,
             close: !head.keep_alive,
         };
-        let Some((w, resp, body_ended)) = exchange(wire, head, &cx).await else {
+        let Some((w, resp, body_ended, unfinished)) = exchange(wire, head, &cx).await else {
             return;
         };
         wire = w;
+        if !unfinished.is_empty() && wire.io.write_all(unfinished).await.is_err() {
+            return;
+        }
         // At shutdown the answer under way is the connection's last.
         let stopping = stop.has_changed().unwrap_or(true);
         let asked = write::Asked {
@@ -104,8 +107,11 @@ pub(crate) async fn serve(
         match write::answer(&mut wire.io, &mut out, resp, asked).await {
             Ok(true) => {}
             Ok(false) => {
-                if body_ended {
-                    let _ = wire.io.shutdown().await;
+                // Whatever the client sent past this answer (a body not read, requests it
+                // pipelined before learning of the close) is read and dropped first, so
+                // that closing does not reset the connection under the answer.
+                if body_ended && wire.buf.is_empty() && !stopping {
+                    let _ = tokio::time::timeout(LINGER, wire.io.shutdown()).await;
                 } else {
                     linger(&mut wire).await;
                 }
@@ -117,7 +123,7 @@ pub(crate) async fn serve(
             }
         }
     }
-    let _ = wire.io.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, wire.io.shutdown()).await;
 }
 
 /// Reads until a whole head is buffered. `Ok(None)` when the connection ends first, or
@@ -127,19 +133,25 @@ async fn read_head(
     stop: &mut watch::Receiver<()>,
     max_head: usize,
 ) -> Result<Option<Head>, (StatusCode, Cow<'static, str>)> {
+    // Where to look for the end of the head: a head sent a byte at a time is scanned once,
+    // not parsed again from its start at every byte.
+    let mut unseen = 0usize;
     loop {
-        if !wire.buf.is_empty() {
+        let ends = memchr::memmem::find(&wire.buf[unseen.saturating_sub(3)..], b"\n\r\n").is_some()
+            || memchr::memmem::find(&wire.buf[unseen.saturating_sub(1)..], b"\n\n").is_some();
+        unseen = wire.buf.len();
+        if !wire.buf.is_empty() && !ends {
+            if wire.buf.len() >= max_head {
+                return Err(too_large(max_head));
+            }
+            wire.io.head_begins();
+        } else if ends {
             match parse_head(&mut wire.buf) {
                 Ok(Some(head)) => {
                     wire.io.head_ends();
                     return Ok(Some(head));
                 }
-                Ok(None) if wire.buf.len() >= max_head => {
-                    return Err((
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        format!("the request head is larger than {max_head} bytes").into(),
-                    ));
-                }
+                Ok(None) if wire.buf.len() >= max_head => return Err(too_large(max_head)),
                 Ok(None) => wire.io.head_begins(),
                 Err(e) => return Err((refusal_status(e), e.to_string().into())),
             }
@@ -172,6 +184,13 @@ async fn read_head(
     }
 }
 
+fn too_large(max_head: usize) -> (StatusCode, Cow<'static, str>) {
+    (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        format!("the request head is larger than {max_head} bytes").into(),
+    )
+}
+
 fn refusal_status(e: HeadError) -> StatusCode {
     match e {
         HeadError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -182,8 +201,12 @@ fn refusal_status(e: HeadError) -> StatusCode {
 
 /// Hands the request to the server, lending it the connection while it reads the body.
 /// The connection back, the answer, and whether the body was read to its end; `None` if
-/// the connection cannot be had back.
-async fn exchange(wire: Wire, head: Head, cx: &Context) -> Option<(Wire, Response<DavBody>, bool)> {
+/// the connection cannot be had back. Last, what is left to send of a `100 Continue`.
+async fn exchange(
+    wire: Wire,
+    head: Head,
+    cx: &Context,
+) -> Option<(Wire, Response<DavBody>, bool, &'static [u8])> {
     let framing = head.framing;
     let mut req = Request::new(RequestBody::empty());
     *req.method_mut() = head.method;
@@ -192,15 +215,17 @@ async fn exchange(wire: Wire, head: Head, cx: &Context) -> Option<(Wire, Respons
     *req.headers_mut() = head.headers;
     if framing == Framing::None {
         let resp = handle(req, cx).await;
-        return Some((wire, resp, true));
+        return Some((wire, resp, true, b""));
     }
     let slot = body::slot(wire, framing, head.expect_continue);
     *req.body_mut() = RequestBody::http1(body::Body::new(Arc::clone(&slot), framing));
     let resp = handle(req, cx).await;
     let mut inbound = body::lock(&slot);
     let ended = inbound.finish_buffered();
+    let unfinished = inbound.unfinished_continue();
     let wire = inbound.wire.take()?;
-    Some((wire, resp, ended))
+    wire.io.body_waits(false);
+    Some((wire, resp, ended, unfinished))
 }
 
 async fn handle(req: Request<RequestBody>, cx: &Context) -> Response<DavBody> {
@@ -214,8 +239,8 @@ async fn handle(req: Request<RequestBody>, cx: &Context) -> Response<DavBody> {
 /// Closes the sending side, then reads and drops what the client still sends for a
 /// while, so the answer is read before the connection is reset.
 async fn linger(wire: &mut Wire) {
-    let _ = wire.io.shutdown().await;
     let drain = async {
+        let _ = wire.io.shutdown().await;
         let mut seen = 0;
         loop {
             wire.buf.clear();

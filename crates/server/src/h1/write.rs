@@ -122,6 +122,12 @@ pub(super) async fn answer(
         }
         (_, DavBody::Full(Some(bytes))) => {
             // A full body always has a length (its own, or the declared one): never chunked.
+            let bytes = match delimit {
+                Delimit::Length(n) => {
+                    bytes.slice(..usize::try_from(n).map_or(bytes.len(), |n| n.min(bytes.len())))
+                }
+                _ => bytes,
+            };
             if bytes.len() < COPY_BELOW {
                 out.extend_from_slice(&bytes);
                 io.write_all(out).await?;

@@ -499,6 +499,12 @@ async fn slow_and_idle_connections_are_closed_others_are_served() {
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // A body that stops coming is idle too, though its request is being handled.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"PUT /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .await
+        .unwrap();
     let started = Instant::now();
     let slowloris = async {
         // One header byte at a time, forever.
@@ -536,4 +542,10 @@ async fn slow_and_idle_connections_are_closed_others_are_served() {
         "the idle connection was closed"
     );
     assert!(started.elapsed() >= Duration::from_secs(3));
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(6), stalled.read_to_end(&mut rest))
+        .await
+        .expect("the stalled upload's connection was closed in time")
+        .ok();
+    assert_eq!(s.get_text("/stalled").await.0, StatusCode::NOT_FOUND);
 }
