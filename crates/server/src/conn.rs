@@ -38,6 +38,10 @@ pub(crate) struct Activity {
     /// A handler waits for body bytes the client has not sent: idle despite `in_flight`.
     body_waits: AtomicBool,
     expired: AtomicBool,
+    /// The server is stopping: a connection waiting for its next request ends.
+    stopping: AtomicBool,
+    /// The connection waits for the first byte of its next request.
+    between_requests: AtomicBool,
     /// Who to wake so an expired connection notices.
     waker: Mutex<Option<Waker>>,
 }
@@ -65,6 +69,18 @@ impl Watchdog {
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::downgrade(&activity));
         activity
+    }
+
+    /// Tells every connection the server is stopping: those waiting for their next request
+    /// read an end of stream; the others end after their current answer.
+    pub(crate) fn stop_all(&self) {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for a in conns.iter().filter_map(Weak::upgrade) {
+            a.stopping.store(true, Ordering::Relaxed);
+            if let Some(w) = a.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                w.wake();
+            }
+        }
     }
 
     /// Ticks once a second and expires what overstayed, until dropped with its task.
@@ -188,6 +204,18 @@ impl<S> Conn<S> {
         self.activity.head_since.store(0, Ordering::Relaxed);
     }
 
+    /// Whether the server is stopping.
+    pub(crate) fn stopping(&self) -> bool {
+        self.activity.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection now waits for a new request: if so, a stop ends its reads.
+    pub(crate) fn between_requests(&self, between: bool) {
+        self.activity
+            .between_requests
+            .store(between, Ordering::Relaxed);
+    }
+
     /// Whether a handler now waits for request body bytes (so the idle timeout applies).
     pub(crate) fn body_waits(&self, waiting: bool) {
         self.activity.body_waits.store(waiting, Ordering::Relaxed);
@@ -223,6 +251,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.activity.expired()?;
+        if this.activity.between_requests.load(Ordering::Relaxed)
+            && this.activity.stopping.load(Ordering::Relaxed)
+        {
+            // Read as the end of the stream: the connection closes without a request lost.
+            return Poll::Ready(Ok(()));
+        }
         if !this.replay.is_empty() {
             let n = this.replay.len().min(buf.remaining());
             buf.put_slice(&this.replay.split_to(n));

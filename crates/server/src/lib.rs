@@ -317,6 +317,7 @@ pub async fn serve(
     drop(listener);
     drop(stop);
     let _ = stopping.send(());
+    watchdog.stop_all();
     // `graceful` sends HTTP/2 connections their GOAWAY; every connection ends by dropping
     // its receiver of `stopping`.
     let all_closed = async {

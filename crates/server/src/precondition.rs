@@ -42,7 +42,7 @@ fn http_date(
 ) -> Result<Option<SystemTime>, DavError> {
     // An invalid date is ignored (RFC 9110 §13.1.3, §13.1.4).
     Ok(req
-        .header(name)?
+        .condition(name)?
         .and_then(|v| httpdate::parse_http_date(&v).ok()))
 }
 
@@ -50,7 +50,7 @@ fn http_date(
 /// and step 3 for methods other than GET and HEAD).
 fn check_412(req: &DavRequest, meta: Option<&Metadata>) -> Result<(), DavError> {
     let etag = meta.map(|m| &m.etag);
-    if let Some(v) = req.header(IF_MATCH)? {
+    if let Some(v) = req.condition(IF_MATCH)? {
         if !ETagList::parse(&v).matches_strong(etag) {
             return Err(DavError::precondition_failed(
                 "If-Match does not match the current entity tag",
@@ -69,7 +69,7 @@ fn check_412(req: &DavRequest, meta: Option<&Metadata>) -> Result<(), DavError> 
 /// Conditions of GET and HEAD.
 pub(crate) fn check_read(req: &DavRequest, meta: &Metadata) -> Result<ReadCondition, DavError> {
     check_412(req, Some(meta))?;
-    if let Some(v) = req.header(IF_NONE_MATCH)? {
+    if let Some(v) = req.condition(IF_NONE_MATCH)? {
         if ETagList::parse(&v).matches_weak(Some(&meta.etag)) {
             return Ok(ReadCondition::NotModified);
         }
@@ -85,7 +85,7 @@ pub(crate) fn check_read(req: &DavRequest, meta: &Metadata) -> Result<ReadCondit
 /// If-Unmodified-Since and If-None-Match against `meta`, the resource's current state.
 pub(crate) fn check_conditions(req: &DavRequest, meta: Option<&Metadata>) -> Result<(), DavError> {
     check_412(req, meta)?;
-    if let Some(v) = req.header(IF_NONE_MATCH)?
+    if let Some(v) = req.condition(IF_NONE_MATCH)?
         && ETagList::parse(&v).matches_weak(meta.map(|m| &m.etag))
     {
         return Err(DavError::precondition_failed(
@@ -301,7 +301,7 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
 
 /// Whether the `If-Range` condition holds, so that a Range may be honoured.
 pub(crate) fn if_range_holds(req: &DavRequest, meta: &Metadata) -> Result<bool, DavError> {
-    let Some(v) = req.header(http::header::IF_RANGE)? else {
+    let Some(v) = req.condition(http::header::IF_RANGE)? else {
         return Ok(true);
     };
     let v = v.trim();

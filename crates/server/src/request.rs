@@ -26,18 +26,26 @@ pub(crate) struct DavRequest {
     pub(crate) if_header: Option<IfHeader>,
     /// Who sent the request and what they may do.
     pub(crate) principal: Principal,
+    /// Whether any `If…` or `Range` header came: most requests carry none, and one pass
+    /// over the names spares a hashed look-up for each of them.
+    conditional: bool,
 }
 
 impl DavRequest {
     pub(crate) fn new(parts: Parts) -> Result<Self, DavError> {
         let path = ResourcePath::parse(parts.uri.path())?;
+        let conditional = parts
+            .headers
+            .keys()
+            .any(|name| name.as_str().starts_with("if") || name == http::header::RANGE);
         let mut req = DavRequest {
             path,
             parts,
             if_header: None,
             principal: Principal::unrestricted(),
+            conditional,
         };
-        if let Some(v) = req.header(IF)? {
+        if let Some(v) = req.condition(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?);
         }
         Ok(req)
@@ -92,6 +100,18 @@ impl DavRequest {
             s.push_str(std::str::from_utf8(v.as_bytes()).map_err(bad)?);
         }
         Ok(Some(Cow::Owned(s)))
+    }
+
+    /// [`DavRequest::header`] for a conditional header (`If…`, `Range`).
+    pub(crate) fn condition(
+        &self,
+        name: impl http::header::AsHeaderName + Clone,
+    ) -> Result<Option<Cow<'_, str>>, DavError> {
+        if self.conditional {
+            self.header(name)
+        } else {
+            Ok(None)
+        }
     }
 
     pub(crate) fn depth(&self, default: Depth) -> Result<Depth, DavError> {

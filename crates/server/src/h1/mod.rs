@@ -56,17 +56,18 @@ pub(crate) struct Context {
 }
 
 /// Serves requests on `io`, whose first bytes are `first`, until the client closes it, an
-/// answer ends it, or `stop` changes while no request is under way.
+/// answer ends it, or the server stops while no request is under way. `_running` is held
+/// until then: the server's shutdown waits for every connection's to be dropped.
 pub(crate) async fn serve(
     io: Conn<Stream>,
     first: BytesMut,
     cx: Context,
-    mut stop: watch::Receiver<()>,
+    _running: watch::Receiver<()>,
 ) {
     let mut wire = Wire { io, buf: first };
     let mut out = Vec::with_capacity(512);
     loop {
-        let head = match read_head(&mut wire, &mut stop, cx.max_head).await {
+        let head = match read_head(&mut wire, cx.max_head).await {
             Ok(Some(head)) => head,
             Ok(None) => break,
             Err((status, reason)) => {
@@ -99,7 +100,7 @@ pub(crate) async fn serve(
             return;
         }
         // At shutdown the answer under way is the connection's last.
-        let stopping = stop.has_changed().unwrap_or(true);
+        let stopping = wire.io.stopping();
         let asked = write::Asked {
             close: asked.close || !body_ended || stopping,
             ..asked
@@ -127,18 +128,16 @@ pub(crate) async fn serve(
 }
 
 /// Reads until a whole head is buffered. `Ok(None)` when the connection ends first, or
-/// `stop` changes before a request begins; `Err` with the answer for a refused head.
+/// the server stops before a request begins; `Err` with the answer for a refused head.
 async fn read_head(
     wire: &mut Wire,
-    stop: &mut watch::Receiver<()>,
     max_head: usize,
 ) -> Result<Option<Head>, (StatusCode, Cow<'static, str>)> {
     // Where to look for the end of the head: a head sent a byte at a time is scanned once,
     // not parsed again from its start at every byte.
     let mut unseen = 0usize;
     loop {
-        let ends = memchr::memmem::find(&wire.buf[unseen.saturating_sub(3)..], b"\n\r\n").is_some()
-            || memchr::memmem::find(&wire.buf[unseen.saturating_sub(1)..], b"\n\n").is_some();
+        let ends = head_may_end(&wire.buf, unseen);
         unseen = wire.buf.len();
         if !wire.buf.is_empty() && !ends {
             if wire.buf.len() >= max_head {
@@ -159,15 +158,10 @@ async fn read_head(
         if wire.buf.capacity() == wire.buf.len() {
             wire.buf.reserve(HEAD_BUF);
         }
-        let read = if wire.buf.is_empty() {
-            tokio::select! {
-                biased;
-                read = wire.io.read_buf(&mut wire.buf) => read,
-                _ = stop.changed() => return Ok(None),
-            }
-        } else {
-            wire.io.read_buf(&mut wire.buf).await
-        };
+        // Between requests a stop reads as the end of the stream (see `Watchdog::stop_all`).
+        wire.io.between_requests(wire.buf.is_empty());
+        let read = wire.io.read_buf(&mut wire.buf).await;
+        wire.io.between_requests(false);
         match read {
             Ok(0) => {
                 if !wire.buf.is_empty() {
@@ -182,6 +176,17 @@ async fn read_head(
             }
         }
     }
+}
+
+/// Whether `buf` past `from` may hold the end of a head: a line feed followed by an empty
+/// line (CRLF or LF). The three bytes before `from` are looked at again, for an end split
+/// across reads.
+fn head_may_end(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(3).min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[start..]).any(|i| {
+        let rest = &buf[start + i + 1..];
+        rest.starts_with(b"\r\n") || rest.starts_with(b"\n")
+    })
 }
 
 fn too_large(max_head: usize) -> (StatusCode, Cow<'static, str>) {
@@ -257,4 +262,26 @@ async fn linger(wire: &mut Wire) {
         }
     };
     let _: Result<(), _> = tokio::time::timeout(LINGER, drain).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_may_end;
+
+    #[test]
+    fn finds_the_end_of_a_head_however_the_reads_split_it() {
+        for head in [
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n".as_slice(),
+            b"GET / HTTP/1.0\n\n",
+        ] {
+            for cut in 0..=head.len() {
+                let first = head_may_end(&head[..cut], 0);
+                let then = head_may_end(head, cut);
+                assert_eq!(first, cut == head.len(), "{head:?} cut at {cut}");
+                assert!(first || then, "{head:?} cut at {cut}");
+            }
+        }
+        assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: h\r\n", 0));
+        assert!(!head_may_end(b"", 0));
+    }
 }

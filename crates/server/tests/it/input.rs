@@ -436,6 +436,35 @@ both_backends!(
     requests_in_pieces_that_begin_like_the_http2_preface_are_http1
 );
 
+/// A kept-alive connection waiting for its next request is closed at a stop, not waited
+/// for.
+#[tokio::test]
+async fn stop_closes_connections_between_requests() {
+    let s = TestServer::start(Kind::Memory).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    kept.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), kept.read_to_end(&mut rest))
+        .await
+        .expect("closed")
+        .unwrap();
+}
+
 /// A connection that never sends a byte does not hold up a stop.
 #[tokio::test]
 async fn stop_does_not_wait_for_a_silent_connection() {
