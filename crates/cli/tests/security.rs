@@ -122,6 +122,37 @@ access = "read"
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob reads only");
+
+        // HTTP/1.1 over TLS (Windows, davfs2): a file too large to be held in memory goes
+        // through TLS, never past it (no sendfile).
+        let http1 = Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
+            )
+            .resolve("localhost", addr)
+            .http1_only()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let big: Vec<u8> = (0..400_000u32).map(|i| (i % 239) as u8).collect();
+        let big_url = format!("https://localhost:{}/big.bin", addr.port());
+        let r = http1
+            .put(&big_url)
+            .basic_auth("alice", Some("looking-glass"))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), Version::HTTP_11);
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = http1
+            .get(&big_url)
+            .basic_auth("bob", Some("builder"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), Version::HTTP_11);
+        assert!(r.bytes().await.unwrap() == big, "content differs over TLS");
     });
     assert_eq!(
         std::fs::read_to_string(dir.path().join("data/notes.txt")).unwrap(),
@@ -138,7 +169,7 @@ access = "read"
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "davit::access")
         .collect();
-    assert_eq!(access.len(), 5, "one line per request:\n{log}");
+    assert_eq!(access.len(), 7, "one line per request:\n{log}");
     let created = access
         .iter()
         .find(|v| v["fields"]["status"] == 201)
