@@ -18,8 +18,9 @@ use crate::conn::Conn;
 
 /// The client preface of HTTP/2 over cleartext TCP.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Room for a typical request head, read in one call.
-const FIRST_READ: usize = 4096;
+/// Room for a typical WebDAV request head (a few hundred bytes), read in one call, and
+/// small enough to come from the allocator's per-thread cache; a larger head grows it.
+const FIRST_READ: usize = 1024;
 
 /// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
