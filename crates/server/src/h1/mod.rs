@@ -124,7 +124,10 @@ pub(crate) async fn serve(
             }
         }
     }
-    let _ = tokio::time::timeout(LINGER, wire.io.shutdown()).await;
+    // A client that closed (or failed) needs no shutdown: closing the socket sends the FIN.
+    if wire.io.stopping() {
+        let _ = tokio::time::timeout(LINGER, wire.io.shutdown()).await;
+    }
 }
 
 /// Reads until a whole head is buffered. `Ok(None)` when the connection ends first, or
