@@ -56,8 +56,9 @@ const READ_AHEAD: usize = 4;
 const SMALL_WRITE: usize = 256 * 1024;
 /// Larger bodies are written in pieces of this size by a blocking thread...
 const WRITE_BUFFER: usize = 1024 * 1024;
-/// ...fed through a channel of this many body chunks.
-const WRITE_QUEUE: usize = 64;
+/// ...fed through a channel of this many body chunks (HTTP/1 reads up to 256 KiB per
+/// chunk: at most 4 MiB in flight per upload).
+const WRITE_QUEUE: usize = 16;
 /// At most this many body chunks go into one `writev` (IOV_MAX is 1024).
 const MAX_GATHER: usize = 256;
 
