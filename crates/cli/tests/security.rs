@@ -152,6 +152,11 @@ access = "read"
             .await
             .unwrap();
         assert_eq!(r.version(), Version::HTTP_11);
+        assert_eq!(
+            r.content_length(),
+            Some(400_000),
+            "logged, and still with its length"
+        );
         assert!(r.bytes().await.unwrap() == big, "content differs over TLS");
     });
     assert_eq!(

@@ -40,14 +40,22 @@ impl Entry {
     /// Logs now for bodies already in memory; for streamed ones, once the stream ends.
     pub(crate) fn finish(mut self, resp: Response<DavBody>) -> Response<DavBody> {
         self.status = resp.status();
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         let body = match body {
             DavBody::Stream(inner) => DavBody::Stream(Box::pin(Counted { inner, entry: self })),
             // Counted as it streams; logging trades the kernel's `sendfile` for the count.
-            DavBody::File(file) => DavBody::Stream(Box::pin(Counted {
-                inner: file.into_stream(),
-                entry: self,
-            })),
+            DavBody::File(file) => {
+                // A stream does not know its length; the file's range does.
+                let range = file.range();
+                parts
+                    .headers
+                    .entry(http::header::CONTENT_LENGTH)
+                    .or_insert_with(|| http::HeaderValue::from(range.end - range.start));
+                DavBody::Stream(Box::pin(Counted {
+                    inner: file.into_stream(),
+                    entry: self,
+                }))
+            }
             other => {
                 self.bytes = match &other {
                     DavBody::Full(Some(b)) => b.len() as u64,

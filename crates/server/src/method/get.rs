@@ -89,11 +89,13 @@ fn serve_file(
         }
         None => meta.len,
     };
-    resp.headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(len));
-    if !req.is_head() {
+    if req.is_head() {
+        // A GET's length comes from its body; a HEAD has none to tell it.
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    } else {
         *resp.body_mut() = match reader.in_memory() {
-            // One buffer: hyper writes it with the headers in one go.
+            // One buffer, written with the head in one go.
             Some(data) => {
                 let r = range.unwrap_or(ByteRange {
                     start: 0,

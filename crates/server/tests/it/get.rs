@@ -147,14 +147,9 @@ async fn large_file_streams_intact(s: TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let got = s
-        .req("GET", "/big.bin")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let r = s.req("GET", "/big.bin").send().await.unwrap();
+    assert_eq!(r.headers()["content-length"], "3000000");
+    let got = r.bytes().await.unwrap();
     assert!(got == data, "content differs");
     let r = s
         .req("GET", "/big.bin")
