@@ -38,7 +38,8 @@ pub(super) enum Remaining {
 pub(super) struct Inbound {
     pub(super) wire: Option<Wire>,
     pub(super) remaining: Remaining,
-    /// Bytes of `100 Continue` still to send before the first read; `None` when not asked.
+    /// How much of `100 Continue` is written (all of it: written, to be flushed); `None`
+    /// when not asked for, or sent.
     continue_at: Option<usize>,
 }
 
@@ -135,8 +136,16 @@ impl Inbound {
             let Some(wire) = self.wire.as_mut() else {
                 return Poll::Ready(None);
             };
-            if wire.buf.capacity() - wire.buf.len() < READ_SIZE / 16 {
-                wire.buf.reserve(READ_SIZE);
+            // Room for what is left of the body, up to READ_SIZE: a small body does not
+            // leave its connection holding a large buffer.
+            let want = match &self.remaining {
+                Remaining::Length(left) => {
+                    usize::try_from(*left).map_or(READ_SIZE, |l| l.min(READ_SIZE))
+                }
+                _ => READ_SIZE,
+            };
+            if wire.buf.capacity() - wire.buf.len() < want.min(READ_SIZE / 16) {
+                wire.buf.reserve(want);
             }
             let read = tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.buf);
             // While the client keeps the body back, the idle timeout runs.

@@ -106,7 +106,12 @@ pub(crate) async fn serve(
             ..asked
         };
         match write::answer(&mut wire.io, &mut out, resp, asked).await {
-            Ok(true) => {}
+            Ok(true) => {
+                // An upload's read buffer is not kept for the heads that follow.
+                if wire.buf.is_empty() && wire.buf.capacity() > 8 * HEAD_BUF {
+                    wire.buf = BytesMut::with_capacity(HEAD_BUF);
+                }
+            }
             Ok(false) => {
                 // Whatever the client sent past this answer (a body not read, requests it
                 // pipelined before learning of the close) is read and dropped first, so

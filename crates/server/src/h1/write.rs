@@ -262,7 +262,7 @@ fn cached(file: &std::fs::File, at: u64) -> bool {
 /// Reads `len` bytes at `offset` into the page cache (and drops them).
 fn read_in(file: &std::fs::File, offset: u64, len: usize) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len.min(SENDFILE_CHUNK)];
+    let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {
         let n = file.read_at(&mut buf[..len - done], offset + done as u64)?;
