@@ -223,9 +223,9 @@ pub async fn serve(
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     let http2 = Arc::new(http2);
-    // Tells connections to stop at shutdown: between requests, in their handshake, or
-    // while they pick their protocol. Each holds a receiver until it ends, which is how
-    // shutdown knows they have.
+    // Tells connections still in their TLS handshake or picking their protocol to give up
+    // at shutdown (those between requests hear it from the watchdog). Each holds a
+    // receiver until it ends, which is how shutdown knows they have.
     let (stopping, stop) = tokio::sync::watch::channel(());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
