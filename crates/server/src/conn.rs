@@ -77,9 +77,7 @@ impl Watchdog {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         for a in conns.iter().filter_map(Weak::upgrade) {
             a.stopping.store(true, Ordering::Relaxed);
-            if let Some(w) = a.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                w.wake();
-            }
+            a.wake();
         }
     }
 
@@ -115,9 +113,7 @@ impl Watchdog {
                         "closing connection"
                     );
                     a.expired.store(true, Ordering::Relaxed);
-                    if let Some(w) = a.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                        w.wake();
-                    }
+                    a.wake();
                     return false;
                 }
                 true
@@ -146,6 +142,21 @@ impl Activity {
         } else {
             Ok(())
         }
+    }
+
+    /// Wakes the connection's task, if it waits, to see a flag the watchdog set.
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    /// `r`, with the task parked where the watchdog can wake it if `r` is pending.
+    fn parked<T>(&self, r: Poll<T>, cx: &Context<'_>) -> Poll<T> {
+        if r.is_pending() {
+            self.park(cx);
+        }
+        r
     }
 
     fn park(&self, cx: &Context<'_>) {
@@ -328,21 +339,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.activity.expired()?;
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        if r.is_pending() {
-            this.activity.park(cx);
-        }
-        r
+        this.activity
+            .parked(Pin::new(&mut this.inner).poll_flush(cx), cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.activity.expired()?;
-        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
-        if r.is_pending() {
-            this.activity.park(cx);
-        }
-        r
+        this.activity
+            .parked(Pin::new(&mut this.inner).poll_shutdown(cx), cx)
     }
 }
 

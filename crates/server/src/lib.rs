@@ -150,6 +150,21 @@ impl DavServer {
     }
 }
 
+/// Answers one request of a connection, HTTP/1 or HTTP/2: `in_flight` keeps the
+/// connection busy for the watchdog until the answer is ready, and the idle spin starts then.
+async fn answer(
+    server: &Arc<DavServer>,
+    req: Request<RequestBody>,
+    peer: SocketAddr,
+    in_flight: conn::InFlight,
+    spin: &spin::IdleSpin,
+) -> Response<DavBody> {
+    let resp = server.handle(req, peer).await;
+    drop(in_flight);
+    spin.answered();
+    resp
+}
+
 /// Answers a connection over its client's limit with 503 and closes it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
@@ -297,10 +312,8 @@ pub async fn serve(
                 let guard = activity.request();
                 let spin = Arc::clone(&spin);
                 async move {
-                    let resp = server.handle(req.map(RequestBody::from), peer).await;
-                    drop(guard);
-                    spin.answered();
-                    Ok::<_, Infallible>(resp)
+                    let req = req.map(RequestBody::from);
+                    Ok::<_, Infallible>(answer(&server, req, peer, guard, &spin).await)
                 }
             });
             let ended = watcher

@@ -242,11 +242,7 @@ async fn exchange(
 }
 
 async fn handle(req: Request<RequestBody>, cx: &Context) -> Response<DavBody> {
-    let in_flight = cx.activity.request();
-    let resp = cx.server.handle(req, cx.peer).await;
-    drop(in_flight);
-    cx.spin.answered();
-    resp
+    crate::answer(&cx.server, req, cx.peer, cx.activity.request(), &cx.spin).await
 }
 
 /// Closes the sending side, then reads and drops what the client still sends for a

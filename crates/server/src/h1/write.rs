@@ -331,7 +331,8 @@ fn with_date(f: impl FnOnce(&[u8])) {
     DATE.with_borrow_mut(|(at, text)| {
         if *at != secs {
             *at = secs;
-            *text = httpdate::fmt_http_date(now);
+            text.clear();
+            davit_proto::write_http_date(now, text);
         }
         f(text.as_bytes());
     });

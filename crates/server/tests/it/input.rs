@@ -436,6 +436,19 @@ both_backends!(
     requests_in_pieces_that_begin_like_the_http2_preface_are_http1
 );
 
+/// Stops `s`, which must take less than 5 s (the drain limit is 30 s).
+async fn stops_promptly(s: TestServer) {
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A kept-alive connection waiting for its next request is closed at a stop, not waited
 /// for.
 #[tokio::test]
@@ -449,15 +462,7 @@ async fn stop_closes_connections_between_requests() {
     let mut buf = [0u8; 12];
     kept.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(10), s.stop())
-        .await
-        .expect("stopped");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    stops_promptly(s).await;
     let mut rest = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), kept.read_to_end(&mut rest))
         .await
@@ -481,15 +486,7 @@ async fn stop_does_not_wait_for_a_silent_connection() {
         .await,
         200
     );
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(10), s.stop())
-        .await
-        .expect("stopped");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    stops_promptly(s).await;
 }
 
 #[tokio::test]
