@@ -181,6 +181,34 @@ pub(crate) struct Conn<S> {
     replay: Bytes,
     activity: Arc<Activity>,
     watchdog: Arc<Watchdog>,
+    nagle: Nagle,
+}
+
+/// Where a connection stands with Nagle's algorithm. A write can only be held back while
+/// earlier bytes wait for their acknowledgement, so the first write never is: a connection
+/// that answers once with one write (a command-line MOVE) is spared the system call, and
+/// every later write, the tail of a streamed body or a pipelined answer, goes out at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Nagle {
+    NotWritten,
+    Written,
+    Off,
+}
+
+/// A socket whose Nagle's algorithm can be switched off.
+pub(crate) trait NoDelay {
+    fn no_delay(&self);
+}
+
+impl NoDelay for crate::Stream {
+    fn no_delay(&self) {
+        let tcp = match self {
+            tokio_util::either::Either::Left(tcp) => tcp,
+            tokio_util::either::Either::Right(tls) => tls.get_ref().0,
+        };
+        // Without it answers only wait longer; nothing to report.
+        let _ = tcp.set_nodelay(true);
+    }
 }
 
 impl<S> Conn<S> {
@@ -190,6 +218,7 @@ impl<S> Conn<S> {
             replay: Bytes::new(),
             activity,
             watchdog: Arc::clone(watchdog),
+            nagle: Nagle::NotWritten,
         }
     }
 
@@ -236,7 +265,8 @@ impl<S> Conn<S> {
 impl Conn<crate::Stream> {
     /// The socket, when no TLS runs over it: bytes written to it directly (`sendfile`)
     /// reach the client as they are.
-    pub(crate) fn plain_tcp(&self) -> Option<&tokio::net::TcpStream> {
+    pub(crate) fn plain_tcp(&mut self) -> Option<&tokio::net::TcpStream> {
+        self.before_write();
         match &self.inner {
             tokio_util::either::Either::Left(tcp) => Some(tcp),
             tokio_util::either::Either::Right(_) => None,
@@ -245,8 +275,9 @@ impl Conn<crate::Stream> {
 
     /// Bytes went out past the wrapper: the connection is not idle. An error once the
     /// watchdog has closed it.
-    pub(crate) fn sent_directly(&self) -> io::Result<()> {
+    pub(crate) fn sent_directly(&mut self) -> io::Result<()> {
         self.activity.expired()?;
+        self.nagle = self.nagle.max(Nagle::Written);
         self.activity
             .last
             .store(self.watchdog.now(), Ordering::Relaxed);
@@ -292,10 +323,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> Conn<S> {
-    fn wrote(&self, r: Poll<io::Result<usize>>, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+impl<S: NoDelay> Conn<S> {
+    fn before_write(&mut self) {
+        if self.nagle == Nagle::Written {
+            self.inner.no_delay();
+            self.nagle = Nagle::Off;
+        }
+    }
+
+    fn wrote(&mut self, r: Poll<io::Result<usize>>, cx: &Context<'_>) -> Poll<io::Result<usize>> {
         match &r {
             Poll::Ready(Ok(n)) if *n > 0 => {
+                self.nagle = self.nagle.max(Nagle::Written);
                 self.activity
                     .last
                     .store(self.watchdog.now(), Ordering::Relaxed);
@@ -307,7 +346,7 @@ impl<S: AsyncWrite + Unpin> Conn<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
+impl<S: AsyncWrite + NoDelay + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -315,6 +354,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.activity.expired()?;
+        this.before_write();
         let r = Pin::new(&mut this.inner).poll_write(cx, data);
         this.wrote(r, cx)
     }
@@ -326,6 +366,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.activity.expired()?;
+        this.before_write();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(r, cx)
     }
@@ -397,5 +438,58 @@ impl Drop for ClientSlot {
                 held.remove(&self.client);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::either::Either;
+
+    fn no_delay(conn: &Conn<crate::Stream>) -> bool {
+        match &conn.inner {
+            Either::Left(tcp) => tcp.nodelay().unwrap(),
+            Either::Right(_) => unreachable!("plain TCP"),
+        }
+    }
+
+    #[tokio::test]
+    async fn nagle_goes_off_before_the_second_write() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
+        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        assert!(!no_delay(&conn));
+        conn.write_all(b"HTTP/1.1 201 Created\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!no_delay(&conn), "one answer in one write keeps it");
+        conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(
+            no_delay(&conn),
+            "the next write must not wait for an acknowledgement"
+        );
+    }
+
+    #[tokio::test]
+    async fn writing_past_the_wrapper_counts_as_a_write() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
+        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(conn.plain_tcp().is_some());
+        assert!(no_delay(&conn), "sendfile follows the head");
     }
 }

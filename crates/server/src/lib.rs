@@ -226,7 +226,7 @@ async fn open(
 pub async fn serve(
     listener: TcpListener,
     server: Arc<DavServer>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let max_head = server.config.max_header_bytes.max(8192);
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
@@ -250,16 +250,36 @@ pub async fn serve(
         .tls
         .clone()
         .map(tokio_rustls::TlsAcceptor::from);
+    // The accept loop hears of the stop through a notification: polling the caller's
+    // future (signal streams, for `davit serve`) with every connection cost more than
+    // readying the connection.
+    let stop_accepting = Arc::new(tokio::sync::Notify::new());
+    let stop_listener = {
+        let stop_accepting = Arc::clone(&stop_accepting);
+        tokio::spawn(async move {
+            shutdown.await;
+            stop_accepting.notify_one();
+        })
+    };
+    let shutdown = stop_accepting.notified();
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
+        // A free slot is the usual case: taken without a future or a poll of `shutdown`.
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => break,
+            Err(tokio::sync::TryAcquireError::NoPermits) => tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
             },
-            () = &mut shutdown => break,
         };
+        // Biased: a stop is seen even while connections keep arriving.
         let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -269,7 +289,6 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
         };
         let Some(client_slot) = per_client.claim(peer.ip()) else {
             tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
@@ -277,7 +296,6 @@ pub async fn serve(
             continue;
         };
         let slot = (slot, client_slot);
-        let _ = stream.set_nodelay(true);
         let activity = watchdog.watch();
         let (server, spin, http2) = (Arc::clone(&server), Arc::clone(&spin), Arc::clone(&http2));
         let (watchdog, tls) = (Arc::clone(&watchdog), tls.clone());
@@ -324,7 +342,11 @@ pub async fn serve(
             }
             drop(stop);
         }));
+        // The new connection runs first: its request is usually there already, and the
+        // next accept, which usually finds nothing, waits until it has been answered.
+        tokio::task::yield_now().await;
     }
+    stop_listener.abort();
     ticker.abort();
     spinner.abort();
     drop(listener);
