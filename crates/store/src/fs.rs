@@ -1204,7 +1204,12 @@ impl Storage for FsStorage {
             }
             built
         })
-        .await
+        .await?;
+        // Looked up once the caches have forgotten the target, so that the request that
+        // usually follows a copy (a PROPFIND of it, a MOVE into place) finds it cached.
+        // The copy is made whatever this finds.
+        let _ = self.metadata(to).await;
+        Ok(())
     }
 
     async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
@@ -1594,6 +1599,23 @@ mod tests {
         assert_eq!(outcome, WriteOutcome::Replaced);
         assert_eq!(std::fs::read(dir.path().join("race.txt")).unwrap(), b"ours");
         assert_eq!(names(dir.path()), ["race.txt"]);
+    }
+
+    #[tokio::test]
+    async fn a_tree_copy_leaves_its_target_looked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.txt"), "alpha").unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let (from, to) = (
+            ResourcePath::parse("/src/").unwrap(),
+            ResourcePath::parse("/dst/").unwrap(),
+        );
+        s.copy_tree(&from, &to).await.unwrap();
+        // Gone behind the storage's back: what answers now is what the copy looked up.
+        std::fs::remove_dir_all(dir.path().join("dst")).unwrap();
+        let meta = s.metadata(&to).await.unwrap();
+        assert!(meta.kind.is_collection());
     }
 
     #[tokio::test]
