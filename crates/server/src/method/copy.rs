@@ -11,7 +11,7 @@ use crate::error::DavError;
 use crate::request::DavRequest;
 use crate::tree::{copy_members, copy_props, proceed};
 
-use super::transfer::{destination_error, finish, prepare};
+use super::transfer::{Probe, destination_error, finish, prepare};
 
 pub(super) async fn handle(
     server: &DavServer,
@@ -22,7 +22,7 @@ pub(super) async fn handle(
         return Err(DavError::bad_request("COPY takes Depth 0 or infinity"));
     }
     let _gate = server.locks.write_gate().await;
-    let t = match prepare(server, req).await? {
+    let t = match prepare(server, req, Probe::Lookup).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),
     };

@@ -19,7 +19,7 @@ use crate::precondition::{Change, existing_for, locked_members};
 use crate::request::DavRequest;
 use crate::tree::{Guard, copy_members, copy_props, forget, lock_guard, remove_tree};
 
-use super::transfer::{Transfer, destination_error, finish, prepare};
+use super::transfer::{Probe, Transfer, destination_error, finish, prepare, probe_late};
 
 pub(super) async fn handle(
     server: &DavServer,
@@ -35,7 +35,7 @@ pub(super) async fn handle(
     } else {
         HashSet::new()
     };
-    let t = match prepare(server, req).await? {
+    let t = match prepare(server, req, Probe::Rename).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),
     };
@@ -91,6 +91,7 @@ async fn move_by_copy(
     t: &Transfer,
     locked: &HashSet<ResourcePath>,
 ) -> Result<Response<DavBody>, DavError> {
+    probe_late(server, t).await?;
     let (storage, props) = (server.storage(), server.props());
     if !t.src_meta.kind.is_collection() {
         storage

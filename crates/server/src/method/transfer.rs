@@ -22,6 +22,19 @@ pub(super) struct Transfer {
     pub(super) dst: ResourcePath,
     /// The destination existed (and has been cleared): the answer is 204, not 201.
     pub(super) replaced: bool,
+    /// Whether the destination was looked up; see [`Probe`].
+    pub(super) probed: bool,
+}
+
+/// How [`prepare`] learns whether the destination exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// Looked up first.
+    Lookup,
+    /// Under `Overwrite: F`, left to the rename, which refuses an existing destination by
+    /// itself: a path walk less for the usual MOVE. The answers stay those of a lookup;
+    /// whatever cannot rename in one step looks the destination up after all.
+    Rename,
 }
 
 /// Parses and checks the request, then clears an existing destination when `Overwrite`
@@ -29,6 +42,7 @@ pub(super) struct Transfer {
 pub(super) async fn prepare(
     server: &DavServer,
     req: &DavRequest,
+    probe: Probe,
 ) -> Result<Result<Transfer, Response<DavBody>>, DavError> {
     let dest = req.destination()?;
     let overwrite = req.overwrite()?;
@@ -51,15 +65,15 @@ pub(super) async fn prepare(
             "the destination lies inside the source",
         ));
     }
-    let dst_meta = match server.storage().metadata(&dst).await {
-        Ok(m) => Some(m),
-        Err(StorageError::NotFound) => None,
-        Err(e) => return Err(DavError::from_storage(e)),
+    let probed = probe == Probe::Lookup || overwrite != Overwrite::Forbid;
+    let dst_meta = if probed {
+        destination_meta(server, &dst).await?
+    } else {
+        None
     };
-    if dst_meta.is_some() && overwrite == Overwrite::Forbid {
-        return Err(DavError::precondition_failed(
-            "the destination exists and Overwrite is F",
-        ));
+    // An ancestor of the source exists, so unprobed it is refused here as probed below.
+    if (dst_meta.is_some() || !probed && src.starts_with(&dst)) && overwrite == Overwrite::Forbid {
+        return Err(destination_exists());
     }
     if src.starts_with(&dst) {
         return Err(DavError::forbidden(
@@ -86,7 +100,14 @@ pub(super) async fn prepare(
     } else {
         Change::Create
     };
-    check_write(server, req, &dst, dst_meta.as_ref(), change).await?;
+    // Creating and replacing pass the same lock checks, but a probe would have answered
+    // an existing destination with 412 before them.
+    if let Err(e) = check_write(server, req, &dst, dst_meta.as_ref(), change).await {
+        if !probed && destination_meta(server, &dst).await?.is_some() {
+            return Err(destination_exists());
+        }
+        return Err(e);
+    }
 
     let replaced = dst_meta.is_some();
     if let Some(meta) = dst_meta
@@ -99,7 +120,33 @@ pub(super) async fn prepare(
         src_meta,
         dst,
         replaced,
+        probed,
     }))
+}
+
+/// The destination's metadata, `None` where nothing is.
+async fn destination_meta(
+    server: &DavServer,
+    dst: &ResourcePath,
+) -> Result<Option<Metadata>, DavError> {
+    match server.storage().metadata(dst).await {
+        Ok(m) => Ok(Some(m)),
+        Err(StorageError::NotFound) => Ok(None),
+        Err(e) => Err(DavError::from_storage(e)),
+    }
+}
+
+/// For a transfer prepared without a probe, before anything that does not refuse an
+/// existing destination by itself: 412 if there is one.
+pub(super) async fn probe_late(server: &DavServer, t: &Transfer) -> Result<(), DavError> {
+    if !t.probed && destination_meta(server, &t.dst).await?.is_some() {
+        return Err(destination_exists());
+    }
+    Ok(())
+}
+
+fn destination_exists() -> DavError {
+    DavError::precondition_failed("the destination exists and Overwrite is F")
 }
 
 /// Removes the destination before it is replaced (RFC 4918 §9.8.4: as if by DELETE).

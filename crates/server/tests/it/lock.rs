@@ -579,7 +579,55 @@ async fn depth_infinity_lock_conflicting_below_answers_207(s: TestServer) {
     );
 }
 
+/// MOVE under `Overwrite: F` leaves finding an existing destination to the rename; the
+/// answers must stay those of looking it up first: 412 before any lock check on it, and
+/// nothing moved when the move has to go member by member.
+async fn move_without_overwrite_onto_an_existing_destination_is_412(s: TestServer) {
+    s.mkcol("/src").await;
+    for p in ["/src/a", "/src/locked", "/dst"] {
+        s.put(p, "x").await;
+    }
+    let move_to = |to: &str| {
+        s.req("MOVE", "/src/")
+            .header("Destination", s.url(to))
+            .header("Overwrite", "F")
+    };
+    // The destination's own lock: without a probe its check would answer 423.
+    lock(&s, "/dst", EXCLUSIVE, &[]).await;
+    assert_eq!(
+        status_of(move_to("/dst")).await,
+        StatusCode::PRECONDITION_FAILED
+    );
+    // A locked member sends the move member by member, which must not replace anything.
+    lock(&s, "/src/locked", EXCLUSIVE, &[]).await;
+    s.mkcol("/other").await;
+    assert_eq!(
+        status_of(move_to("/other")).await,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        s.propfind("/src", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/src/", "/src/a", "/src/locked"],
+        "nothing moved"
+    );
+    assert_eq!(
+        s.propfind("/other", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/other/"]
+    );
+    // An ancestor of the source exists by definition.
+    assert_eq!(
+        status_of(
+            s.req("MOVE", "/src/a")
+                .header("Destination", s.url("/src/"))
+                .header("Overwrite", "F")
+        )
+        .await,
+        StatusCode::PRECONDITION_FAILED
+    );
+}
+
 both_backends!(
+    move_without_overwrite_onto_an_existing_destination_is_412,
     exclusive_lock_blocks_everyone_without_the_token,
     shared_locks_coexist_and_exclude_exclusive,
     depth_infinity_lock_covers_new_members,
