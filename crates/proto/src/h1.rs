@@ -71,21 +71,21 @@ pub enum HeadError {
 /// # Errors
 /// [`HeadError`] when the bytes cannot begin a request Davit would frame unambiguously.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
-    // Parsed twice: once where it lies, to find its end, and once split off, so that the
-    // fields can be slices of one shared buffer instead of copies.
+    // Parsed once, where it lies. The fields are noted as places in the head, so that once
+    // the head is split off they become slices of one shared buffer instead of copies.
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let len = match httparse::Request::new(&mut []).parse_with_uninit_headers(buf, &mut slots) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(e) => return Err(HeadError::Malformed(describe(e))),
     };
-    let head = buf.split_to(len).freeze();
-    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    if req.parse_with_uninit_headers(&head, &mut slots) != Ok(httparse::Status::Complete(len)) {
-        return Err(HeadError::Malformed("invalid request head"));
-    }
+    let base = buf.as_ptr() as usize;
+    let place = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        (start, start + part.len())
+    };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let target = req.path.unwrap_or_default();
@@ -93,17 +93,24 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         // RFC 9112 §3.2: a fragment is never sent; ignoring one would act on another resource.
         return Err(HeadError::Malformed("the request-target has a fragment"));
     }
-    let uri = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))
-        .map_err(|_| HeadError::Malformed("invalid request-target"))?;
+    let target = place(target.as_bytes());
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
+    let mut fields = [((0, 0), (0, 0)); MAX_HEADERS];
+    for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
+        *field = (place(h.name.as_bytes()), place(h.value));
+    }
+    let fields = &fields[..req.headers.len()];
+    let head = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
+        .map_err(|_| HeadError::Malformed("invalid request-target"))?;
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for &((name_at, name_end), (value_at, value_end)) in fields {
+        let name = HeaderName::from_bytes(&head[name_at..name_end])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_end))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
