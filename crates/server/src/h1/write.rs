@@ -190,8 +190,14 @@ pub(super) async fn answer(
     Ok(complete && !close)
 }
 
-/// Most bytes per `sendfile` call, so that other connections get their turn in between.
+/// Bytes checked to be in the page cache at a time, and most bytes per `sendfile` call, so
+/// that other connections get their turn in between.
 const SENDFILE_CHUNK: usize = 1024 * 1024;
+/// Most bytes of a file queued in the socket but not yet sent. Without a bound the kernel
+/// queues up to the whole send buffer (4 MiB), and a 1 GiB GET over loopback ran at 3 GB/s
+/// instead of 6: the long queue is cleaned and scheduled at every acknowledgement, on the
+/// server's core. The kernel wakes the sender once half of this has gone out.
+const UNSENT_MAX: u32 = 64 * 1024;
 
 /// Sends the head in `out`, then the file's range by `sendfile`: the kernel moves the
 /// pages from its cache to the socket with no copy through Davit. Pages not cached are
@@ -203,27 +209,35 @@ async fn send_file(
     out: &[u8],
     file: FileBody,
 ) -> io::Result<Result<u64, FileBody>> {
-    if io.plain_tcp().is_none() || file.file().is_none() {
+    let Some(tcp) = io.plain_tcp() else {
+        return Ok(Err(file));
+    };
+    if file.file().is_none() {
         return Ok(Err(file));
     }
+    // Only the pace of this response suffers if it cannot be set.
+    let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(UNSENT_MAX);
     io.write_all(out).await?;
     let range = file.range();
     let mut offset = range.start;
+    // Bytes before this offset were found in the page cache, or read into it.
+    let mut cached_to = range.start;
     while offset < range.end {
-        let want =
-            usize::try_from(range.end - offset).map_or(SENDFILE_CHUNK, |n| n.min(SENDFILE_CHUNK));
         let src = file
             .file()
             .ok_or_else(|| io::Error::other("the file went away"))?;
-        if !cached(src, offset + want as u64 - 1) {
-            let src = src.try_clone()?;
-            tokio::task::spawn_blocking(move || read_in(&src, offset, want))
-                .await
-                .map_err(io::Error::other)??;
+        if offset == cached_to {
+            let window = usize::try_from(range.end - offset)
+                .map_or(SENDFILE_CHUNK, |n| n.min(SENDFILE_CHUNK));
+            if !cached(src, offset + window as u64 - 1) {
+                let src = src.try_clone()?;
+                tokio::task::spawn_blocking(move || read_in(&src, offset, window))
+                    .await
+                    .map_err(io::Error::other)??;
+            }
+            cached_to = offset + window as u64;
         }
-        let src = file
-            .file()
-            .ok_or_else(|| io::Error::other("the file went away"))?;
+        let want = usize::try_from(cached_to - offset).unwrap_or(SENDFILE_CHUNK);
         let tcp = io
             .plain_tcp()
             .ok_or_else(|| io::Error::other("the socket changed"))?;
