@@ -263,8 +263,9 @@ impl<S> Conn<S> {
 }
 
 impl Conn<crate::Stream> {
-    /// The socket, when no TLS runs over it: bytes written to it directly (`sendfile`)
-    /// reach the client as they are.
+    /// The socket, when no TLS runs over it, to write to directly (`sendfile`): bytes
+    /// written there reach the client as they are. Asked for before such a write, so it
+    /// switches Nagle's algorithm off as any later write does.
     pub(crate) fn plain_tcp(&mut self) -> Option<&tokio::net::TcpStream> {
         self.before_write();
         match &self.inner {

