@@ -98,16 +98,16 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut fields = [((0, 0), (0, 0)); MAX_HEADERS];
-    for (field, h) in fields.iter_mut().zip(req.headers.iter()) {
-        *field = (place(h.name.as_bytes()), place(h.value));
-    }
-    let fields = &fields[..req.headers.len()];
+    let fields: Vec<_> = req
+        .headers
+        .iter()
+        .map(|h| (place(h.name.as_bytes()), place(h.value)))
+        .collect();
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
         .map_err(|_| HeadError::Malformed("invalid request-target"))?;
     let mut headers = HeaderMap::with_capacity(fields.len());
-    for &((name_at, name_end), (value_at, value_end)) in fields {
+    for ((name_at, name_end), (value_at, value_end)) in fields {
         let name = HeaderName::from_bytes(&head[name_at..name_end])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_end))
