@@ -185,7 +185,8 @@ pub(crate) struct Conn<S> {
 }
 
 /// Where a connection stands with Nagle's algorithm. A write can only be held back while
-/// earlier bytes wait for their acknowledgement, so the first write never is: a connection
+/// earlier bytes wait for their acknowledgement, so the first write never is (unless a TLS
+/// handshake wrote before it, see [`Conn::handshake_written`]): a connection
 /// that answers once with one write (a command-line MOVE) is spared the system call, and
 /// every later write, the tail of a streamed body or a pipelined answer, goes out at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -272,6 +273,12 @@ impl Conn<crate::Stream> {
             tokio_util::either::Either::Left(tcp) => Some(tcp),
             tokio_util::either::Either::Right(_) => None,
         }
+    }
+
+    /// The TLS handshake wrote to the socket before this wrapper did: its last flight may
+    /// still wait for an acknowledgement, so even the first answer must not.
+    pub(crate) fn handshake_written(&mut self) {
+        self.nagle = Nagle::Written;
     }
 
     /// Bytes went out past the wrapper: the connection is not idle. An error once the
@@ -476,6 +483,22 @@ mod tests {
             no_delay(&conn),
             "the next write must not wait for an acknowledgement"
         );
+    }
+
+    #[tokio::test]
+    async fn after_a_handshake_the_first_write_goes_out_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
+        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        conn.handshake_written();
+        conn.write_all(b"HTTP/1.1 201 Created\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(no_delay(&conn));
     }
 
     #[tokio::test]

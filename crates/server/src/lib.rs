@@ -206,7 +206,11 @@ async fn open(
             }
         }
     };
+    let handshake = matches!(stream, Either::Right(_));
     let mut conn = Conn::new(stream, watchdog, activity);
+    if handshake {
+        conn.handshake_written();
+    }
     match protocol::detect(&mut conn).await {
         Ok(Some((protocol, first))) => Some((protocol, first, conn)),
         Ok(None) => None,
