@@ -126,6 +126,18 @@ pub(crate) async fn check_write(
     check_locks(server, req, path, change).await
 }
 
+/// `path`'s metadata, `None` where nothing is.
+pub(crate) async fn metadata_if_any(
+    server: &DavServer,
+    path: &ResourcePath,
+) -> Result<Option<Metadata>, DavError> {
+    match server.storage().metadata(path).await {
+        Ok(m) => Ok(Some(m)),
+        Err(StorageError::NotFound) => Ok(None),
+        Err(e) => Err(DavError::from_storage(e)),
+    }
+}
+
 /// The Request-URI's current state, once it passed the gate of `change`: for methods that
 /// act on a resource that must exist (DELETE, MOVE, PROPPATCH).
 pub(crate) async fn existing_for(
@@ -257,11 +269,7 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
         for c in &list.conditions {
             match &c.test {
                 IfTest::ETag(_) if !etags.iter().any(|(p, _)| *p == resource) => {
-                    let etag = match server.storage().metadata(resource).await {
-                        Ok(m) => Some(m.etag),
-                        Err(StorageError::NotFound) => None,
-                        Err(e) => return Err(DavError::from_storage(e)),
-                    };
+                    let etag = metadata_if_any(server, resource).await?.map(|m| m.etag);
                     etags.push((resource, etag));
                 }
                 IfTest::Token(t) if !locks.iter().any(|(k, _)| k == t) => {

@@ -22,7 +22,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::lock::{active, conflicts, covers};
-use crate::precondition::{Change, check_conditions, check_write};
+use crate::precondition::{Change, check_conditions, check_write, metadata_if_any};
 use crate::request::{Body, DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
 use crate::tree::multistatus;
 
@@ -49,11 +49,7 @@ pub(super) async fn handle(
 
     let _gate = server.locks.lock_gate().await;
     server.locks.purge().await;
-    let meta = match server.storage().metadata(&req.path).await {
-        Ok(m) => Some(m),
-        Err(StorageError::NotFound) => None,
-        Err(e) => return Err(DavError::from_storage(e)),
-    };
+    let meta = metadata_if_any(server, &req.path).await?;
     check_conditions(req, meta.as_ref())?;
     let kind = meta.as_ref().map_or(ResourceKind::File, |m| m.kind);
     let depth = if kind.is_collection() {

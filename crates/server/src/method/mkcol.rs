@@ -9,7 +9,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_write};
+use crate::precondition::{Change, check_write, metadata_if_any};
 use crate::request::{Body, DavRequest, read_body};
 
 use super::status;
@@ -32,11 +32,7 @@ pub(super) async fn handle(
         ));
     }
     let _gate = server.locks.write_gate().await;
-    let current = match server.storage().metadata(&req.path).await {
-        Ok(m) => Some(m),
-        Err(StorageError::NotFound) => None,
-        Err(e) => return Err(DavError::from_storage(e)),
-    };
+    let current = metadata_if_any(server, &req.path).await?;
     if current.is_some() {
         return Err(DavError::method_not_allowed(
             "a resource already exists at this URL",

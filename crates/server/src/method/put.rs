@@ -16,7 +16,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_if, check_write};
+use crate::precondition::{Change, check_if, check_write, metadata_if_any};
 use crate::request::{
     Body, DavRequest, body_stream, content_length, limit_stream, upload_too_large,
 };
@@ -82,11 +82,7 @@ async fn current_state(server: &DavServer, req: &DavRequest) -> Result<Option<Me
     if !conditional {
         return Ok(None);
     }
-    match server.storage().metadata(&req.path).await {
-        Ok(m) => Ok(Some(m)),
-        Err(StorageError::NotFound) => Ok(None),
-        Err(e) => Err(DavError::from_storage(e)),
-    }
+    metadata_if_any(server, &req.path).await
 }
 
 fn put_error(e: StorageError) -> DavError {
