@@ -462,15 +462,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn nagle_goes_off_before_the_second_write() {
+    /// A server-side connection over loopback TCP, and its client.
+    async fn connected() -> (Conn<crate::Stream>, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
-        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        let conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        (conn, client)
+    }
+
+    #[tokio::test]
+    async fn nagle_goes_off_before_the_second_write() {
+        let (mut conn, _client) = connected().await;
         assert!(!no_delay(&conn));
         conn.write_all(b"HTTP/1.1 201 Created\r\n\r\n")
             .await
@@ -487,13 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn after_a_handshake_the_first_write_goes_out_at_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
-        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        let (mut conn, _client) = connected().await;
         conn.handshake_written();
         conn.write_all(b"HTTP/1.1 201 Created\r\n\r\n")
             .await
@@ -503,13 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn writing_past_the_wrapper_counts_as_a_write() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let watchdog = Watchdog::new(Duration::from_secs(30), Duration::from_secs(30));
-        let mut conn = Conn::new(Either::Left(server), &watchdog, watchdog.watch());
+        let (mut conn, _client) = connected().await;
         conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
             .await
             .unwrap();
