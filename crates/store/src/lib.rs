@@ -44,6 +44,7 @@ pub use davit_proto::{
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod fs;
+mod holders;
 pub mod memory;
 #[cfg(target_os = "linux")]
 mod read_cache;

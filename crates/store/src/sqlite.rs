@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::holders::Holders;
 use crate::{
     Depth, Lock, LockScope, LockStore, MemberProps, PropName, PropOp, PropValue, PropertyStore,
     ResourcePath, StorageError, SyncPolicy,
@@ -65,27 +65,7 @@ pub struct SqliteStore {
     props: Arc<Mutex<Connection>>,
     locks: Arc<LockWriter>,
     reads: Arc<Mutex<Connection>>,
-    stored: Arc<AnyStored>,
-}
-
-/// Whether the property table may hold a row. Many folders are served without a single
-/// dead property (clients that only read and write files); for them a MOVE, COPY, DELETE
-/// or PROPFIND need not ask SQLite at all, which was a fifth of a MOVE's time. Known at
-/// open, raised before anything can add a row and never lowered while running; this
-/// process is the database's only user (see [`LockStore::is_exclusive`]).
-#[derive(Debug)]
-struct AnyStored(AtomicBool);
-
-impl AnyStored {
-    fn may_exist(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Called before a transaction that may add rows commits, so no reader can see the
-    /// rows while this still says there are none.
-    fn raise(&self) {
-        self.0.store(true, Ordering::Release);
-    }
+    holders: Arc<Holders>,
 }
 
 /// Work for the lock thread.
@@ -386,14 +366,21 @@ impl SqliteStore {
         props
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db)?;
-        let any: bool = props
-            .query_row("SELECT EXISTS (SELECT 1 FROM props)", [], |r| r.get(0))
-            .map_err(db)?;
+        let holders = Holders::default();
+        {
+            let mut stmt = props
+                .prepare("SELECT DISTINCT path FROM props")
+                .map_err(db)?;
+            let mut rows = stmt.query([]).map_err(db)?;
+            while let Some(row) = rows.next().map_err(db)? {
+                holders.note_path(&row.get::<_, String>(0).map_err(db)?);
+            }
+        }
         Ok(SqliteStore {
             props: Arc::new(Mutex::new(props)),
             locks: Arc::new(LockWriter::start(connect(path, "NORMAL")?)?),
             reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
-            stored: Arc::new(AnyStored(AtomicBool::new(any))),
+            holders: Arc::new(holders),
         })
     }
 }
@@ -568,7 +555,7 @@ impl PropertyStore for SqliteStore {
         &self,
         path: &ResourcePath,
     ) -> Result<Vec<(PropName, PropValue)>, StorageError> {
-        if !self.stored.may_exist() {
+        if !self.holders.may_hold(path.as_str()) {
             return Ok(Vec::new());
         }
         let path = path.as_str().to_owned();
@@ -583,7 +570,7 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn get_members(&self, dir: &ResourcePath) -> Result<MemberProps, StorageError> {
-        if !self.stored.may_exist() {
+        if !self.holders.may_hold(dir.as_str()) {
             return Ok(MemberProps::new());
         }
         let dir = dir.clone();
@@ -603,7 +590,7 @@ impl PropertyStore for SqliteStore {
 
     async fn apply(&self, path: &ResourcePath, ops: &[PropOp]) -> Result<(), StorageError> {
         if ops.iter().any(|op| matches!(op, PropOp::Set(..))) {
-            self.stored.raise();
+            self.holders.note_path(path.as_str());
         }
         let path = path.clone();
         let ops = ops.to_vec();
@@ -644,8 +631,12 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn copy_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
-        if !self.stored.may_exist() {
+        let copied = self.holders.may_hold(from.as_str());
+        if !copied && !self.holders.may_hold(to.as_str()) {
             return Ok(()); // Nothing to copy, nothing to clear.
+        }
+        if copied {
+            self.holders.note_tree(to.as_str());
         }
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
@@ -657,6 +648,9 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn move_tree(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        if self.holders.may_hold(from.as_str()) {
+            self.holders.note_tree(to.as_str());
+        }
         let (from, to) = (from.clone(), to.clone());
         run(&self.props, move |conn| {
             let tx = conn.transaction()?;
@@ -669,10 +663,14 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn has_any_tree(&self, paths: &[&ResourcePath]) -> Result<bool, StorageError> {
-        if !self.stored.may_exist() {
+        let paths: Vec<ResourcePath> = paths
+            .iter()
+            .filter(|p| self.holders.may_hold(p.as_str()))
+            .map(|p| (*p).clone())
+            .collect();
+        if paths.is_empty() {
             return Ok(false);
         }
-        let paths: Vec<ResourcePath> = paths.iter().map(|p| (*p).clone()).collect();
         read(&self.reads, move |conn| {
             // MOVE and COPY ask about two trees: one statement (one read transaction) for both.
             for pair in paths.chunks(2) {
@@ -743,7 +741,7 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn paths(&self) -> Result<Vec<ResourcePath>, StorageError> {
-        if !self.stored.may_exist() {
+        if !self.holders.any() {
             return Ok(Vec::new());
         }
         Ok(self
@@ -755,7 +753,7 @@ impl PropertyStore for SqliteStore {
     }
 
     async fn remove_tree(&self, path: &ResourcePath) -> Result<(), StorageError> {
-        if !self.stored.may_exist() {
+        if !self.holders.may_hold(path.as_str()) {
             return Ok(());
         }
         let path = path.clone();
@@ -1107,7 +1105,7 @@ mod tests {
             .apply(&a, &[PropOp::Remove(name.clone())])
             .await
             .unwrap();
-        assert!(!store.stored.may_exist(), "a removal adds no row");
+        assert!(!store.holders.any(), "a removal adds no row");
         assert!(!store.has_any_tree(&[&root]).await.unwrap());
         store
             .apply(&a, &[PropOp::Set(name.clone(), value.clone())])
@@ -1122,12 +1120,46 @@ mod tests {
 
         // Rows already on disk are seen by a store opened afterwards.
         let store = SqliteStore::open(&file).unwrap();
-        assert!(store.stored.may_exist());
+        assert!(store.holders.may_hold("/d/a"));
         let dir_d = ResourcePath::parse("/d").unwrap();
         assert_eq!(store.get_members(&dir_d).await.unwrap().len(), 1);
         let b = ResourcePath::parse("/e").unwrap();
         store.copy_tree(&dir_d, &b).await.unwrap();
         assert_eq!(store.paths().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn rows_copied_or_moved_into_a_tree_are_found_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
+        let path = |p: &str| ResourcePath::parse(p).unwrap();
+        let name = PropName::new("urn:t", "p");
+        let value = PropValue {
+            xml: "v".into(),
+            lang: None,
+        };
+        store
+            .apply(&path("/d/x/a"), &[PropOp::Set(name.clone(), value.clone())])
+            .await
+            .unwrap();
+        let held = vec![(name, value)];
+        // Elsewhere the store answers from memory; that answer is right.
+        assert!(!store.holders.may_hold("/other"));
+        assert!(!store.has_any_tree(&[&path("/other")]).await.unwrap());
+
+        store.copy_tree(&path("/d"), &path("/c/d")).await.unwrap();
+        assert_eq!(store.get_all(&path("/c/d/x/a")).await.unwrap(), held);
+        assert_eq!(store.get_members(&path("/c/d/x")).await.unwrap().len(), 1);
+        assert!(store.has_any_tree(&[&path("/c/d/x")]).await.unwrap());
+
+        store.move_tree(&path("/c"), &path("/m/n")).await.unwrap();
+        assert_eq!(store.get_all(&path("/m/n/d/x/a")).await.unwrap(), held);
+        assert!(store.get_all(&path("/c/d/x/a")).await.unwrap().is_empty());
+        PropertyStore::remove_tree(&store, &path("/m"))
+            .await
+            .unwrap();
+        assert!(!store.has_any_tree(&[&path("/m")]).await.unwrap());
+        assert_eq!(store.get_all(&path("/d/x/a")).await.unwrap(), held);
     }
 
     #[tokio::test]
