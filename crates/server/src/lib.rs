@@ -165,6 +165,16 @@ async fn answer(
     resp
 }
 
+/// Lets the storage drop what its caches no longer trust, once a second, until aborted.
+async fn tidy(server: Arc<DavServer>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        server.storage().tidy();
+    }
+}
+
 /// Answers a connection over its client's limit with 503 and closes it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
@@ -235,6 +245,7 @@ pub async fn serve(
     let max_head = server.config.max_header_bytes.max(8192);
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
     let ticker = tokio::spawn(Arc::clone(&watchdog).run());
+    let tidier = tokio::spawn(tidy(Arc::clone(&server)));
     let spin = spin::IdleSpin::new(server.config.idle_spin);
     let spinner = tokio::spawn(Arc::clone(&spin).run());
     // Every connection picks its protocol from its first bytes (see `protocol`): HTTP/1 is
@@ -352,6 +363,7 @@ pub async fn serve(
     }
     stop_listener.abort();
     ticker.abort();
+    tidier.abort();
     spinner.abort();
     drop(listener);
     drop(stop);

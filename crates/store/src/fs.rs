@@ -42,6 +42,9 @@ use crate::{
 const TEMP_PREFIX: &str = ".~davit-";
 /// How long the read and listing caches trust what they hold.
 const CACHE_TTL: Duration = Duration::from_secs(1);
+/// How long the read cache keeps a file it has not checked, in time-to-lives: a stale
+/// entry spares a read once a stat shows the file unchanged.
+const READ_CACHE_KEEP: u32 = 30;
 /// Small files the read cache holds (each up to SMALL_FILE bytes).
 const CACHED_FILES: usize = 4096;
 /// Folder members the listing cache holds, over all folders.
@@ -1256,6 +1259,17 @@ impl Storage for FsStorage {
             Ok(())
         })
         .await
+    }
+
+    /// Expired entries would otherwise stay until a cache fills: an idle server kept the
+    /// bytes of up to 4,096 small files, and every lookup walked the deeper maps.
+    fn tidy(&self) {
+        let inner = &self.inner;
+        inner.stats.tidy();
+        inner.listings.tidy();
+        inner
+            .cache
+            .tidy(inner.cache.ttl().saturating_mul(READ_CACHE_KEEP));
     }
 }
 

@@ -228,6 +228,10 @@ pub trait Storage: Send + Sync + Debug {
     /// [`StorageError::NotFound`], [`StorageError::AlreadyExists`],
     /// [`StorageError::ParentMissing`], [`StorageError::Unsupported`].
     async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
+
+    /// Drops what the backend's caches no longer trust. The server calls it about once a
+    /// second; the default does nothing.
+    fn tidy(&self) {}
 }
 
 /// Dead property storage (RFC 4918 §4.1), keyed by resource path.

@@ -59,6 +59,10 @@ impl ReadCache {
         !self.ttl.is_zero()
     }
 
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub(crate) fn get(&self, path: &str) -> Lookup {
         if !self.enabled() {
             return Lookup::Miss;
@@ -105,6 +109,12 @@ impl ReadCache {
             return;
         }
         forget_tree(&mut self.lock(), path);
+    }
+
+    /// Forgets the files not checked within `keep`. Past its time-to-live an entry still
+    /// spares a read (a stat shows the file unchanged), so `keep` is the longer horizon.
+    pub(crate) fn tidy(&self, keep: Duration) {
+        self.lock().retain(|_, c| c.checked.elapsed() < keep);
     }
 }
 
@@ -177,6 +187,14 @@ impl StatCache {
         entries.generation = entries.generation.wrapping_add(1);
         entries.map.remove(parent(path));
         forget_tree(&mut entries.map, path);
+    }
+
+    /// Forgets what is past its time-to-live: a lookup never returns it again.
+    pub(crate) fn tidy(&self) {
+        let ttl = self.ttl;
+        self.lock()
+            .map
+            .retain(|_, (checked, _)| checked.elapsed() < ttl);
     }
 }
 
@@ -261,6 +279,13 @@ impl ListCache {
         entries.remove(parent(path));
         forget_tree(&mut entries, path);
     }
+
+    /// Forgets the listings past their time-to-live.
+    pub(crate) fn tidy(&self) {
+        let ttl = self.ttl;
+        self.lock()
+            .retain(|_, (checked, _)| checked.elapsed() < ttl);
+    }
 }
 
 /// The folder holding `path` (`/` for top-level names).
@@ -322,6 +347,36 @@ mod tests {
             !matches!(c.get("/a b"), Lookup::Miss),
             "a sibling sharing a prefix stays"
         );
+    }
+
+    #[test]
+    fn tidying_drops_only_what_is_past_its_time() {
+        let ttl = Duration::from_millis(30);
+        let (files, stats, lists) = (
+            ReadCache::new(ttl, 10),
+            StatCache::new(ttl, 10),
+            ListCache::new(ttl, 10),
+        );
+        files.put("/old", meta(), Bytes::new());
+        stats.put("/old", &meta(), 0);
+        lists.put("/old", &[]);
+        std::thread::sleep(Duration::from_millis(40));
+        files.put("/new", meta(), Bytes::new());
+        stats.put("/new", &meta(), 0);
+        lists.put("/new", &[]);
+        files.tidy(Duration::from_secs(60));
+        stats.tidy();
+        lists.tidy();
+        assert!(
+            matches!(files.get("/old"), Lookup::Stale(..)),
+            "a stale file is kept for a check"
+        );
+        assert_eq!(stats.lock().map.len(), 1);
+        assert_eq!(lists.lock().len(), 1);
+        assert!(stats.get("/new").is_ok() && lists.get("/new").is_some());
+        files.tidy(ttl);
+        assert!(matches!(files.get("/old"), Lookup::Miss));
+        assert!(matches!(files.get("/new"), Lookup::Fresh(..)));
     }
 
     #[test]
