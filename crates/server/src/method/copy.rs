@@ -22,7 +22,7 @@ pub(super) async fn handle(
         return Err(DavError::bad_request("COPY takes Depth 0 or infinity"));
     }
     let _gate = server.locks.write_gate().await;
-    let t = match prepare(server, req, Probe::Lookup).await? {
+    let t = match prepare(server, req, Probe::Lookup, None).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),
     };

@@ -35,12 +35,14 @@ pub(super) async fn handle(
     } else {
         HashSet::new()
     };
-    let t = match prepare(server, req, Probe::Rename).await? {
+    let t = match prepare(server, req, Probe::Rename, Some(meta)).await? {
         Ok(t) => t,
         Err(resp) => return Ok(resp),
     };
+    // Boxed where called: the usual MOVE renames, and would otherwise carry this future's
+    // size through every poll and copy of its own.
     if !locked.is_empty() {
-        return move_by_copy(server, &t, &locked).await;
+        return Box::pin(move_by_copy(server, &t, &locked)).await;
     }
     // Properties to carry make the move a two-store change: recorded first, so a crash
     // between the rename and the property move is finished at the next start.
@@ -77,7 +79,7 @@ pub(super) async fn handle(
                     .map_err(DavError::from_storage)?;
             }
             match e {
-                StorageError::Unsupported => move_by_copy(server, &t, &locked).await,
+                StorageError::Unsupported => Box::pin(move_by_copy(server, &t, &locked)).await,
                 e => Err(destination_error(e)),
             }
         }

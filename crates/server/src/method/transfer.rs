@@ -39,20 +39,25 @@ pub(super) enum Probe {
 
 /// Parses and checks the request, then clears an existing destination when `Overwrite`
 /// allows. `Err(Ok(resp))` is a complete answer (a 207 from clearing the destination).
+/// `src_meta` is the source's metadata if the caller has looked it up.
 pub(super) async fn prepare(
     server: &DavServer,
     req: &DavRequest,
     probe: Probe,
+    src_meta: Option<Metadata>,
 ) -> Result<Result<Transfer, Response<DavBody>>, DavError> {
     let dest = req.destination()?;
     let overwrite = req.overwrite()?;
     let src = req.path.clone();
     let dst = dest.path;
-    let src_meta = server
-        .storage()
-        .metadata(&src)
-        .await
-        .map_err(DavError::from_storage)?;
+    let src_meta = match src_meta {
+        Some(meta) => meta,
+        None => server
+            .storage()
+            .metadata(&src)
+            .await
+            .map_err(DavError::from_storage)?,
+    };
     check_conditions(req, Some(&src_meta))?;
 
     if dst == src {
@@ -111,7 +116,8 @@ pub(super) async fn prepare(
 
     let replaced = dst_meta.is_some();
     if let Some(meta) = dst_meta
-        && let Err(resp) = clear(server, req, &dst, &meta).await?
+        // Boxed: the usual transfer has no destination to clear, nor this future's size.
+        && let Err(resp) = Box::pin(clear(server, req, &dst, &meta)).await?
     {
         return Ok(Err(resp));
     }
