@@ -372,7 +372,10 @@ impl SqliteStore {
                 .prepare("SELECT DISTINCT path FROM props")
                 .map_err(db)?;
             let mut rows = stmt.query([]).map_err(db)?;
-            while let Some(row) = rows.next().map_err(db)? {
+            // Past the most notes, the rest of a large table need not be read.
+            while !holders.everywhere()
+                && let Some(row) = rows.next().map_err(db)?
+            {
                 holders.note_path(&row.get::<_, String>(0).map_err(db)?);
             }
         }
@@ -1126,6 +1129,26 @@ mod tests {
         let b = ResourcePath::parse("/e").unwrap();
         store.copy_tree(&dir_d, &b).await.unwrap();
         assert_eq!(store.paths().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_table_with_more_paths_than_notes_is_asked_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.db");
+        drop(SqliteStore::open(&file).unwrap());
+        let conn = Connection::open(&file).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70000)
+             INSERT INTO props (path, parent, ns, name, value, lang)
+             SELECT '/f' || i, '/', 'urn:t', 'p', 'v', NULL FROM n;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&file).unwrap();
+        assert!(store.holders.everywhere());
+        let last = ResourcePath::parse("/f70000").unwrap();
+        assert!(store.has_any_tree(&[&last]).await.unwrap());
+        assert_eq!(store.get_all(&last).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
