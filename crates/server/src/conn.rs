@@ -81,44 +81,39 @@ impl Watchdog {
         }
     }
 
-    /// Ticks once a second and expires what overstayed, until dropped with its task.
-    pub(crate) async fn run(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(Duration::from_secs(1));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-            conns.retain(|weak| {
-                let Some(a) = weak.upgrade() else {
-                    return false;
-                };
-                if a.expired.load(Ordering::Relaxed) {
-                    return false;
-                }
-                let head = a.head_since.load(Ordering::Relaxed);
-                // Strictly more than the timeout in whole ticks: never less than asked.
-                let slow_head = head != 0 && now - (head - 1) > self.header_timeout;
-                let idle = head == 0
-                    && (a.in_flight.load(Ordering::Relaxed) == 0
-                        || a.body_waits.load(Ordering::Relaxed))
-                    && now.saturating_sub(a.last.load(Ordering::Relaxed)) > self.idle_timeout;
-                if slow_head || idle {
-                    tracing::debug!(
-                        reason = if slow_head {
-                            "request head too slow"
-                        } else {
-                            "idle"
-                        },
-                        "closing connection"
-                    );
-                    a.expired.store(true, Ordering::Relaxed);
-                    a.wake();
-                    return false;
-                }
-                true
-            });
-        }
+    /// Expires what overstayed; called once a second.
+    pub(crate) fn sweep(&self) {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.retain(|weak| {
+            let Some(a) = weak.upgrade() else {
+                return false;
+            };
+            if a.expired.load(Ordering::Relaxed) {
+                return false;
+            }
+            let head = a.head_since.load(Ordering::Relaxed);
+            // Strictly more than the timeout in whole ticks: never less than asked.
+            let slow_head = head != 0 && now - (head - 1) > self.header_timeout;
+            let idle = head == 0
+                && (a.in_flight.load(Ordering::Relaxed) == 0
+                    || a.body_waits.load(Ordering::Relaxed))
+                && now.saturating_sub(a.last.load(Ordering::Relaxed)) > self.idle_timeout;
+            if slow_head || idle {
+                tracing::debug!(
+                    reason = if slow_head {
+                        "request head too slow"
+                    } else {
+                        "idle"
+                    },
+                    "closing connection"
+                );
+                a.expired.store(true, Ordering::Relaxed);
+                a.wake();
+                return false;
+            }
+            true
+        });
     }
 }
 

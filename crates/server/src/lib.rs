@@ -165,12 +165,14 @@ async fn answer(
     resp
 }
 
-/// Lets the storage drop what its caches no longer trust, once a second, until aborted.
-async fn tidy(server: Arc<DavServer>) {
+/// Once a second until aborted: the watchdog expires what overstayed, and the storage
+/// drops what its caches no longer trust. One timer, so an idle server wakes once.
+async fn housekeeping(watchdog: Arc<Watchdog>, server: Arc<DavServer>) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        watchdog.sweep();
         server.storage().tidy();
     }
 }
@@ -244,8 +246,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let max_head = server.config.max_header_bytes.max(8192);
     let watchdog = Watchdog::new(server.config.header_timeout, server.config.idle_timeout);
-    let ticker = tokio::spawn(Arc::clone(&watchdog).run());
-    let tidier = tokio::spawn(tidy(Arc::clone(&server)));
+    let housekeeper = tokio::spawn(housekeeping(Arc::clone(&watchdog), Arc::clone(&server)));
     let spin = spin::IdleSpin::new(server.config.idle_spin);
     let spinner = tokio::spawn(Arc::clone(&spin).run());
     // Every connection picks its protocol from its first bytes (see `protocol`): HTTP/1 is
@@ -362,8 +363,7 @@ pub async fn serve(
         tokio::task::yield_now().await;
     }
     stop_listener.abort();
-    ticker.abort();
-    tidier.abort();
+    housekeeper.abort();
     spinner.abort();
     drop(listener);
     drop(stop);
