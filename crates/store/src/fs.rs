@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -57,11 +57,15 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_AHEAD: usize = 4;
 /// A request body up to this size is gathered in memory and written in one blocking call.
 const SMALL_WRITE: usize = 256 * 1024;
-/// Larger bodies are written in pieces of this size by a blocking thread...
+/// Larger bodies are written from the runtime thread in pieces of at least this size...
+const INLINE_WRITE: usize = 256 * 1024;
+/// ...unless one such write takes this long: then the rest goes to a blocking thread...
+const SLOW_WRITE: Duration = Duration::from_millis(10);
+/// ...which writes in pieces of this size...
 const WRITE_BUFFER: usize = 1024 * 1024;
-/// ...fed through a channel of this many body chunks (HTTP/1 reads up to 256 KiB per
-/// chunk: at most 4 MiB in flight per upload).
-const WRITE_QUEUE: usize = 16;
+/// ...fed through a channel of this many body chunks (HTTP/1 reads up to 1 MiB per chunk:
+/// at most 4 MiB in flight per upload).
+const WRITE_QUEUE: usize = 4;
 /// At most this many body chunks go into one `writev` (IOV_MAX is 1024).
 const MAX_GATHER: usize = 256;
 
@@ -94,6 +98,8 @@ struct Inner {
     follow_symlinks: Option<PathBuf>,
     /// Where tree copies are built, made on the first one ([`Inner::staging`]).
     staging: OnceLock<Option<Staging>>,
+    /// [`SLOW_WRITE`], shorter in tests that take the writer thread's path.
+    slow_write: Duration,
 }
 
 impl Inner {
@@ -130,6 +136,7 @@ impl FsStorage {
                 link,
                 follow_symlinks: None,
                 staging: OnceLock::new(),
+                slow_write: SLOW_WRITE,
             }),
         })
     }
@@ -215,19 +222,66 @@ impl FsStorage {
         result
     }
 
-    /// Writes a large body: a blocking thread writes while the body keeps arriving, fed
-    /// through a bounded channel (so memory stays bounded when the disk is slower).
+    /// Writes a large body into the page cache from the runtime thread as it arrives, each
+    /// piece while it is still in the CPU's cache. A blocking thread fed through a channel
+    /// cost about 20 thread switches per MiB on a one-core server and 40% more CPU per GiB
+    /// (1 GiB PUT: 2.3-2.8 GB/s against 4 GB/s for a plain read-write loop). Should a write
+    /// block for [`SLOW_WRITE`] (the kernel throttling writers, a slow disk), the rest goes
+    /// through a blocking thread, so other requests are not held up behind the disk.
     async fn write_streamed(
         &self,
         path: &ResourcePath,
         head: Bytes,
         mut body: ByteStream,
     ) -> Result<Temp, StorageError> {
+        let mut temp = prepare_write(&self.inner, path)?;
+        let mut size = head.len();
+        let mut pending = vec![head];
+        loop {
+            let next = body.next().await;
+            let end = !matches!(next, Some(Ok(_)));
+            match next {
+                Some(Ok(chunk)) => {
+                    size += chunk.len();
+                    pending.push(chunk);
+                }
+                // Dropping the temporary file removes it: nothing changed.
+                Some(Err(e)) => return Err(StorageError::BodyAborted(e)),
+                None => {}
+            }
+            if size >= INLINE_WRITE || pending.len() >= MAX_GATHER || end {
+                let started = Instant::now();
+                write_gathered(temp.file(), &mut pending).map_err(StorageError::from_io)?;
+                size = 0;
+                if end {
+                    break;
+                }
+                if started.elapsed() >= self.inner.slow_write {
+                    return self.write_on_thread(temp, body).await;
+                }
+            }
+        }
+        if self.inner.sync == SyncPolicy::Never {
+            return Ok(temp);
+        }
+        self.blocking(move |_| {
+            temp.flush()?;
+            Ok(temp)
+        })
+        .await
+    }
+
+    /// The rest of a large body, written by a blocking thread while it keeps arriving, fed
+    /// through a bounded channel (so memory stays bounded when the disk is slower).
+    async fn write_on_thread(
+        &self,
+        mut temp: Temp,
+        mut body: ByteStream,
+    ) -> Result<Temp, StorageError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
         let aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (inner, target, stop) = (Arc::clone(&self.inner), path.clone(), Arc::clone(&aborted));
+        let stop = Arc::clone(&aborted);
         let writer = tokio::task::spawn_blocking(move || -> Result<Temp, StorageError> {
-            let mut t = prepare_write(&inner, &target)?;
             // Chunks are gathered, not copied, so the disk sees large writes.
             let mut pending = Vec::new();
             let mut size = 0;
@@ -235,19 +289,18 @@ impl FsStorage {
                 size += chunk.len();
                 pending.push(chunk);
                 if size >= WRITE_BUFFER || pending.len() >= MAX_GATHER {
-                    write_gathered(t.file(), &mut pending).map_err(StorageError::from_io)?;
+                    write_gathered(temp.file(), &mut pending).map_err(StorageError::from_io)?;
                     size = 0;
                 }
             }
-            write_gathered(t.file(), &mut pending).map_err(StorageError::from_io)?;
+            write_gathered(temp.file(), &mut pending).map_err(StorageError::from_io)?;
             if !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                t.flush()?;
+                temp.flush()?;
             }
-            Ok(t)
+            Ok(temp)
         });
         let mut failed = None;
-        let mut next = Some(Ok(head));
-        while let Some(item) = next {
+        while let Some(item) = body.next().await {
             match item {
                 Ok(chunk) => {
                     if tx.send(chunk).await.is_err() {
@@ -259,7 +312,6 @@ impl FsStorage {
                     break;
                 }
             }
-            next = body.next().await;
         }
         if failed.is_some() {
             aborted.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1600,6 +1652,45 @@ mod tests {
         drop(dropped);
         assert_eq!(names(dir.path()), ["new.txt"]);
         assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"data");
+    }
+
+    /// 3 MiB in 64 KiB chunks, each chunk's bytes its index, and the bytes themselves.
+    fn large_body(fail_at: Option<usize>) -> (ByteStream, Vec<u8>) {
+        let chunks: Vec<Vec<u8>> = (0..48u8).map(|i| vec![i; 64 * 1024]).collect();
+        let whole = chunks.concat();
+        let items = chunks.into_iter().enumerate().map(move |(i, c)| {
+            if Some(i) == fail_at {
+                Err(io::Error::other("client went away"))
+            } else {
+                Ok(Bytes::from(c))
+            }
+        });
+        (Box::pin(futures_util::stream::iter(items)), whole)
+    }
+
+    #[tokio::test]
+    async fn a_large_body_is_written_whole_inline_or_on_the_writer_thread() {
+        for slow_write in [SLOW_WRITE, Duration::ZERO] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = FsStorage::open(dir.path()).unwrap();
+            Arc::get_mut(&mut s.inner).unwrap().slow_write = slow_write;
+            let path = ResourcePath::parse("/big.bin").unwrap();
+            let (body, whole) = large_body(None);
+            s.write(&path, body).await.unwrap();
+            let stored = std::fs::read(dir.path().join("big.bin")).unwrap();
+            assert!(
+                stored == whole,
+                "{slow_write:?}: {} bytes differ",
+                stored.len()
+            );
+
+            // Cut off after the first inline write: nothing changes, nothing is left.
+            let (body, _) = large_body(Some(20));
+            let cut = s.write(&path, body).await;
+            assert!(matches!(cut, Err(StorageError::BodyAborted(_))), "{cut:?}");
+            assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == whole);
+            assert_eq!(names(dir.path()), ["big.bin"]);
+        }
     }
 
     #[tokio::test]

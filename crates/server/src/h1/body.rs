@@ -18,9 +18,9 @@ use tokio::io::AsyncWrite;
 use super::Wire;
 
 /// Bytes asked of the socket per read of a body: large enough that a big upload costs few
-/// system calls and hand-offs to the writing thread (1 GiB PUT: 0.40-0.48 s of CPU against
-/// 0.47-0.49 s with 64 KiB), and handed on as they are, without a copy.
-const READ_SIZE: usize = 256 * 1024;
+/// system calls, and handed on as they are, without a copy (1 GiB PUT written as it
+/// arrives: 4.0-4.8 GB/s against 2.8-3.6 GB/s with 256 KiB reads).
+const READ_SIZE: usize = 1024 * 1024;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What is left of a body.
