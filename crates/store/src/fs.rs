@@ -15,6 +15,7 @@
 //! then renamed over the target: a reader sees the old content or the new one, and a write
 //! cut short leaves the old content untouched.
 
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use rustix::fs::{
     AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Statx, StatxFlags,
     StatxTimestamp,
 };
-use rustix::io::Errno;
+use rustix::io::{Errno, ReadWriteFlags};
 
 use crate::read_cache::{ListCache, Lookup, ReadCache, StatCache};
 use crate::{
@@ -55,6 +56,10 @@ const SMALL_FILE: u64 = 64 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
 /// ...and how many chunks are read ahead of the socket.
 const READ_AHEAD: usize = 4;
+/// Files up to this size are copied through a buffer, not with `copy_file_range`...
+const SMALL_COPY: usize = 16 * 1024;
+/// ...and, when their data is not in memory, this many at a time are read in together.
+const READ_AHEAD_FILES: usize = 64;
 /// A request body up to this size is gathered in memory and written in one blocking call.
 const SMALL_WRITE: usize = 256 * 1024;
 /// Larger bodies are written from the runtime thread in pieces of at least this size...
@@ -1480,14 +1485,19 @@ impl Inner {
 const MAX_COPY_DEPTH: usize = 256;
 
 /// Copies the served members of `src` into the empty folder `dst`: folders, and files with
-/// `copy_file_range` (reflinks where the filesystem has them). What is not served (symlinks,
-/// temporary files, names that are not UTF-8) is not copied, as a member-by-member copy
-/// would not see it either.
+/// `copy_file_range` (reflinks where the filesystem has them) or, when small, a read and a
+/// write. What is not served (symlinks, temporary files, names that are not UTF-8) is not
+/// copied, as a member-by-member copy would not see it either.
 fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageError> {
     if depth > MAX_COPY_DEPTH {
         return Err(StorageError::Unsupported);
     }
     let mut reader = Dir::read_from(src).map_err(errno)?;
+    // Folders are copied once this folder's files are, so the files held open while their
+    // data is read in stay few however deep the tree.
+    let mut folders = Vec::new();
+    let mut unread = Vec::with_capacity(READ_AHEAD_FILES);
+    let mut buf = vec![0u8; SMALL_COPY];
     while let Some(ent) = reader.read() {
         let ent = ent.map_err(errno)?;
         let raw = ent.file_name();
@@ -1503,41 +1513,136 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
             }
             known => known,
         };
-        let open = |dir: &OwnedFd, flags: OFlags| {
-            rustix::fs::openat(
-                dir,
-                raw,
-                flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(errno)
-        };
         match kind {
-            FileType::Directory => {
-                let from = open(src, OFlags::DIRECTORY)?;
-                let st = rustix::fs::fstat(&from).map_err(errno)?;
-                rustix::fs::mkdirat(dst, raw, Mode::from_raw_mode(st.st_mode & 0o7777))
-                    .map_err(errno)?;
-                copy_dir(&from, &open(dst, OFlags::DIRECTORY)?, depth + 1)?;
-            }
+            FileType::Directory => folders.push(raw.to_owned()),
             FileType::RegularFile => {
                 // Non-blocking: should a pipe have replaced the file, opening it must not wait.
-                let from = open(src, OFlags::NONBLOCK | OFlags::NOCTTY)?;
+                let from = open_member(src, raw, OFlags::NONBLOCK | OFlags::NOCTTY)?;
                 let st = rustix::fs::fstat(&from).map_err(errno)?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     continue; // Replaced by something else since the listing.
                 }
-                let to = rustix::fs::openat(
-                    dst,
-                    raw,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(st.st_mode & 0o7777),
-                )
-                .map_err(errno)?;
-                copy_contents(from, to, u64::try_from(st.st_size).unwrap_or(0))?;
+                let file = SourceFile {
+                    name: raw.to_owned(),
+                    from,
+                    mode: Mode::from_raw_mode(st.st_mode & 0o7777),
+                    size: u64::try_from(st.st_size).unwrap_or(0),
+                };
+                if let Some(file) = copy_if_in_memory(file, dst, &mut buf)? {
+                    // Read in by the kernel meanwhile: a tree not in memory is read many
+                    // files at a time, not one wait on the disk per file.
+                    let _ = rustix::fs::fadvise(&file.from, 0, None, rustix::fs::Advice::WillNeed);
+                    unread.push(file);
+                    if unread.len() == READ_AHEAD_FILES {
+                        copy_files(&mut unread, dst, &mut buf)?;
+                    }
+                }
             }
             _ => {}
         }
+    }
+    copy_files(&mut unread, dst, &mut buf)?;
+    drop(buf);
+    for raw in folders {
+        let from = open_member(src, &raw, OFlags::DIRECTORY)?;
+        let st = rustix::fs::fstat(&from).map_err(errno)?;
+        rustix::fs::mkdirat(
+            dst,
+            raw.as_c_str(),
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+        )
+        .map_err(errno)?;
+        copy_dir(
+            &from,
+            &open_member(dst, &raw, OFlags::DIRECTORY)?,
+            depth + 1,
+        )?;
+    }
+    Ok(())
+}
+
+fn open_member(dir: &OwnedFd, name: &CStr, flags: OFlags) -> Result<OwnedFd, StorageError> {
+    rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
+}
+
+/// A file of a tree being copied, open, with what it was when opened.
+struct SourceFile {
+    name: CString,
+    from: OwnedFd,
+    mode: Mode,
+    size: u64,
+}
+
+impl SourceFile {
+    fn create_copy(&self, dst: &OwnedFd) -> Result<File, StorageError> {
+        rustix::fs::openat(
+            dst,
+            self.name.as_c_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            self.mode,
+        )
+        .map(File::from)
+        .map_err(errno)
+    }
+
+    /// Copies the file into `dst`, through `buf` when it fits.
+    fn copy_to(self, dst: &OwnedFd, buf: &mut [u8]) -> Result<(), StorageError> {
+        let to = self.create_copy(dst)?;
+        copy_small(self.from, to, self.size, buf)
+    }
+}
+
+/// Copies `file` into `dst` unless it is small and its data is not all in memory: then it is
+/// handed back, to be copied once read in.
+fn copy_if_in_memory(
+    file: SourceFile,
+    dst: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<Option<SourceFile>, StorageError> {
+    let Some(want) = usize::try_from(file.size)
+        .ok()
+        .filter(|&n| n > 0 && n <= buf.len())
+    else {
+        file.copy_to(dst, buf)?;
+        return Ok(None);
+    };
+    let read = rustix::io::preadv2(
+        &file.from,
+        &mut [io::IoSliceMut::new(&mut buf[..want])],
+        0,
+        ReadWriteFlags::NOWAIT,
+    );
+    match read {
+        Ok(n) if n == want => {
+            file.create_copy(dst)?
+                .write_all(&buf[..n])
+                .map_err(StorageError::from_io)?;
+            Ok(None)
+        }
+        // Not (all) in memory.
+        Ok(_) | Err(Errno::AGAIN) => Ok(Some(file)),
+        // A filesystem that cannot say: copied at once.
+        Err(_) => {
+            file.copy_to(dst, buf)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Copies the files of `unread` into `dst`, in the order their reads were asked for.
+fn copy_files(
+    unread: &mut Vec<SourceFile>,
+    dst: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<(), StorageError> {
+    for file in unread.drain(..) {
+        file.copy_to(dst, buf)?;
     }
     Ok(())
 }
@@ -1546,16 +1651,30 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
 /// copied): one `copy_file_range` (a reflink where the filesystem has them) for the common
 /// case, the standard library's copy for the rest where that one call fell short (a
 /// filesystem without in-kernel copies, or an empty file that may have grown).
-fn copy_contents(from: OwnedFd, to: OwnedFd, size: u64) -> Result<(), StorageError> {
+fn copy_contents(from: OwnedFd, mut to: File, size: u64) -> Result<(), StorageError> {
     let mut copied = 0;
     if size > 0 {
         let len = usize::try_from(size).unwrap_or(usize::MAX);
         copied = rustix::fs::copy_file_range(&from, None, &to, None, len).unwrap_or(0);
     }
     if size == 0 || (copied as u64) < size {
-        io::copy(&mut File::from(from), &mut File::from(to)).map_err(StorageError::from_io)?;
+        io::copy(&mut File::from(from), &mut to).map_err(StorageError::from_io)?;
     }
     Ok(())
+}
+
+/// Copies a file of at most `buf`'s size through `buf`: for a few blocks, a read and a write
+/// cost less than the in-kernel copy's set-up.
+fn copy_small(from: OwnedFd, mut to: File, size: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+    let Some(data) = usize::try_from(size)
+        .ok()
+        .filter(|&n| n <= buf.len())
+        .map(|n| &mut buf[..n])
+    else {
+        return copy_contents(from, to, size);
+    };
+    let n = read_full(&mut File::from(from), data).map_err(StorageError::from_io)?;
+    to.write_all(&buf[..n]).map_err(StorageError::from_io)
 }
 
 /// Removes `name` in `parent` and everything below it, as far as it can (cleanup after a
@@ -1721,6 +1840,53 @@ mod tests {
         std::fs::remove_dir_all(dir.path().join("dst")).unwrap();
         let meta = s.metadata(&to).await.unwrap();
         assert!(meta.kind.is_collection());
+    }
+
+    /// Writes `data` at `path` and drops it from memory (written back first, so the kernel
+    /// lets the pages go), as a tree not read for a while would be.
+    fn write_cold(path: &Path, data: &[u8]) {
+        std::fs::write(path, data).unwrap();
+        let f = File::open(path).unwrap();
+        f.sync_all().unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tree_copy_copies_files_in_memory_or_not_large_small_and_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+        let mut expected = Vec::new();
+        // More small files than are read ahead at once, half of them out of memory.
+        for i in 0..(READ_AHEAD_FILES * 2 + 5) {
+            let (name, data) = (format!("f{i:03}"), format!("file {i}").repeat(i + 1));
+            if i % 2 == 0 {
+                write_cold(&src.join(&name), data.as_bytes());
+            } else {
+                std::fs::write(src.join(&name), &data).unwrap();
+            }
+            expected.push((name, data.into_bytes()));
+        }
+        let large: Vec<u8> = (0..SMALL_COPY * 3 + 7).map(|i| (i % 251) as u8).collect();
+        write_cold(&src.join("sub/large"), &large);
+        expected.push(("sub/large".to_owned(), large));
+        write_cold(&src.join("sub/deeper/empty"), b"");
+        expected.push(("sub/deeper/empty".to_owned(), Vec::new()));
+        write_cold(&src.join("sub/deeper/one"), b"1");
+        expected.push(("sub/deeper/one".to_owned(), b"1".to_vec()));
+
+        let s = FsStorage::open(dir.path()).unwrap();
+        let (from, to) = (
+            ResourcePath::parse("/src/").unwrap(),
+            ResourcePath::parse("/dst/").unwrap(),
+        );
+        s.copy_tree(&from, &to).await.unwrap();
+        for (name, data) in &expected {
+            let copied = std::fs::read(dir.path().join("dst").join(name)).unwrap();
+            assert!(copied == *data, "{name}: {} bytes", copied.len());
+        }
+        let top = names(&dir.path().join("dst"));
+        assert_eq!(top.len(), READ_AHEAD_FILES * 2 + 6, "{top:?}");
     }
 
     #[tokio::test]
