@@ -1493,9 +1493,6 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
         return Err(StorageError::Unsupported);
     }
     let mut reader = Dir::read_from(src).map_err(errno)?;
-    // Folders are copied once this folder's files are, so the files held open while their
-    // data is read in stay few however deep the tree.
-    let mut folders = Vec::new();
     let mut unread = Vec::with_capacity(READ_AHEAD_FILES);
     let mut buf = vec![0u8; SMALL_COPY];
     while let Some(ent) = reader.read() {
@@ -1514,51 +1511,32 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
             known => known,
         };
         match kind {
-            FileType::Directory => folders.push(raw.to_owned()),
-            FileType::RegularFile => {
-                // Non-blocking: should a pipe have replaced the file, opening it must not wait.
-                let from = open_member(src, raw, OFlags::NONBLOCK | OFlags::NOCTTY)?;
+            FileType::Directory => {
+                let from = open_member(src, raw, OFlags::DIRECTORY)?;
                 let st = rustix::fs::fstat(&from).map_err(errno)?;
-                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                    continue; // Replaced by something else since the listing.
-                }
-                let file = SourceFile {
-                    name: raw.to_owned(),
-                    from,
-                    mode: Mode::from_raw_mode(st.st_mode & 0o7777),
-                    size: u64::try_from(st.st_size).unwrap_or(0),
+                rustix::fs::mkdirat(dst, raw, Mode::from_raw_mode(st.st_mode & 0o7777))
+                    .map_err(errno)?;
+                copy_dir(&from, &open_member(dst, raw, OFlags::DIRECTORY)?, depth + 1)?;
+            }
+            FileType::RegularFile => {
+                let Some(file) = SourceFile::open(src, raw)? else {
+                    continue;
                 };
                 if let Some(file) = copy_if_in_memory(file, dst, &mut buf)? {
-                    // Read in by the kernel meanwhile: a tree not in memory is read many
-                    // files at a time, not one wait on the disk per file.
+                    // Read in by the kernel meanwhile, and opened again to be copied (so no
+                    // descriptor is held): a tree not in memory is read many files at a
+                    // time, not one wait on the disk per file.
                     let _ = rustix::fs::fadvise(&file.from, 0, None, rustix::fs::Advice::WillNeed);
-                    unread.push(file);
+                    unread.push(file.name);
                     if unread.len() == READ_AHEAD_FILES {
-                        copy_files(&mut unread, dst, &mut buf)?;
+                        copy_files(src, &mut unread, dst, &mut buf)?;
                     }
                 }
             }
             _ => {}
         }
     }
-    copy_files(&mut unread, dst, &mut buf)?;
-    drop(buf);
-    for raw in folders {
-        let from = open_member(src, &raw, OFlags::DIRECTORY)?;
-        let st = rustix::fs::fstat(&from).map_err(errno)?;
-        rustix::fs::mkdirat(
-            dst,
-            raw.as_c_str(),
-            Mode::from_raw_mode(st.st_mode & 0o7777),
-        )
-        .map_err(errno)?;
-        copy_dir(
-            &from,
-            &open_member(dst, &raw, OFlags::DIRECTORY)?,
-            depth + 1,
-        )?;
-    }
-    Ok(())
+    copy_files(src, &mut unread, dst, &mut buf)
 }
 
 fn open_member(dir: &OwnedFd, name: &CStr, flags: OFlags) -> Result<OwnedFd, StorageError> {
@@ -1580,6 +1558,22 @@ struct SourceFile {
 }
 
 impl SourceFile {
+    /// `name` in `dir`, opened; `None` when it is no longer a plain file.
+    fn open(dir: &OwnedFd, name: &CStr) -> Result<Option<SourceFile>, StorageError> {
+        // Non-blocking: should a pipe have replaced the file, opening it must not wait.
+        let from = open_member(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY)?;
+        let st = rustix::fs::fstat(&from).map_err(errno)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(None); // Replaced by something else since the listing.
+        }
+        Ok(Some(SourceFile {
+            name: name.to_owned(),
+            from,
+            mode: Mode::from_raw_mode(st.st_mode & 0o7777),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+        }))
+    }
+
     fn create_copy(&self, dst: &OwnedFd) -> Result<File, StorageError> {
         rustix::fs::openat(
             dst,
@@ -1635,14 +1629,18 @@ fn copy_if_in_memory(
     }
 }
 
-/// Copies the files of `unread` into `dst`, in the order their reads were asked for.
+/// Copies the files of `src` named in `unread` into `dst`, in the order their reads were
+/// asked for.
 fn copy_files(
-    unread: &mut Vec<SourceFile>,
+    src: &OwnedFd,
+    unread: &mut Vec<CString>,
     dst: &OwnedFd,
     buf: &mut [u8],
 ) -> Result<(), StorageError> {
-    for file in unread.drain(..) {
-        file.copy_to(dst, buf)?;
+    for name in unread.drain(..) {
+        if let Some(file) = SourceFile::open(src, &name)? {
+            file.copy_to(dst, buf)?;
+        }
     }
     Ok(())
 }
@@ -1887,6 +1885,49 @@ mod tests {
         }
         let top = names(&dir.path().join("dst"));
         assert_eq!(top.len(), READ_AHEAD_FILES * 2 + 6, "{top:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tree_copy_of_files_not_in_memory_holds_no_descriptor_per_file() {
+        // The limit is the process's: only where each test has a process of its own.
+        if std::env::var_os("NEXTEST_EXECUTION_MODE").is_none_or(|m| m != "process-per-test") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        for i in 0..READ_AHEAD_FILES * 2 {
+            write_cold(
+                &src.join(format!("f{i:03}")),
+                format!("file {i}").as_bytes(),
+            );
+        }
+        let s = FsStorage::open(dir.path()).unwrap();
+        let (from, to) = (
+            ResourcePath::parse("/src/").unwrap(),
+            ResourcePath::parse("/dst/").unwrap(),
+        );
+        // The limit bounds descriptor numbers: 20 free below it, enough for the copy's
+        // folders and a file at a time, not for the files waiting on the disk.
+        let used: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let limit = (0u64..)
+            .find(|&l| l - used.iter().filter(|&&fd| fd < l).count() as u64 == 20)
+            .unwrap();
+        let limits = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let mut lowered = limits;
+        lowered.current = Some(limit);
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, lowered).unwrap();
+        let copied = s.copy_tree(&from, &to).await;
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, limits).unwrap();
+        copied.unwrap();
+        for i in 0..READ_AHEAD_FILES * 2 {
+            let name = format!("f{i:03}");
+            let data = std::fs::read(dir.path().join("dst").join(&name)).unwrap();
+            assert_eq!(data, format!("file {i}").as_bytes(), "{name}");
+        }
     }
 
     #[tokio::test]
