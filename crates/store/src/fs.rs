@@ -1558,10 +1558,14 @@ struct SourceFile {
 }
 
 impl SourceFile {
-    /// `name` in `dir`, opened; `None` when it is no longer a plain file.
+    /// `name` in `dir`, opened; `None` when it is no longer a plain file, or gone: the copy
+    /// shows the tree as it was while it was copied, as a member-by-member copy would.
     fn open(dir: &OwnedFd, name: &CStr) -> Result<Option<SourceFile>, StorageError> {
         // Non-blocking: should a pipe have replaced the file, opening it must not wait.
-        let from = open_member(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY)?;
+        let from = match open_member(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY) {
+            Err(StorageError::NotFound) => return Ok(None),
+            other => other?,
+        };
         let st = rustix::fs::fstat(&from).map_err(errno)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Ok(None); // Replaced by something else since the listing.
@@ -1928,6 +1932,23 @@ mod tests {
             let data = std::fs::read(dir.path().join("dst").join(&name)).unwrap();
             assert_eq!(data, format!("file {i}").as_bytes(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_file_gone_since_the_listing_is_not_copied_and_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("here"), "x").unwrap();
+        let fd = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        assert!(SourceFile::open(&fd, c"gone").unwrap().is_none());
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        assert!(SourceFile::open(&fd, c"folder").unwrap().is_none());
+        let here = SourceFile::open(&fd, c"here").unwrap().unwrap();
+        assert_eq!(here.size, 1);
     }
 
     #[tokio::test]
