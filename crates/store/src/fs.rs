@@ -1666,11 +1666,11 @@ fn copy_contents(from: OwnedFd, mut to: File, size: u64) -> Result<(), StorageEr
 }
 
 /// Copies a file of at most `buf`'s size through `buf`: for a few blocks, a read and a write
-/// cost less than the in-kernel copy's set-up.
+/// cost less than the in-kernel copy's set-up. Empty files go to [`copy_contents`].
 fn copy_small(from: OwnedFd, mut to: File, size: u64, buf: &mut [u8]) -> Result<(), StorageError> {
     let Some(data) = usize::try_from(size)
         .ok()
-        .filter(|&n| n <= buf.len())
+        .filter(|&n| n > 0 && n <= buf.len())
         .map(|n| &mut buf[..n])
     else {
         return copy_contents(from, to, size);
