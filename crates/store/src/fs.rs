@@ -1236,7 +1236,7 @@ impl Storage for FsStorage {
                     Mode::empty(),
                 )
                 .map_err(errno)?;
-                copy_dir(&src, &dst, 0)?;
+                copy_dir(&src, &dst, 0, &mut vec![0u8; SMALL_COPY])?;
                 if inner.sync == SyncPolicy::Always {
                     // One flush for the whole tree instead of one per file.
                     rustix::fs::syncfs(&dst).map_err(errno)?;
@@ -1487,14 +1487,19 @@ const MAX_COPY_DEPTH: usize = 256;
 /// Copies the served members of `src` into the empty folder `dst`: folders, and files with
 /// `copy_file_range` (reflinks where the filesystem has them) or, when small, a read and a
 /// write. What is not served (symlinks, temporary files, names that are not UTF-8) is not
-/// copied, as a member-by-member copy would not see it either.
-fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageError> {
+/// copied, as a member-by-member copy would not see it either. `buf` (of [`SMALL_COPY`]
+/// bytes) serves the whole tree.
+fn copy_dir(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    depth: usize,
+    buf: &mut [u8],
+) -> Result<(), StorageError> {
     if depth > MAX_COPY_DEPTH {
         return Err(StorageError::Unsupported);
     }
     let mut reader = Dir::read_from(src).map_err(errno)?;
     let mut unread = Vec::with_capacity(READ_AHEAD_FILES);
-    let mut buf = vec![0u8; SMALL_COPY];
     while let Some(ent) = reader.read() {
         let ent = ent.map_err(errno)?;
         let raw = ent.file_name();
@@ -1516,27 +1521,32 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<(), StorageErr
                 let st = rustix::fs::fstat(&from).map_err(errno)?;
                 rustix::fs::mkdirat(dst, raw, Mode::from_raw_mode(st.st_mode & 0o7777))
                     .map_err(errno)?;
-                copy_dir(&from, &open_member(dst, raw, OFlags::DIRECTORY)?, depth + 1)?;
+                copy_dir(
+                    &from,
+                    &open_member(dst, raw, OFlags::DIRECTORY)?,
+                    depth + 1,
+                    buf,
+                )?;
             }
             FileType::RegularFile => {
                 let Some(file) = SourceFile::open(src, raw)? else {
                     continue;
                 };
-                if let Some(file) = copy_if_in_memory(file, dst, &mut buf)? {
+                if let Some(file) = copy_if_in_memory(file, dst, buf)? {
                     // Read in by the kernel meanwhile, and opened again to be copied (so no
                     // descriptor is held): a tree not in memory is read many files at a
                     // time, not one wait on the disk per file.
                     let _ = rustix::fs::fadvise(&file.from, 0, None, rustix::fs::Advice::WillNeed);
                     unread.push(file.name);
                     if unread.len() == READ_AHEAD_FILES {
-                        copy_files(src, &mut unread, dst, &mut buf)?;
+                        copy_files(src, &mut unread, dst, buf)?;
                     }
                 }
             }
             _ => {}
         }
     }
-    copy_files(src, &mut unread, dst, &mut buf)
+    copy_files(src, &mut unread, dst, buf)
 }
 
 fn open_member(dir: &OwnedFd, name: &CStr, flags: OFlags) -> Result<OwnedFd, StorageError> {
