@@ -41,22 +41,13 @@ impl Holders {
 
     /// Rows may be at `path` (a stored path, `/` for the root).
     pub(crate) fn note_path(&self, path: &str) {
-        let mut notes = self.notes();
-        if notes.everywhere {
-            return;
-        }
-        for at in self_and_ancestors(path) {
-            if !notes.paths.insert(hash(at)) {
-                break; // Its ancestors are noted already.
-            }
-        }
-        notes.check_size();
+        self.notes().note_path(path);
     }
 
     /// Rows may be anywhere in the tree at `root`.
     pub(crate) fn note_tree(&self, root: &str) {
-        self.note_path(root);
         let mut notes = self.notes();
+        notes.note_path(root);
         if !notes.everywhere {
             notes.trees.insert(hash(root));
             notes.check_size();
@@ -85,6 +76,18 @@ impl Holders {
 }
 
 impl Notes {
+    fn note_path(&mut self, path: &str) {
+        if self.everywhere {
+            return;
+        }
+        for at in self_and_ancestors(path) {
+            if !self.paths.insert(hash(at)) {
+                break; // Its ancestors are noted already.
+            }
+        }
+        self.check_size();
+    }
+
     fn check_size(&mut self) {
         if self.paths.len() + self.trees.len() > MOST_NOTES {
             *self = Notes {
