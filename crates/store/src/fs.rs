@@ -120,7 +120,9 @@ impl FsStorage {
     /// Serves the folder `root`, which must exist.
     ///
     /// # Errors
-    /// The error of opening `root` as a directory.
+    /// The error of opening `root` as a directory, or [`io::ErrorKind::Unsupported`] when
+    /// the kernel cannot resolve paths beneath it (no `openat2`: Linux before 5.6, or a
+    /// sandbox that filters it out).
     pub fn open(root: impl AsRef<Path>) -> io::Result<Self> {
         let root_path = root.as_ref().to_path_buf();
         let root = rustix::fs::open(
@@ -128,6 +130,8 @@ impl FsStorage {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        // Found now rather than as a 500 on every request.
+        resolves_beneath(&root)?;
         let link = LinkVia::probe(&root);
         Ok(FsStorage {
             inner: Arc::new(Inner {
@@ -346,6 +350,34 @@ impl FsStorage {
 
 fn errno(e: Errno) -> StorageError {
     StorageError::from_io(io::Error::from(e))
+}
+
+/// Whether `openat2` works beneath `root`: every access depends on it, and without it (Linux
+/// before 5.6, or a seccomp filter that does not know it) each one would fail with `ENOSYS`
+/// or `EPERM`.
+fn resolves_beneath(root: &OwnedFd) -> io::Result<()> {
+    let probe = rustix::fs::openat2(
+        root,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    );
+    openat2_verdict(probe.map(drop))
+}
+
+fn openat2_verdict(probe: Result<(), Errno>) -> io::Result<()> {
+    match probe {
+        Err(e @ (Errno::NOSYS | Errno::PERM)) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the kernel refused openat2 ({e}), which Davit needs to keep every path \
+                 beneath the served folder: Linux 5.6 or later is required, and a container's \
+                 seccomp profile must allow openat2"
+            ),
+        )),
+        other => other.map_err(io::Error::from),
+    }
 }
 
 /// The `/proc` name of an open descriptor: where the kernel says it is, or (for linking)
@@ -1765,6 +1797,31 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_kernel_without_openat2_is_refused_at_open_with_the_reason() {
+        for (probe, kind) in [
+            (Err(Errno::NOSYS), Some(io::ErrorKind::Unsupported)),
+            (Err(Errno::PERM), Some(io::ErrorKind::Unsupported)),
+            (Err(Errno::ACCESS), Some(io::ErrorKind::PermissionDenied)),
+            (Ok(()), None),
+        ] {
+            let verdict = openat2_verdict(probe);
+            assert_eq!(
+                verdict.as_ref().err().map(io::Error::kind),
+                kind,
+                "{probe:?}"
+            );
+            if kind == Some(io::ErrorKind::Unsupported) {
+                let said = verdict.unwrap_err().to_string();
+                assert!(said.contains("Linux 5.6"), "{said}");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root =
+            rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        resolves_beneath(&root).unwrap();
     }
 
     #[tokio::test]
