@@ -114,12 +114,14 @@ pub(super) async fn prepare(
         return Err(e);
     }
 
-    let replaced = dst_meta.is_some();
-    if let Some(meta) = dst_meta
+    let mut replaced = dst_meta.is_some();
+    if let Some(meta) = dst_meta {
         // Boxed: the usual transfer has no destination to clear, nor this future's size.
-        && let Err(resp) = Box::pin(clear(server, req, &dst, &meta)).await?
-    {
-        return Ok(Err(resp));
+        match Box::pin(clear(server, req, &dst, &meta)).await? {
+            Ok(Cleared::Removed) => {}
+            Ok(Cleared::AlreadyGone) => replaced = false,
+            Err(resp) => return Ok(Err(resp)),
+        }
     }
     Ok(Ok(Transfer {
         src,
@@ -143,28 +145,43 @@ fn destination_exists() -> DavError {
     DavError::precondition_failed("the destination exists and Overwrite is F")
 }
 
+/// What clearing the destination found.
+enum Cleared {
+    Removed,
+    /// Gone since it was looked up (removed from the folder directly, seen through a
+    /// cached lookup, or by another request): nothing to replace.
+    AlreadyGone,
+}
+
 /// Removes the destination before it is replaced (RFC 4918 §9.8.4: as if by DELETE).
 async fn clear(
     server: &DavServer,
     req: &DavRequest,
     dst: &ResourcePath,
     meta: &Metadata,
-) -> Result<Result<(), Response<DavBody>>, DavError> {
+) -> Result<Result<Cleared, Response<DavBody>>, DavError> {
     if !meta.kind.is_collection() {
-        server
-            .storage()
-            .remove(dst)
-            .await
-            .map_err(DavError::from_storage)?;
+        let cleared = match server.storage().remove(dst).await {
+            Ok(()) => Cleared::Removed,
+            Err(StorageError::NotFound) => Cleared::AlreadyGone,
+            Err(e) => return Err(DavError::from_storage(e)),
+        };
         forget(server, std::slice::from_ref(dst)).await?;
-        return Ok(Ok(()));
+        return Ok(Ok(cleared));
     }
     let locked = locked_members(server, req, dst).await?;
     let mut removal = remove_tree(server, dst, &lock_guard(&locked)).await;
     forget(server, &removal.removed).await?;
     match removal.failures.len() {
-        0 => Ok(Ok(())),
-        1 if removal.failures[0].path == *dst => Err(removal.failures.remove(0).error),
+        0 => Ok(Ok(Cleared::Removed)),
+        1 if removal.failures[0].path == *dst => {
+            let failure = removal.failures.remove(0);
+            if failure.error.status() == StatusCode::NOT_FOUND {
+                forget(server, std::slice::from_ref(dst)).await?;
+                return Ok(Ok(Cleared::AlreadyGone));
+            }
+            Err(failure.error)
+        }
         _ => Ok(Err(failures_response(&removal.failures))),
     }
 }

@@ -1,7 +1,12 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use davit_server::ServerConfig;
+use davit_store::fs::FsStorage;
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer};
+use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer, fs_backends};
 
 fn set(name: &str, value: &str) -> String {
     format!(
@@ -308,5 +313,48 @@ async fn move_with_a_failing_member_answers_207_and_keeps_it_at_the_source() {
             left.get("/t/stuck.txt").text("urn:t", "p").as_deref(),
             Some("stuck")
         );
+    }
+}
+
+/// A destination removed from the folder directly, while Davit's lookups still remember it,
+/// is created anew (201) rather than failing to be cleared (404), and keeps none of the old
+/// one's properties.
+#[tokio::test]
+async fn a_destination_removed_outside_davit_is_created_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let mut backends = fs_backends(&root);
+    // Long enough that no lookup in this test sees the removal.
+    let storage = FsStorage::open(&root).unwrap().hide(".davit");
+    backends.storage = Arc::new(storage.cache_ttl(Duration::from_secs(600)));
+    let s = TestServer::with_backends(backends, ServerConfig::default(), Some(dir)).await;
+    s.mkcol("/c").await;
+    s.put("/c/a", "a").await;
+    s.put("/f", "f").await;
+    for (method, from, to) in [
+        ("COPY", "/c/", "/d/"),
+        ("COPY", "/f", "/g"),
+        ("MOVE", "/c/", "/d/"),
+        ("MOVE", "/f", "/g"),
+    ] {
+        // The MOVEs find the destinations the COPYs made.
+        if method == "COPY" {
+            assert_eq!(
+                send(&s, method, from, to, &[]).await.status(),
+                StatusCode::CREATED
+            );
+        }
+        s.proppatch(to, &set("old", "1")).await;
+        let on_disk = root.join(to.trim_matches('/'));
+        if on_disk.is_dir() {
+            std::fs::remove_dir_all(&on_disk).unwrap();
+        } else {
+            std::fs::remove_file(&on_disk).unwrap();
+        }
+        let r = send(&s, method, from, to, &[("Overwrite", "T")]).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{method} {from} {to}");
+        assert!(on_disk.exists(), "{method} {from} {to}");
+        let ms = s.propfind(to, "0", PROPFIND_ALL).await;
+        assert_eq!(ms.get(to).text("urn:t", "old"), None, "{method} {to}");
     }
 }
