@@ -138,6 +138,20 @@ pub(crate) async fn metadata_if_any(
     }
 }
 
+/// Like [`metadata_if_any`], but what was found through a remembered look-up is looked up
+/// again: for the answers that refuse a change because something is there (405, 412),
+/// which must not rest on a look-up older than a change made to the folder directly.
+pub(crate) async fn metadata_now(
+    server: &DavServer,
+    path: &ResourcePath,
+) -> Result<Option<Metadata>, DavError> {
+    if metadata_if_any(server, path).await?.is_none() {
+        return Ok(None);
+    }
+    server.storage().recheck(path);
+    metadata_if_any(server, path).await
+}
+
 /// The Request-URI's current state, once it passed the gate of `change`: for methods that
 /// act on a resource that must exist (DELETE, MOVE, PROPPATCH).
 pub(crate) async fn existing_for(

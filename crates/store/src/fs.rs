@@ -1350,6 +1350,10 @@ impl Storage for FsStorage {
         .await
     }
 
+    fn recheck(&self, path: &ResourcePath) {
+        self.inner.changed(path);
+    }
+
     /// Expired entries would otherwise stay until a cache fills: an idle server kept the
     /// bytes of up to 4,096 small files, and every lookup walked the deeper maps.
     fn tidy(&self) {

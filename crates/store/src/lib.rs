@@ -232,6 +232,11 @@ pub trait Storage: Send + Sync + Debug {
     /// Drops what the backend's caches no longer trust. The server calls it about once a
     /// second; the default does nothing.
     fn tidy(&self) {}
+
+    /// Makes the next look-up of `path` ask the backing store instead of a remembered
+    /// answer, which may predate a change made there directly. The default (no cache)
+    /// does nothing.
+    fn recheck(&self, _path: &ResourcePath) {}
 }
 
 /// Dead property storage (RFC 4918 §4.1), keyed by resource path.

@@ -114,6 +114,9 @@ impl Storage for FaultyStorage {
     async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
+    fn recheck(&self, path: &ResourcePath) {
+        self.inner.recheck(path);
+    }
 }
 
 // `copy_tree` keeps its default (unsupported), so copies go member by member too.

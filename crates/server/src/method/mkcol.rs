@@ -9,7 +9,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_write, metadata_if_any};
+use crate::precondition::{Change, check_write, metadata_now};
 use crate::request::{Body, DavRequest, read_body};
 
 use super::status;
@@ -32,8 +32,7 @@ pub(super) async fn handle(
         ));
     }
     let _gate = server.locks.write_gate().await;
-    let current = metadata_if_any(server, &req.path).await?;
-    if current.is_some() {
+    if metadata_now(server, &req.path).await?.is_some() {
         return Err(DavError::method_not_allowed(
             "a resource already exists at this URL",
             "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",

@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_conditions, check_write, locked_members, metadata_if_any};
+use crate::precondition::{Change, check_conditions, check_write, locked_members, metadata_now};
 use crate::request::DavRequest;
 use crate::tree::{Failure, failures_response, forget, lock_guard, remove_tree};
 
@@ -72,7 +72,7 @@ pub(super) async fn prepare(
     }
     let probed = probe == Probe::Lookup || overwrite != Overwrite::Forbid;
     let dst_meta = if probed {
-        metadata_if_any(server, &dst).await?
+        metadata_now(server, &dst).await?
     } else {
         None
     };
@@ -108,7 +108,7 @@ pub(super) async fn prepare(
     // Creating and replacing pass the same lock checks, but a probe would have answered
     // an existing destination with 412 before them.
     if let Err(e) = check_write(server, req, &dst, dst_meta.as_ref(), change).await {
-        if !probed && metadata_if_any(server, &dst).await?.is_some() {
+        if !probed && metadata_now(server, &dst).await?.is_some() {
             return Err(destination_exists());
         }
         return Err(e);
@@ -135,7 +135,7 @@ pub(super) async fn prepare(
 /// For a transfer prepared without a probe, before anything that does not refuse an
 /// existing destination by itself: 412 if there is one.
 pub(super) async fn probe_late(server: &DavServer, t: &Transfer) -> Result<(), DavError> {
-    if !t.probed && metadata_if_any(server, &t.dst).await?.is_some() {
+    if !t.probed && metadata_now(server, &t.dst).await?.is_some() {
         return Err(destination_exists());
     }
     Ok(())

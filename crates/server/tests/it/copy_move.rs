@@ -1,12 +1,7 @@
-use std::sync::Arc;
-use std::time::Duration;
-
-use davit_server::ServerConfig;
-use davit_store::fs::FsStorage;
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer, fs_backends};
+use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer, remembering_server};
 
 fn set(name: &str, value: &str) -> String {
     format!(
@@ -317,32 +312,25 @@ async fn move_with_a_failing_member_answers_207_and_keeps_it_at_the_source() {
 }
 
 /// A destination removed from the folder directly, while Davit's lookups still remember it,
-/// is created anew (201) rather than failing to be cleared (404), and keeps none of the old
-/// one's properties.
+/// is created anew (201) rather than failing to be cleared (404) or refused as existing
+/// (412), and keeps none of the old one's properties.
 #[tokio::test]
 async fn a_destination_removed_outside_davit_is_created_anew() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let mut backends = fs_backends(&root);
-    // Long enough that no lookup in this test sees the removal.
-    let storage = FsStorage::open(&root).unwrap().hide(".davit");
-    backends.storage = Arc::new(storage.cache_ttl(Duration::from_secs(600)));
-    let s = TestServer::with_backends(backends, ServerConfig::default(), Some(dir)).await;
+    let (s, root) = remembering_server().await;
     s.mkcol("/c").await;
     s.put("/c/a", "a").await;
     s.put("/f", "f").await;
-    for (method, from, to) in [
-        ("COPY", "/c/", "/d/"),
-        ("COPY", "/f", "/g"),
-        ("MOVE", "/c/", "/d/"),
-        ("MOVE", "/f", "/g"),
+    for (method, from, to, overwrite) in [
+        ("COPY", "/c/", "/d/", "T"),
+        ("COPY", "/f", "/g", "T"),
+        ("COPY", "/c/", "/d/", "F"),
+        ("MOVE", "/c/", "/d/", "T"),
+        ("MOVE", "/f", "/g", "F"),
     ] {
-        // The MOVEs find the destinations the COPYs made.
-        if method == "COPY" {
-            assert_eq!(
-                send(&s, method, from, to, &[]).await.status(),
-                StatusCode::CREATED
-            );
+        // Every destination but the first two is there already, made by the step before.
+        if method == "COPY" && overwrite == "T" {
+            let made = send(&s, method, from, to, &[]).await.status();
+            assert_eq!(made, StatusCode::CREATED);
         }
         s.proppatch(to, &set("old", "1")).await;
         let on_disk = root.join(to.trim_matches('/'));
@@ -351,10 +339,11 @@ async fn a_destination_removed_outside_davit_is_created_anew() {
         } else {
             std::fs::remove_file(&on_disk).unwrap();
         }
-        let r = send(&s, method, from, to, &[("Overwrite", "T")]).await;
-        assert_eq!(r.status(), StatusCode::CREATED, "{method} {from} {to}");
-        assert!(on_disk.exists(), "{method} {from} {to}");
+        let r = send(&s, method, from, to, &[("Overwrite", overwrite)]).await;
+        let case = format!("{method} {from} {to} Overwrite {overwrite}");
+        assert_eq!(r.status(), StatusCode::CREATED, "{case}");
+        assert!(on_disk.exists(), "{case}");
         let ms = s.propfind(to, "0", PROPFIND_ALL).await;
-        assert_eq!(ms.get(to).text("urn:t", "old"), None, "{method} {to}");
+        assert_eq!(ms.get(to).text("urn:t", "old"), None, "{case}");
     }
 }

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::TestServer;
+use crate::support::{PROPFIND_ALL, TestServer, remembering_server};
 
 async fn mkcol_statuses(s: TestServer) {
     assert_eq!(s.mkcol("/c/").await, StatusCode::CREATED);
@@ -33,3 +33,19 @@ async fn mkcol_with_a_body_is_415_and_creates_nothing(s: TestServer) {
 }
 
 both_backends!(mkcol_statuses, mkcol_with_a_body_is_415_and_creates_nothing);
+
+/// MKCOL where a collection was removed from the folder directly, while Davit's lookups
+/// still remember it, creates it (201), not 405.
+#[tokio::test]
+async fn mkcol_where_a_collection_was_removed_outside_davit_creates_it() {
+    let (s, root) = remembering_server().await;
+    assert_eq!(s.mkcol("/c").await, StatusCode::CREATED);
+    assert_eq!(
+        s.propfind("/c", "0", PROPFIND_ALL).await.hrefs(),
+        vec!["/c/"]
+    );
+    std::fs::remove_dir(root.join("c")).unwrap();
+    assert_eq!(s.mkcol("/c").await, StatusCode::CREATED);
+    assert!(root.join("c").is_dir());
+    assert_eq!(s.mkcol("/c").await, StatusCode::METHOD_NOT_ALLOWED);
+}
