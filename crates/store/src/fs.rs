@@ -662,7 +662,16 @@ impl Temp {
     /// power loss.
     fn commit(mut self, target: &str) -> Result<(WriteOutcome, Metadata), StorageError> {
         let file = self.file.take().expect("commit happens once");
-        let mut outcome = match rustix::fs::statx(
+        // A new name, the usual upload, is the whole commit for an unnamed file: the look-up
+        // below is for a name already taken.
+        if let Some(via) = self.unnamed {
+            match via.link(&file, &self.parent, target) {
+                Ok(()) => return self.committed(&file, WriteOutcome::Created),
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(link_error(e)),
+            }
+        }
+        let outcome = match rustix::fs::statx(
             &self.parent,
             target,
             AtFlags::SYMLINK_NOFOLLOW,
@@ -680,32 +689,28 @@ impl Temp {
             Err(_) => WriteOutcome::Created,
         };
         if let Some(via) = self.unnamed.take() {
-            let linked = match outcome {
-                // A new file: naming it is the whole commit.
-                WriteOutcome::Created => via.link(&file, &self.parent, target),
-                WriteOutcome::Replaced => Err(Errno::EXIST),
-            };
-            match linked {
-                Ok(()) => outcome = WriteOutcome::Created,
-                // Replacing takes a rename, which needs a name to rename from.
-                Err(Errno::EXIST) => {
-                    let name = temp_name();
-                    via.link(&file, &self.parent, &name).map_err(link_error)?;
-                    self.name = name;
-                    outcome = WriteOutcome::Replaced;
-                }
-                Err(e) => return Err(link_error(e)),
-            }
+            // Replacing takes a rename, which needs a name to rename from.
+            let name = temp_name();
+            via.link(&file, &self.parent, &name).map_err(link_error)?;
+            self.name = name;
         }
-        if !self.name.is_empty() {
-            rustix::fs::renameat(&self.parent, self.name.as_str(), &self.parent, target)
-                .map_err(link_error)?;
-            self.name.clear();
-        }
+        rustix::fs::renameat(&self.parent, self.name.as_str(), &self.parent, target)
+            .map_err(link_error)?;
+        self.name.clear();
+        self.committed(&file, outcome)
+    }
+
+    /// Once `file` is in place: its parent synced if every write must survive a power loss,
+    /// and its metadata.
+    fn committed(
+        &self,
+        file: &File,
+        outcome: WriteOutcome,
+    ) -> Result<(WriteOutcome, Metadata), StorageError> {
         if self.sync == SyncPolicy::Always {
             sync_dir(&self.parent)?;
         }
-        let st = rustix::fs::statx(&file, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
+        let st = rustix::fs::statx(file, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
         Ok((outcome, to_metadata(&st)?))
     }
 }
@@ -1844,6 +1849,39 @@ mod tests {
         drop(dropped);
         assert_eq!(names(dir.path()), ["new.txt"]);
         assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"data");
+    }
+
+    #[tokio::test]
+    async fn a_name_taken_while_the_body_arrived_is_replaced_or_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        // A file appeared meanwhile: replaced, with its permission bits.
+        let file = ResourcePath::parse("/f").unwrap();
+        let pending = s.prepare_write(&file, body(b"new")).await.unwrap();
+        std::fs::write(dir.path().join("f"), b"old").unwrap();
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(dir.path().join("f"), private).unwrap();
+        let (outcome, meta) = pending.commit().await.unwrap();
+        assert_eq!((outcome, meta.len), (WriteOutcome::Replaced, 3));
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"new");
+        let mode = std::fs::metadata(dir.path().join("f"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A folder appeared meanwhile: refused, and left as it was.
+        let folder = ResourcePath::parse("/d").unwrap();
+        let pending = s.prepare_write(&folder, body(b"new")).await.unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/inside"), b"x").unwrap();
+        let refused = pending.commit().await;
+        assert!(
+            matches!(refused, Err(StorageError::IsCollection)),
+            "{refused:?}"
+        );
+        assert_eq!(names(&dir.path().join("d")), ["inside"]);
+        assert_eq!(names(dir.path()), ["d", "f"]);
     }
 
     /// 3 MiB in 64 KiB chunks, each chunk's bytes its index, and the bytes themselves.
