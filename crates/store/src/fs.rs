@@ -793,7 +793,8 @@ impl Drop for Temp {
     }
 }
 
-/// Opens the parent of `path` for a write, refusing when `path` is a collection.
+/// Opens the parent of `path` for a write, refusing at once when `path` is a collection:
+/// before a body of any size is written.
 fn prepare_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageError> {
     inner.check_writable(path)?;
     let parent = inner.parent(path)?;
@@ -807,6 +808,13 @@ fn prepare_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageErro
         return Err(StorageError::IsCollection);
     }
     Temp::create(parent, inner.sync, inner.link)
+}
+
+/// [`prepare_write`] for a body already in memory: a collection at `path` is refused at
+/// commit, which costs one small write, and spares every other write a look-up.
+fn prepare_small_write(inner: &Inner, path: &ResourcePath) -> Result<Temp, StorageError> {
+    inner.check_writable(path)?;
+    Temp::create(inner.parent(path)?, inner.sync, inner.link)
 }
 
 /// A body flushed to a temporary file, renamed into place on commit.
@@ -1142,7 +1150,7 @@ impl Storage for FsStorage {
         let head = head.freeze();
         let data = head.clone();
         let small = move |inner: &Inner, target: &ResourcePath| {
-            let mut t = prepare_write(inner, target)?;
+            let mut t = prepare_small_write(inner, target)?;
             t.file().write_all(&data).map_err(StorageError::from_io)?;
             t.flush()?;
             Ok(t)
