@@ -138,18 +138,18 @@ pub(crate) async fn metadata_if_any(
     }
 }
 
-/// Like [`metadata_if_any`], but what was found through a remembered look-up is looked up
-/// again: for the answers that refuse a change because something is there (405, 412),
-/// which must not rest on a look-up older than a change made to the folder directly.
+/// Like [`metadata_if_any`], but never a remembered answer: for what decides a change
+/// (405, 412, a conditional write), which must not rest on a look-up older than a change
+/// made to the folder directly.
 pub(crate) async fn metadata_now(
     server: &DavServer,
     path: &ResourcePath,
 ) -> Result<Option<Metadata>, DavError> {
-    if metadata_if_any(server, path).await?.is_none() {
-        return Ok(None);
+    match server.storage().metadata_fresh(path).await {
+        Ok(m) => Ok(Some(m)),
+        Err(StorageError::NotFound) => Ok(None),
+        Err(e) => Err(DavError::from_storage(e)),
     }
-    server.storage().recheck(path);
-    metadata_if_any(server, path).await
 }
 
 /// The Request-URI's current state, once it passed the gate of `change`: for methods that

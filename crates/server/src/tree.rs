@@ -44,6 +44,23 @@ pub(crate) async fn forget(server: &DavServer, removed: &[ResourcePath]) -> Resu
     Ok(())
 }
 
+/// Drops the dead properties left at `path` by a resource removed straight from the folder,
+/// behind Davit's back: a resource created there starts with none.
+pub(crate) async fn forget_stale(server: &DavServer, path: &ResourcePath) -> Result<(), DavError> {
+    let props = server.props();
+    if props
+        .has_any_tree(&[path])
+        .await
+        .map_err(DavError::from_storage)?
+    {
+        props
+            .remove_tree(path)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    Ok(())
+}
+
 /// A 207 listing each failed member with its status, condition and reason.
 pub(crate) fn failures_response(failures: &[Failure]) -> Response<DavBody> {
     let mut w = MultistatusWriter::new();

@@ -114,6 +114,17 @@ impl Inner {
         self.listings.invalidate(path.as_str());
         self.stats.invalidate(path.as_str());
     }
+
+    /// `path`'s metadata from the filesystem, kept for later look-ups unless something
+    /// changed since `generation`.
+    fn look_up(&self, path: &ResourcePath, generation: u64) -> Result<Metadata, StorageError> {
+        self.check_served(path)?;
+        let fd = self.resolve(rel(path), OFlags::PATH).map_err(errno)?;
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
+        let metadata = to_metadata(&st)?;
+        self.stats.put(path.as_str(), &metadata, generation);
+        Ok(metadata)
+    }
 }
 
 impl FsStorage {
@@ -1014,12 +1025,17 @@ impl Storage for FsStorage {
             Ok(metadata) => return Ok(metadata),
             Err(generation) => generation,
         };
-        inner.check_served(path)?;
-        let fd = inner.resolve(rel(path), OFlags::PATH).map_err(errno)?;
-        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, STATX_MASK).map_err(errno)?;
-        let metadata = to_metadata(&st)?;
-        inner.stats.put(path.as_str(), &metadata, generation);
-        Ok(metadata)
+        inner.look_up(path, generation)
+    }
+
+    async fn metadata_fresh(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
+        let inner = &self.inner;
+        let found = inner.look_up(path, inner.stats.generation());
+        if let Err(StorageError::NotFound) = found {
+            // Gone behind Davit's back: nothing cached may say otherwise.
+            inner.changed(path);
+        }
+        found
     }
 
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
@@ -1361,10 +1377,6 @@ impl Storage for FsStorage {
             Ok(())
         })
         .await
-    }
-
-    fn recheck(&self, path: &ResourcePath) {
-        self.inner.changed(path);
     }
 
     /// Expired entries would otherwise stay until a cache fills: an idle server kept the
@@ -1883,6 +1895,16 @@ mod tests {
         let pending = s.prepare_write(&folder, body(b"new")).await.unwrap();
         std::fs::create_dir(dir.path().join("d")).unwrap();
         std::fs::write(dir.path().join("d/inside"), b"x").unwrap();
+        let refused = pending.commit().await;
+        assert!(
+            matches!(refused, Err(StorageError::IsCollection)),
+            "{refused:?}"
+        );
+        assert_eq!(names(&dir.path().join("d")), ["inside"]);
+        assert_eq!(names(dir.path()), ["d", "f"]);
+        // A folder there from the start: a small body is not checked against it until the
+        // commit, which refuses it the same way.
+        let pending = s.prepare_write(&folder, body(b"small")).await.unwrap();
         let refused = pending.commit().await;
         assert!(
             matches!(refused, Err(StorageError::IsCollection)),

@@ -233,10 +233,15 @@ pub trait Storage: Send + Sync + Debug {
     /// second; the default does nothing.
     fn tidy(&self) {}
 
-    /// Makes the next look-up of `path` ask the backing store instead of a remembered
-    /// answer, which may predate a change made there directly. The default (no cache)
-    /// does nothing.
-    fn recheck(&self, _path: &ResourcePath) {}
+    /// [`metadata`](Self::metadata) from the backing store itself, never a remembered
+    /// answer (which may predate a change made there directly). The default is
+    /// `metadata`, for storage that remembers nothing.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] if nothing is there.
+    async fn metadata_fresh(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
+        self.metadata(path).await
+    }
 }
 
 /// Dead property storage (RFC 4918 §4.1), keyed by resource path.

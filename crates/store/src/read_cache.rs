@@ -160,6 +160,14 @@ impl StatCache {
         }
     }
 
+    /// The generation to hand to [`StatCache::put`] for a lookup that skips the cache.
+    pub(crate) fn generation(&self) -> u64 {
+        if self.ttl.is_zero() {
+            return 0;
+        }
+        self.lock().generation
+    }
+
     /// Keeps what a lookup that began at `generation` found, unless something changed since.
     pub(crate) fn put(&self, path: &str, metadata: &Metadata, generation: u64) {
         if self.ttl.is_zero() {

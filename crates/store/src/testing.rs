@@ -114,8 +114,9 @@ impl Storage for FaultyStorage {
     async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
-    fn recheck(&self, path: &ResourcePath) {
-        self.inner.recheck(path);
+    async fn metadata_fresh(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
+        self.check_read(path)?;
+        self.inner.metadata_fresh(path).await
     }
 }
 

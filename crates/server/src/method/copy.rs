@@ -9,7 +9,7 @@ use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::DavRequest;
-use crate::tree::{copy_members, copy_props, proceed};
+use crate::tree::{copy_members, copy_props, forget_stale, proceed};
 
 use super::transfer::{Probe, destination_error, finish, prepare};
 
@@ -62,6 +62,9 @@ pub(super) async fn handle(
         let not_copied: Vec<_> = failures.iter().map(|f| f.path.clone()).collect();
         copy_props(server, &t.src, &t.dst, &not_copied).await?;
     } else {
+        if !t.replaced {
+            forget_stale(server, &t.dst).await?;
+        }
         let own: Vec<PropOp> = props
             .get_all(&t.src)
             .await

@@ -11,6 +11,7 @@ use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_write, metadata_now};
 use crate::request::{Body, DavRequest, read_body};
+use crate::tree::forget_stale;
 
 use super::status;
 
@@ -53,5 +54,6 @@ pub(super) async fn handle(
             }
             e => DavError::from_storage(e),
         })?;
+    forget_stale(server, &req.path).await?;
     Ok(status(StatusCode::CREATED))
 }

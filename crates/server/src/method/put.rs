@@ -16,10 +16,11 @@ use http::{Response, StatusCode};
 use crate::DavServer;
 use crate::body::DavBody;
 use crate::error::DavError;
-use crate::precondition::{Change, check_if, check_write, metadata_if_any};
+use crate::precondition::{Change, check_if, check_write, metadata_now};
 use crate::request::{
     Body, DavRequest, body_stream, content_length, limit_stream, upload_too_large,
 };
+use crate::tree::forget_stale;
 
 use super::get::header_value;
 use super::status;
@@ -65,6 +66,9 @@ pub(super) async fn handle(
     let current = current_state(server, req).await?;
     check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
     let (outcome, meta) = pending.commit().await.map_err(put_error)?;
+    if outcome == WriteOutcome::Created {
+        forget_stale(server, &req.path).await?;
+    }
     let mut resp = status(match outcome {
         WriteOutcome::Created => StatusCode::CREATED,
         WriteOutcome::Replaced => StatusCode::NO_CONTENT,
@@ -82,7 +86,7 @@ async fn current_state(server: &DavServer, req: &DavRequest) -> Result<Option<Me
     if !conditional {
         return Ok(None);
     }
-    metadata_if_any(server, &req.path).await
+    metadata_now(server, &req.path).await
 }
 
 fn put_error(e: StorageError) -> DavError {

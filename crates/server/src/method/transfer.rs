@@ -148,8 +148,8 @@ fn destination_exists() -> DavError {
 /// What clearing the destination found.
 enum Cleared {
     Removed,
-    /// Gone since it was looked up (removed from the folder directly, seen through a
-    /// cached lookup, or by another request): nothing to replace.
+    /// Removed from the folder directly between the look-up and the clearing: nothing to
+    /// replace. (Other requests wait at the write gate.)
     AlreadyGone,
 }
 

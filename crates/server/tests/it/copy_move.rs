@@ -320,30 +320,41 @@ async fn a_destination_removed_outside_davit_is_created_anew() {
     s.mkcol("/c").await;
     s.put("/c/a", "a").await;
     s.put("/f", "f").await;
-    for (method, from, to, overwrite) in [
-        ("COPY", "/c/", "/d/", "T"),
-        ("COPY", "/f", "/g", "T"),
-        ("COPY", "/c/", "/d/", "F"),
-        ("MOVE", "/c/", "/d/", "T"),
-        ("MOVE", "/f", "/g", "F"),
+    // Each case finds its destination made by an earlier one, or by a first COPY.
+    for (first, method, from, to, overwrite, depth) in [
+        (true, "COPY", "/c/", "/d/", "T", "infinity"),
+        (true, "COPY", "/f", "/g", "T", "infinity"),
+        (false, "COPY", "/c/", "/d/", "F", "infinity"),
+        (false, "COPY", "/c/", "/d/", "T", "0"),
+        (false, "MOVE", "/c/", "/d/", "T", "infinity"),
+        (false, "MOVE", "/f", "/g", "F", "infinity"),
     ] {
-        // Every destination but the first two is there already, made by the step before.
-        if method == "COPY" && overwrite == "T" {
-            let made = send(&s, method, from, to, &[]).await.status();
+        if first {
+            let made = send(&s, "COPY", from, to, &[]).await.status();
             assert_eq!(made, StatusCode::CREATED);
         }
-        s.proppatch(to, &set("old", "1")).await;
+        let mut stale = vec![to];
+        if root.join("d/a").exists() && to == "/d/" {
+            stale.push("/d/a");
+        }
+        for path in stale {
+            let set = s.proppatch(path, &set("old", "1")).await.status();
+            assert_eq!(set, StatusCode::MULTI_STATUS);
+        }
         let on_disk = root.join(to.trim_matches('/'));
         if on_disk.is_dir() {
             std::fs::remove_dir_all(&on_disk).unwrap();
         } else {
             std::fs::remove_file(&on_disk).unwrap();
         }
-        let r = send(&s, method, from, to, &[("Overwrite", overwrite)]).await;
-        let case = format!("{method} {from} {to} Overwrite {overwrite}");
+        let headers = [("Overwrite", overwrite), ("Depth", depth)];
+        let r = send(&s, method, from, to, &headers).await;
+        let case = format!("{method} {from} {to} Overwrite {overwrite} Depth {depth}");
         assert_eq!(r.status(), StatusCode::CREATED, "{case}");
         assert!(on_disk.exists(), "{case}");
-        let ms = s.propfind(to, "0", PROPFIND_ALL).await;
-        assert_eq!(ms.get(to).text("urn:t", "old"), None, "{case}");
+        let ms = s.propfind(to, "infinity", PROPFIND_ALL).await;
+        for href in ms.hrefs() {
+            assert_eq!(ms.get(href).text("urn:t", "old"), None, "{case}: {href}");
+        }
     }
 }

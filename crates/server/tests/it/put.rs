@@ -3,7 +3,7 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
-use crate::support::TestServer;
+use crate::support::{PROPFIND_ALL, TestServer, remembering_server};
 
 async fn put_creates_then_replaces(s: TestServer) {
     let r = s.req("PUT", "/f").body("one").send().await.unwrap();
@@ -173,3 +173,29 @@ both_backends!(
     put_cut_off_mid_body_leaves_old_content,
     expect_continue_is_answered,
 );
+
+/// A file removed from the folder directly, while Davit's lookups still remember it: a
+/// create-only PUT (`If-None-Match: *`) creates it (201, not 412), without the old file's
+/// properties.
+#[tokio::test]
+async fn a_create_only_put_where_a_file_was_removed_outside_davit_creates_it() {
+    let (s, root) = remembering_server().await;
+    assert_eq!(s.put("/f", "old").await, StatusCode::CREATED);
+    let set = r#"<propertyupdate xmlns="DAV:"><set><prop><old xmlns="urn:t">1</old></prop></set></propertyupdate>"#;
+    assert_eq!(
+        s.proppatch("/f", set).await.status(),
+        StatusCode::MULTI_STATUS
+    );
+    std::fs::remove_file(root.join("f")).unwrap();
+    let r = s
+        .req("PUT", "/f")
+        .header("If-None-Match", "*")
+        .body("new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.get_text("/f").await.1, "new");
+    let ms = s.propfind("/f", "0", PROPFIND_ALL).await;
+    assert_eq!(ms.get("/f").text("urn:t", "old"), None);
+}
