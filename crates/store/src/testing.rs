@@ -18,7 +18,9 @@ use crate::{
 ///   read, but removing it or copying it fails with [`StorageError::PermissionDenied`]
 ///   (a file on a read-only mount, an immutable file);
 /// - [`fail_reads`](Self::fail_reads): its metadata cannot be read (in listings too) and it
-///   cannot be opened.
+///   cannot be opened;
+/// - [`vanishing`](Self::vanishing): something else removes it just as it is removed, so
+///   the removal finds nothing ([`StorageError::NotFound`]).
 ///
 /// `rename` is always refused as unsupported, so the server must use its member-by-member
 /// fallback, where the faults show.
@@ -27,6 +29,7 @@ pub struct FaultyStorage {
     inner: Arc<dyn Storage>,
     stuck_marker: Option<String>,
     read_marker: Option<String>,
+    vanish_marker: Option<String>,
 }
 
 impl FaultyStorage {
@@ -36,6 +39,7 @@ impl FaultyStorage {
             inner,
             stuck_marker: None,
             read_marker: None,
+            vanish_marker: None,
         }
     }
 
@@ -48,6 +52,12 @@ impl FaultyStorage {
     /// Fails reads of resources whose name contains `marker`.
     pub fn fail_reads(mut self, marker: &str) -> Self {
         self.read_marker = Some(marker.to_owned());
+        self
+    }
+
+    /// Makes resources whose name contains `marker` disappear as they are removed.
+    pub fn vanishing(mut self, marker: &str) -> Self {
+        self.vanish_marker = Some(marker.to_owned());
         self
     }
 
@@ -104,7 +114,11 @@ impl Storage for FaultyStorage {
     }
     async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
         self.check_change(path)?;
-        self.inner.remove(path).await
+        let removed = self.inner.remove(path).await;
+        if Self::hit(&self.vanish_marker, path.name()) {
+            return Err(StorageError::NotFound);
+        }
+        removed
     }
     async fn copy_file(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         self.check_read(from)?;

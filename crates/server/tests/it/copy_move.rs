@@ -358,3 +358,20 @@ async fn a_destination_removed_outside_davit_is_created_anew() {
         }
     }
 }
+
+/// A destination that something else removes just as COPY or MOVE clears it is created:
+/// 201, not 204 and not 404.
+#[tokio::test]
+async fn a_destination_gone_while_it_is_cleared_is_created() {
+    for kind in [Kind::Memory, Kind::Fs] {
+        let s = TestServer::with_faults(kind, |f| f.vanishing("gone")).await;
+        s.put("/src", "data").await;
+        // The MOVE finds the COPY's destination.
+        assert_eq!(s.put("/gone", "old").await, StatusCode::CREATED);
+        for method in ["COPY", "MOVE"] {
+            let r = send(&s, method, "/src", "/gone", &[("Overwrite", "T")]).await;
+            assert_eq!(r.status(), StatusCode::CREATED, "{kind:?} {method}");
+            assert_eq!(s.get_text("/gone").await.1, "data", "{kind:?} {method}");
+        }
+    }
+}

@@ -54,6 +54,14 @@ impl TestServer {
     /// A server whose storage cannot remove or copy names containing `stuck` and cannot read
     /// names containing `unreadable`.
     pub async fn faulty(kind: Kind, stuck: &str, unreadable: &str) -> Self {
+        Self::with_faults(kind, |f| f.stuck(stuck).fail_reads(unreadable)).await
+    }
+
+    /// A server whose storage has the faults `faults` adds.
+    pub async fn with_faults(
+        kind: Kind,
+        faults: impl FnOnce(FaultyStorage) -> FaultyStorage,
+    ) -> Self {
         let (backends, root) = match kind {
             Kind::Memory => (
                 Backends {
@@ -68,9 +76,7 @@ impl TestServer {
                 (fs_backends(dir.path()), Some(dir))
             }
         };
-        let storage = FaultyStorage::new(backends.storage)
-            .stuck(stuck)
-            .fail_reads(unreadable);
+        let storage = faults(FaultyStorage::new(backends.storage));
         let backends = Backends {
             storage: Arc::new(storage),
             ..backends
