@@ -131,11 +131,7 @@ pub(crate) async fn metadata_if_any(
     server: &DavServer,
     path: &ResourcePath,
 ) -> Result<Option<Metadata>, DavError> {
-    match server.storage().metadata(path).await {
-        Ok(m) => Ok(Some(m)),
-        Err(StorageError::NotFound) => Ok(None),
-        Err(e) => Err(DavError::from_storage(e)),
-    }
+    if_any(server.storage().metadata(path).await)
 }
 
 /// Like [`metadata_if_any`], but never a remembered answer: for what decides a change
@@ -145,7 +141,11 @@ pub(crate) async fn metadata_now(
     server: &DavServer,
     path: &ResourcePath,
 ) -> Result<Option<Metadata>, DavError> {
-    match server.storage().metadata_fresh(path).await {
+    if_any(server.storage().metadata_fresh(path).await)
+}
+
+fn if_any(found: Result<Metadata, StorageError>) -> Result<Option<Metadata>, DavError> {
+    match found {
         Ok(m) => Ok(Some(m)),
         Err(StorageError::NotFound) => Ok(None),
         Err(e) => Err(DavError::from_storage(e)),
