@@ -1031,7 +1031,9 @@ impl Storage for FsStorage {
     async fn metadata_fresh(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
         let inner = &self.inner;
         let found = inner.look_up(path, inner.stats.generation());
-        if let Err(StorageError::NotFound) = found {
+        if let Err(StorageError::NotFound) = found
+            && inner.stats.get(path.as_str()).is_ok()
+        {
             // Gone behind Davit's back: nothing cached may say otherwise.
             inner.changed(path);
         }
