@@ -24,7 +24,7 @@ use crate::error::DavError;
 use crate::lock::{active, conflicts, covers};
 use crate::precondition::{Change, check_conditions, check_write, metadata_if_any};
 use crate::request::{Body, DavRequest, LOCK_TOKEN, TIMEOUT, read_body};
-use crate::tree::multistatus;
+use crate::tree::{forget_stale, multistatus};
 
 use super::get::header_value;
 
@@ -111,6 +111,7 @@ pub(super) async fn handle(
                 }
                 e => DavError::from_storage(e),
             })?;
+        forget_stale(server, &req.path).await?;
     }
     let secs = server.locks.grant(timeout);
     let lock = Lock {

@@ -5,7 +5,9 @@ use davit_server::{ManualClock, ServerConfig};
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer, fs_backends};
+use crate::support::{
+    Kind, Multistatus, PROPFIND_ALL, TestServer, fs_backends, fs_server_remembering,
+};
 
 const EXCLUSIVE: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner><D:href>mailto:ann@example.com</D:href> Ann &amp; co</D:owner></D:lockinfo>"#;
 const SHARED: &str = r#"<lockinfo xmlns="DAV:"><lockscope><shared/></lockscope><locktype><write/></locktype><owner>shared one</owner></lockinfo>"#;
@@ -789,4 +791,28 @@ async fn a_slow_put_started_before_a_lock_does_not_overwrite_the_locked_resource
         assert!(answer.starts_with("HTTP/1.1 423"), "{kind:?}: {answer}");
         assert_eq!(s.get_text("/f").await.1, "locked edit", "{kind:?}");
     }
+}
+
+/// A LOCK that creates an empty resource where a file was removed from the folder directly
+/// leaves behind none of the old file's dead properties.
+#[tokio::test]
+async fn a_lock_that_creates_a_resource_starts_it_without_old_properties() {
+    let (s, root) = fs_server_remembering(Duration::ZERO).await;
+    assert_eq!(s.put("/f", "old").await, StatusCode::CREATED);
+    assert_eq!(
+        s.proppatch("/f", SET_P).await.status(),
+        StatusCode::MULTI_STATUS
+    );
+    std::fs::remove_file(root.join("f")).unwrap();
+    let r = s
+        .req("LOCK", "/f")
+        .header("Content-Type", "application/xml")
+        .body(r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(root.join("f").is_file());
+    let ms = s.propfind("/f", "0", PROPFIND_ALL).await;
+    assert_eq!(ms.get("/f").text("urn:t", "p"), None);
 }

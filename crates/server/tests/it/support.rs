@@ -320,11 +320,16 @@ impl Multistatus {
 /// A folder server whose look-ups are remembered long enough that no test sees a change
 /// made to the folder directly through them.
 pub async fn remembering_server() -> (TestServer, std::path::PathBuf) {
+    fs_server_remembering(std::time::Duration::from_secs(600)).await
+}
+
+/// A folder server whose look-ups are remembered for `ttl` (zero: never).
+pub async fn fs_server_remembering(ttl: std::time::Duration) -> (TestServer, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let mut backends = fs_backends(&root);
     let storage = FsStorage::open(&root).unwrap().hide(".davit");
-    backends.storage = Arc::new(storage.cache_ttl(std::time::Duration::from_secs(600)));
+    backends.storage = Arc::new(storage.cache_ttl(ttl));
     let s = TestServer::with_backends(backends, ServerConfig::default(), Some(dir)).await;
     (s, root)
 }
