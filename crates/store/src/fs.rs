@@ -1676,10 +1676,7 @@ fn copy_if_in_memory(
     dst: &OwnedFd,
     buf: &mut [u8],
 ) -> Result<Option<SourceFile>, StorageError> {
-    let Some(want) = usize::try_from(file.size)
-        .ok()
-        .filter(|&n| n > 0 && n <= buf.len())
-    else {
+    let Some(want) = fits(file.size, buf) else {
         file.copy_to(dst, buf)?;
         return Ok(None);
     };
@@ -1738,14 +1735,18 @@ fn copy_contents(from: OwnedFd, mut to: File, size: u64) -> Result<(), StorageEr
     Ok(())
 }
 
+/// `size` as a length when a file that large is copied through `buf`: not empty, and no
+/// larger than `buf`.
+fn fits(size: u64, buf: &[u8]) -> Option<usize> {
+    usize::try_from(size)
+        .ok()
+        .filter(|&n| n > 0 && n <= buf.len())
+}
+
 /// Copies a file of at most `buf`'s size through `buf`: for a few blocks, a read and a write
 /// cost less than the in-kernel copy's set-up. Empty files go to [`copy_contents`].
 fn copy_small(from: OwnedFd, mut to: File, size: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-    let Some(data) = usize::try_from(size)
-        .ok()
-        .filter(|&n| n > 0 && n <= buf.len())
-        .map(|n| &mut buf[..n])
-    else {
+    let Some(data) = fits(size, buf).map(|n| &mut buf[..n]) else {
         return copy_contents(from, to, size);
     };
     let n = read_full(&mut File::from(from), data).map_err(StorageError::from_io)?;
