@@ -804,14 +804,10 @@ async fn a_lock_that_creates_a_resource_starts_it_without_old_properties() {
         StatusCode::MULTI_STATUS
     );
     std::fs::remove_file(root.join("f")).unwrap();
-    let r = s
-        .req("LOCK", "/f")
-        .header("Content-Type", "application/xml")
-        .body(r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        lock(&s, "/f", EXCLUSIVE, &[]).await.status,
+        StatusCode::CREATED
+    );
     assert!(root.join("f").is_file());
     let ms = s.propfind("/f", "0", PROPFIND_ALL).await;
     assert_eq!(ms.get("/f").text("urn:t", "p"), None);
