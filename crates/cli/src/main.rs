@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod malloc;
+mod open_files;
 mod output;
 mod passwd;
 mod remote;

@@ -84,7 +84,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .header_timeout(s.header_timeout)
             .idle_timeout(s.idle_timeout)
             .idle_spin(s.idle_spin)
-            .max_connections(s.max_connections)
+            .max_connections(crate::open_files::fit(s.max_connections))
             .max_connections_per_client(s.max_connections_per_client)
             .max_locks(s.max_locks, s.max_locks_per_resource)
             .access_log(s.access_log)

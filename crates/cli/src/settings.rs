@@ -123,7 +123,7 @@ pub(crate) struct ServeArgs {
     /// requests; 0 sleeps at once) [default: 100]
     #[arg(long)]
     pub(crate) idle_spin_us: Option<u64>,
-    /// Connections served at once [default: 1024]
+    /// Connections served at once, fewer if the open-file limit is too low [default: 1024]
     #[arg(long)]
     pub(crate) max_connections: Option<usize>,
     /// Connections from one client address at once; more get 503 [default: 256]

@@ -56,6 +56,38 @@ fn serve_prints_its_address_keeps_properties_across_a_restart_and_stops_on_sigte
 }
 
 /// Runs a client command; returns (exit code, stdout, stderr).
+/// The soft and hard open-file limits of a running process.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut numbers = line.split_whitespace().filter_map(|w| w.parse().ok());
+    (numbers.next().unwrap(), numbers.next().unwrap())
+}
+
+#[test]
+fn serve_raises_a_low_open_file_limit_and_fits_its_connections_to_a_low_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let s = Served::start_through(&["prlimit", "--nofile=512:8192", "--"], &args, "warn", true);
+    assert_eq!(open_file_limits(s.pid()), (8192, 8192));
+    assert_eq!(request("PUT", &format!("{}/a.txt", s.base), "a").0, 201);
+    let log = s.stop();
+    assert!(!log.contains("open-file limit"), "{log}");
+
+    // 300 descriptors: 256 spare, 3 per connection.
+    let s = Served::start_through(&["prlimit", "--nofile=300:300", "--"], &args, "warn", true);
+    assert_eq!(open_file_limits(s.pid()), (300, 300));
+    assert_eq!(request("GET", &format!("{}/a.txt", s.base), "").0, 200);
+    let log = s.stop();
+    assert!(
+        log.contains("open-file limit allows fewer connections") && log.contains("connections=14"),
+        "{log}"
+    );
+}
+
 fn davit(args: &[&str]) -> (i32, String, String) {
     let Output {
         status,

@@ -17,7 +17,26 @@ impl Served {
     /// `davit serve ARGS` logging at `log` (`DAVIT_LOG`); stderr is captured for
     /// [`Served::stop`] when `capture_log`, else passed through.
     pub(crate) fn start<S: AsRef<OsStr>>(args: &[S], log: &str, capture_log: bool) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        Self::start_through(&[], args, log, capture_log)
+    }
+
+    /// As [`Served::start`], with `davit` run by the command `wrapper` (which must exec it).
+    pub(crate) fn start_through<S: AsRef<OsStr>>(
+        wrapper: &[&str],
+        args: &[S],
+        log: &str,
+        capture_log: bool,
+    ) -> Self {
+        let bin = env!("CARGO_BIN_EXE_davit");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("serve")
             .args(args)
             .env("DAVIT_LOG", log)
@@ -44,6 +63,10 @@ impl Served {
             child: Some(child),
             base,
         }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
     }
 
     fn child(&mut self) -> &mut Child {
