@@ -2,6 +2,7 @@
 //! it. Flags and the config file are in [`crate::settings`].
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
 use davit_store::sqlite::SqliteStore;
+use tokio::net::{TcpListener, TcpSocket};
 
 pub(crate) use crate::settings::ServeArgs;
 use crate::settings::{AccessArg, Backend, Fsync, LogFormat, Settings};
@@ -96,9 +98,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .recover()
             .await
             .context("repairing properties after an interrupted run")?;
-        let listener = tokio::net::TcpListener::bind(s.listen)
-            .await
-            .with_context(|| format!("binding {}", s.listen))?;
+        let listener = listen(s.listen).with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         {
             let mut out = std::io::stdout().lock();
@@ -110,6 +110,24 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Connections the kernel accepts and queues while all `--max-connections` are taken.
+/// Beyond the queue a new client's handshake is dropped, and it tries again only after a
+/// second or more. Rust's standard library queues 128; the kernel caps this at
+/// `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard library does: a restart binds while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Authentication and rules, when an htpasswd file is given.

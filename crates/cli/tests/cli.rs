@@ -88,6 +88,42 @@ fn serve_raises_a_low_open_file_limit_and_fits_its_connections_to_a_low_hard_one
     );
 }
 
+#[test]
+fn connections_beyond_max_connections_wait_in_a_listen_queue_of_1024() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "1",
+    ];
+    // The kernel caps every listen queue at this; at 128 (before Linux 5.4) there is
+    // nothing to tell apart.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if somaxconn <= 129 {
+        eprintln!("net.core.somaxconn is {somaxconn}: every listen queue is that short");
+        return;
+    }
+    let s = Served::start(&args, "warn", false);
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    // One is served; the rest are queued by the kernel, past the 128 a default listener
+    // queues, after which a handshake is dropped and connect times out.
+    let waiting: Vec<_> = (0..somaxconn.min(400))
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("connection {i}: {e}"))
+        })
+        .collect();
+    drop(waiting);
+    assert_eq!(request("PUT", &format!("{}/a.txt", s.base), "a").0, 201);
+    stop(s);
+}
+
 fn davit(args: &[&str]) -> (i32, String, String) {
     let Output {
         status,
