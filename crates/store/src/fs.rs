@@ -359,6 +359,27 @@ impl FsStorage {
     }
 }
 
+/// `t` as the kernel takes it; times before 1970 count back from the epoch.
+fn timespec(t: SystemTime) -> rustix::fs::Timespec {
+    let (sign, d) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (1, d),
+        Err(e) => (-1, e.duration()),
+    };
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let nanos = i64::from(d.subsec_nanos());
+    if sign > 0 || nanos == 0 {
+        rustix::fs::Timespec {
+            tv_sec: sign * secs,
+            tv_nsec: nanos,
+        }
+    } else {
+        rustix::fs::Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: 1_000_000_000 - nanos,
+        }
+    }
+}
+
 fn errno(e: Errno) -> StorageError {
     StorageError::from_io(io::Error::from(e))
 }
@@ -565,7 +586,9 @@ fn to_time(t: StatxTimestamp) -> SystemTime {
     if t.tv_sec >= 0 {
         UNIX_EPOCH + Duration::new(t.tv_sec as u64, t.tv_nsec)
     } else {
+        // Seconds count back from the epoch; the nanoseconds still count forward.
         UNIX_EPOCH - Duration::from_secs(t.tv_sec.unsigned_abs())
+            + Duration::from_nanos(t.tv_nsec.into())
     }
 }
 
@@ -1205,6 +1228,34 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn set_modified(
+        &self,
+        path: &ResourcePath,
+        modified: SystemTime,
+    ) -> Result<(), StorageError> {
+        let target = path.clone();
+        self.changing_entry(&[path], move |inner| {
+            let path = target;
+            inner.check_served(&path)?;
+            inner.check_writable(&path)?;
+            let parent = inner.parent(&path).map_err(|e| match e {
+                StorageError::ParentMissing => StorageError::NotFound,
+                e => e,
+            })?;
+            let times = rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                last_modification: timespec(modified),
+            };
+            // Not followed: a served link keeps its target's date, as its listing shows.
+            rustix::fs::utimensat(&parent, path.name(), &times, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno)
+        })
+        .await
+    }
+
     async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {
         let target = path.clone();
         self.changing(&[path], move |inner| {
@@ -1820,6 +1871,41 @@ mod tests {
 
     fn body(data: &'static [u8]) -> ByteStream {
         Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
+    }
+
+    #[test]
+    fn times_become_the_seconds_and_nanoseconds_the_kernel_takes() {
+        let ms = Duration::from_millis;
+        for (t, secs, nanos) in [
+            (UNIX_EPOCH, 0, 0),
+            (UNIX_EPOCH + ms(1_500), 1, 500_000_000),
+            (UNIX_EPOCH - ms(1_500), -2, 500_000_000),
+            (UNIX_EPOCH - ms(2_000), -2, 0),
+            (
+                UNIX_EPOCH + Duration::from_secs(1_577_872_800),
+                1_577_872_800,
+                0,
+            ),
+        ] {
+            let ts = timespec(t);
+            assert_eq!((ts.tv_sec, ts.tv_nsec), (secs, nanos), "{t:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_date_set_before_1970_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old"), "x").unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let path = ResourcePath::parse("/old").unwrap();
+        let when = UNIX_EPOCH - Duration::from_millis(86_400_250);
+        s.set_modified(&path, when).await.unwrap();
+        assert_eq!(s.metadata(&path).await.unwrap().modified, when);
+        let missing = ResourcePath::parse("/none/old").unwrap();
+        assert!(matches!(
+            s.set_modified(&missing, when).await,
+            Err(StorageError::NotFound)
+        ));
     }
 
     fn names(dir: &Path) -> Vec<String> {

@@ -229,6 +229,22 @@ pub trait Storage: Send + Sync + Debug {
     /// [`StorageError::ParentMissing`], [`StorageError::Unsupported`].
     async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError>;
 
+    /// Sets the last-modified time of a resource, as clients that keep a file's own dates
+    /// ask for (Windows' `Win32LastModifiedTime`). The default is
+    /// [`StorageError::Unsupported`].
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], [`StorageError::PermissionDenied`],
+    /// [`StorageError::Unsupported`].
+    async fn set_modified(
+        &self,
+        path: &ResourcePath,
+        modified: SystemTime,
+    ) -> Result<(), StorageError> {
+        let _ = (path, modified);
+        Err(StorageError::Unsupported)
+    }
+
     /// Drops what the backend's caches no longer trust. The server calls it about once a
     /// second; the default does nothing.
     fn tidy(&self) {}

@@ -353,6 +353,17 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    async fn set_modified(
+        &self,
+        path: &ResourcePath,
+        modified: SystemTime,
+    ) -> Result<(), StorageError> {
+        let mut nodes = self.lock();
+        let node = nodes.get_mut(path.as_str()).ok_or(StorageError::NotFound)?;
+        node.modified = modified;
+        Ok(())
+    }
+
     async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
         let mut nodes = self.lock();
         if !nodes.contains_key(from.as_str()) {

@@ -128,6 +128,14 @@ impl Storage for FaultyStorage {
     async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
+    async fn set_modified(
+        &self,
+        path: &ResourcePath,
+        modified: std::time::SystemTime,
+    ) -> Result<(), StorageError> {
+        self.check_change(path)?;
+        self.inner.set_modified(path, modified).await
+    }
     async fn metadata_fresh(&self, path: &ResourcePath) -> Result<Metadata, StorageError> {
         self.check_read(path)?;
         self.inner.metadata_fresh(path).await

@@ -4,8 +4,13 @@
 //! - A protected live property fails with 403 `cannot-modify-protected-property`; then
 //!   nothing is applied and every other property reports 424.
 //! - Removing a property that does not exist succeeds.
+//! - Windows' `Win32LastModifiedTime`, set with a valid date, also becomes the resource's
+//!   own last-modified time, once the properties are applied.
 
-use davit_proto::{Condition, MultistatusWriter, PropName, PropertyUpdate};
+use std::time::SystemTime;
+
+use davit_proto::{Condition, MultistatusWriter, PropName, PropOp, PropertyUpdate};
+use davit_store::StorageError;
 use http::{Response, StatusCode};
 
 use crate::DavServer;
@@ -41,7 +46,12 @@ pub(super) async fn handle(
     w.begin_response(&req.path, meta.kind);
     if protected.is_empty() {
         let status = match server.props().apply(&req.path, &update.ops).await {
-            Ok(()) => StatusCode::OK,
+            Ok(()) => {
+                if let Some(modified) = win32_modified(&update.ops) {
+                    set_modified(server, req, modified).await;
+                }
+                StatusCode::OK
+            }
             Err(e) => DavError::from_storage(e).status(),
         };
         group(&mut w, &names, status, None);
@@ -58,6 +68,39 @@ pub(super) async fn handle(
     w.end_response(None);
     w.finish();
     Ok(multistatus(DavBody::full(w.take())))
+}
+
+/// The namespace of the properties Windows Explorer sets on the files it copies.
+const MS_NS: &str = "urn:schemas-microsoft-com:";
+
+/// The date the update leaves in `Win32LastModifiedTime`, if it sets a valid one there.
+/// Explorer sends it after a copy, so that the file keeps the date it had on the
+/// client; as a property only, listings would show the time of the upload instead.
+fn win32_modified(ops: &[PropOp]) -> Option<SystemTime> {
+    let last = ops.iter().rev().find(|op| {
+        let name = op.name();
+        name.namespace == MS_NS && name.local == "Win32LastModifiedTime"
+    })?;
+    match last {
+        PropOp::Set(_, value) => httpdate::parse_http_date(value.xml.trim()).ok(),
+        PropOp::Remove(_) => None,
+    }
+}
+
+/// Best effort: the property is stored whatever happens here, and Explorer reports an
+/// error for any PROPPATCH that fails.
+async fn set_modified(server: &DavServer, req: &DavRequest, modified: SystemTime) {
+    match server.storage().set_modified(&req.path, modified).await {
+        Ok(()) => {}
+        Err(StorageError::Unsupported) => {
+            tracing::debug!(path = %req.path, "this storage keeps no dates set by clients");
+        }
+        Err(e) => tracing::warn!(
+            path = %req.path,
+            error = %e,
+            "Win32LastModifiedTime kept as a property only: the date could not be set"
+        ),
+    }
 }
 
 fn group(

@@ -118,7 +118,72 @@ async fn proppatch_errors(s: TestServer) {
     );
 }
 
+const WIN32_SET: &str = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>
+    <Z:Win32CreationTime>Tue, 31 Dec 2019 08:00:00 GMT</Z:Win32CreationTime>
+    <Z:Win32LastModifiedTime>Wed, 01 Jan 2020 10:00:00 GMT</Z:Win32LastModifiedTime>
+    <Z:Win32FileAttributes>00000020</Z:Win32FileAttributes>
+</D:prop></D:set></D:propertyupdate>"#;
+const MS: &str = "urn:schemas-microsoft-com:";
+const SET_DATE: &str = "Wed, 01 Jan 2020 10:00:00 GMT";
+
+async fn win32_last_modified_time_becomes_the_resources_date(s: TestServer) {
+    s.put("/f", "x").await;
+    s.mkcol("/c").await;
+    for (path, href) in [("/f", "/f"), ("/c", "/c/")] {
+        let ms = patch(&s, path, WIN32_SET).await;
+        let r = ms.get(href);
+        for local in [
+            "Win32CreationTime",
+            "Win32LastModifiedTime",
+            "Win32FileAttributes",
+        ] {
+            assert_eq!(r.status_of(MS, local), Some(200), "{path} {local}");
+        }
+        let got = s.propfind(path, "0", crate::support::PROPFIND_ALL).await;
+        let r = got.get(href);
+        assert_eq!(
+            r.text("DAV:", "getlastmodified").as_deref(),
+            Some(SET_DATE),
+            "{path}"
+        );
+        assert_eq!(
+            r.text(MS, "Win32LastModifiedTime").as_deref(),
+            Some(SET_DATE),
+            "{path}"
+        );
+    }
+    if let Some(root) = &s.root {
+        let on_disk = std::fs::metadata(root.path().join("f"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let set = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_872_800);
+        assert_eq!(on_disk, set);
+    }
+
+    // Not a date: kept as the property it is, and the date stays.
+    let ms = patch(&s, "/f", r#"<propertyupdate xmlns="DAV:"><set><prop><Win32LastModifiedTime xmlns="urn:schemas-microsoft-com:">yesterday</Win32LastModifiedTime></prop></set></propertyupdate>"#).await;
+    assert_eq!(
+        ms.get("/f").status_of(MS, "Win32LastModifiedTime"),
+        Some(200)
+    );
+    // A PROPPATCH that fails applies nothing, the date included.
+    let ms = patch(&s, "/f", r#"<propertyupdate xmlns="DAV:"><set><prop><Win32LastModifiedTime xmlns="urn:schemas-microsoft-com:">Fri, 01 Jan 2021 10:00:00 GMT</Win32LastModifiedTime><getetag>"forged"</getetag></prop></set></propertyupdate>"#).await;
+    assert_eq!(
+        ms.get("/f").status_of(MS, "Win32LastModifiedTime"),
+        Some(424)
+    );
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    let r = got.get("/f");
+    assert_eq!(r.text("DAV:", "getlastmodified").as_deref(), Some(SET_DATE));
+    assert_eq!(
+        r.text(MS, "Win32LastModifiedTime").as_deref(),
+        Some("yesterday")
+    );
+}
+
 both_backends!(
+    win32_last_modified_time_becomes_the_resources_date,
     set_and_remove_in_document_order,
     values_round_trip_with_namespaces_and_language,
     protected_property_fails_all_with_403_and_424,
