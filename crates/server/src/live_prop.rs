@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use davit_proto::xml::escape_text_into;
 use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourceKind, ResourcePath};
-use davit_store::{Lock, Metadata};
+use davit_store::{Lock, Metadata, Space};
 
 use crate::lock;
 
@@ -18,6 +18,8 @@ pub(crate) struct Resource<'a> {
     pub(crate) locks: &'a [Lock],
     /// The time lock timeouts count from.
     pub(crate) now: SystemTime,
+    /// Room on the storage, where the request asked for it.
+    pub(crate) space: Option<Space>,
 }
 
 /// How a property's value is written.
@@ -37,6 +39,9 @@ pub(crate) struct LiveProp {
     /// Clients may set it with PROPPATCH; a stored (dead) value then wins over the computed
     /// one. RFC 4918 §15.2: displayname SHOULD NOT be protected.
     pub(crate) settable: bool,
+    /// Listed by allprop. The quota properties are not: they cost a look at the whole
+    /// filesystem, and RFC 4918 §9.1 leaves properties of other specifications out.
+    pub(crate) in_allprop: bool,
     /// Whether the property exists for a resource (getcontentlength of a collection does
     /// not, which reads as 404).
     pub(crate) applies: fn(Resource<'_>) -> bool,
@@ -77,11 +82,17 @@ fn file_only(r: Resource<'_>) -> bool {
     !r.meta.kind.is_collection()
 }
 
+/// RFC 4331 §3-4: required on collections, optional elsewhere; Davit gives them there.
+fn collection_with_space(r: Resource<'_>) -> bool {
+    r.meta.kind.is_collection() && r.space.is_some()
+}
+
 /// Every live property Davit computes, in the order allprop lists them.
 pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "resourcetype",
         settable: false,
+        in_allprop: true,
         applies: always,
         shape: Shape::Element,
         write: |r, buf| {
@@ -95,6 +106,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "getcontentlength",
         settable: false,
+        in_allprop: true,
         applies: file_only,
         shape: Shape::Text,
         write: |r, buf| davit_proto::write_decimal(r.meta.len, buf),
@@ -102,6 +114,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "getcontenttype",
         settable: false,
+        in_allprop: true,
         applies: file_only,
         shape: Shape::Text,
         write: |r, buf| buf.push_str(content_type(r.path)),
@@ -109,6 +122,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "getetag",
         settable: false,
+        in_allprop: true,
         applies: file_only,
         shape: Shape::Text,
         write: |r, buf| r.meta.etag.write_into(buf),
@@ -116,6 +130,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "getlastmodified",
         settable: false,
+        in_allprop: true,
         applies: always,
         shape: Shape::Text,
         write: |r, buf| davit_proto::write_http_date(r.meta.modified, buf),
@@ -123,6 +138,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "creationdate",
         settable: false,
+        in_allprop: true,
         applies: always,
         shape: Shape::Text,
         write: |r, buf| davit_proto::write_rfc3339(r.meta.created.unwrap_or(r.meta.modified), buf),
@@ -130,6 +146,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "displayname",
         settable: true,
+        in_allprop: true,
         applies: always,
         shape: Shape::Text,
         write: |r, buf| escape_text_into(r.path.name(), buf),
@@ -137,6 +154,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "supportedlock",
         settable: false,
+        in_allprop: true,
         applies: always,
         shape: Shape::Element,
         write: |_, buf| {
@@ -151,6 +169,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     LiveProp {
         local: "lockdiscovery",
         settable: false,
+        in_allprop: true,
         applies: always,
         shape: Shape::Element,
         write: |r, buf| {
@@ -169,7 +188,42 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
             buf.push_str("</D:lockdiscovery>");
         },
     },
+    // The storage as a whole: Davit keeps no quota of its own, so what is left on the
+    // filesystem is what a client can still write.
+    LiveProp {
+        local: "quota-available-bytes",
+        settable: false,
+        in_allprop: false,
+        applies: collection_with_space,
+        shape: Shape::Text,
+        write: |r, buf| {
+            if let Some(space) = r.space {
+                davit_proto::write_decimal(space.available, buf);
+            }
+        },
+    },
+    LiveProp {
+        local: "quota-used-bytes",
+        settable: false,
+        in_allprop: false,
+        applies: collection_with_space,
+        shape: Shape::Text,
+        write: |r, buf| {
+            if let Some(space) = r.space {
+                davit_proto::write_decimal(space.used, buf);
+            }
+        },
+    },
 ];
+
+/// True for the quota properties of RFC 4331, which need [`Resource::space`].
+pub(crate) fn needs_space(name: &PropName) -> bool {
+    name.namespace == DAV_NS
+        && matches!(
+            name.local.as_str(),
+            "quota-available-bytes" | "quota-used-bytes"
+        )
+}
 
 /// The names of [`LIVE_PROPS`], row for row.
 static LIVE_NAMES: LazyLock<Vec<PropName>> =

@@ -36,7 +36,7 @@ use rustix::io::{Errno, ReadWriteFlags};
 use crate::read_cache::{ListCache, Lookup, ReadCache, StatCache};
 use crate::{
     ByteRange, ByteStream, ETag, Entry, FileReader, Metadata, PendingWrite, ResourceKind,
-    ResourcePath, Storage, StorageError, SyncPolicy, WriteOutcome,
+    ResourcePath, Space, Storage, StorageError, SyncPolicy, WriteOutcome,
 };
 
 /// Names starting with this are temporary files of writes in progress; they are never served.
@@ -1254,6 +1254,19 @@ impl Storage for FsStorage {
                 .map_err(errno)
         })
         .await
+    }
+
+    async fn space(&self) -> Result<Space, StorageError> {
+        let st = rustix::fs::fstatvfs(&self.inner.root).map_err(errno)?;
+        // Available to an unprivileged writer (the blocks reserved for root left out), and
+        // taken by anyone.
+        Ok(Space {
+            available: st.f_bavail.saturating_mul(st.f_frsize),
+            used: st
+                .f_blocks
+                .saturating_sub(st.f_bfree)
+                .saturating_mul(st.f_frsize),
+        })
     }
 
     async fn remove(&self, path: &ResourcePath) -> Result<(), StorageError> {

@@ -70,6 +70,15 @@ pub enum SyncPolicy {
 /// A stream of body chunks, in or out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
 
+/// Room on the storage as a whole, in bytes: what the quota properties of RFC 4331 report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// What can still be written.
+    pub available: u64,
+    /// What is taken.
+    pub used: u64,
+}
+
 /// What storage knows about one resource. The server derives live properties from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
@@ -242,6 +251,15 @@ pub trait Storage: Send + Sync + Debug {
         modified: SystemTime,
     ) -> Result<(), StorageError> {
         let _ = (path, modified);
+        Err(StorageError::Unsupported)
+    }
+
+    /// Room on the storage, for clients that show it (Finder, Windows Explorer). The
+    /// default is [`StorageError::Unsupported`].
+    ///
+    /// # Errors
+    /// [`StorageError::Unsupported`], or what stopped the look.
+    async fn space(&self) -> Result<Space, StorageError> {
         Err(StorageError::Unsupported)
     }
 

@@ -128,6 +128,9 @@ impl Storage for FaultyStorage {
     async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
+    async fn space(&self) -> Result<crate::Space, StorageError> {
+        self.inner.space().await
+    }
     async fn set_modified(
         &self,
         path: &ResourcePath,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use davit_proto::{
     Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind, ResourcePath,
 };
-use davit_store::{Lock, Metadata, StorageError};
+use davit_store::{Lock, Metadata, Space, StorageError};
 use http::{Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -71,6 +71,18 @@ pub(super) async fn handle(
         locks.extend(server.locks.below(&req.path).await?);
     }
     let now = server.locks.clock.now();
+    let space = if wants_space(&spec) {
+        match server.storage().space().await {
+            Ok(space) => Some(space),
+            Err(StorageError::Unsupported) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "no quota properties: the storage's room is unknown");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let dead = server
         .props()
         .get_all(&req.path)
@@ -78,7 +90,7 @@ pub(super) async fn handle(
         .map_err(DavError::from_storage)?;
     let mut w = MultistatusWriter::new();
     let mut scratch = Vec::new();
-    let res = resource(&req.path, &meta, &locks, now, &mut scratch);
+    let res = resource(&req.path, &meta, &locks, now, space, &mut scratch);
     write_resource(&mut w, &spec, res, &dead);
     if depth == Depth::Zero {
         w.finish();
@@ -91,6 +103,7 @@ pub(super) async fn handle(
         depth,
         locks,
         now,
+        space,
         tx,
     };
     tokio::spawn(walk.run(req.path.clone(), w));
@@ -137,6 +150,8 @@ struct Walk {
     /// The active locks that may apply to resources of the walk.
     locks: Vec<Lock>,
     now: SystemTime,
+    /// Room on the storage, the same for every member.
+    space: Option<Space>,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
 }
 
@@ -167,7 +182,14 @@ impl Walk {
                 match entry.metadata {
                     Ok(meta) => {
                         let props = dead.get(&entry.name).map_or(&[][..], Vec::as_slice);
-                        let res = resource(&child, &meta, &self.locks, self.now, &mut scratch);
+                        let res = resource(
+                            &child,
+                            &meta,
+                            &self.locks,
+                            self.now,
+                            self.space,
+                            &mut scratch,
+                        );
                         write_resource(&mut w, &self.spec, res, props);
                         if meta.kind.is_collection() && self.depth == Depth::Infinity {
                             dirs.push(child);
@@ -201,6 +223,7 @@ fn resource<'a>(
     meta: &'a Metadata,
     locks: &[Lock],
     now: SystemTime,
+    space: Option<Space>,
     scratch: &'a mut Vec<Lock>,
 ) -> Resource<'a> {
     scratch.clear();
@@ -210,6 +233,16 @@ fn resource<'a>(
         meta,
         locks: scratch,
         now,
+        space,
+    }
+}
+
+/// Whether the answer may hold a quota property, which needs a look at the storage.
+fn wants_space(spec: &PropFind) -> bool {
+    match spec {
+        PropFind::Prop(names) => names.iter().any(live_prop::needs_space),
+        PropFind::AllProp { include } => include.iter().any(live_prop::needs_space),
+        PropFind::PropName => true,
     }
 }
 
@@ -260,7 +293,8 @@ fn write_resource(
         PropFind::AllProp { include } => {
             w.begin_propstat();
             for p in LIVE_PROPS {
-                if !(p.settable && find_dead(p.name()).is_some()) {
+                let listed = p.in_allprop || include.contains(p.name());
+                if listed && !(p.settable && find_dead(p.name()).is_some()) {
                     p.write(res, w);
                 }
             }
@@ -270,7 +304,10 @@ fn write_resource(
             w.end_propstat(StatusCode::OK.as_u16(), None);
             let missing: Vec<&PropName> = include
                 .iter()
-                .filter(|n| live_prop::find(n).is_none() && find_dead(n).is_none())
+                .filter(|n| match live_prop::find(n) {
+                    Some(p) => !(p.applies)(res),
+                    None => find_dead(n).is_none(),
+                })
                 .collect();
             if !missing.is_empty() {
                 w.begin_propstat();

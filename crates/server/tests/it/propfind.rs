@@ -231,7 +231,64 @@ async fn large_listing_streams(s: TestServer) {
     assert_eq!(ms.responses.len(), 1501);
 }
 
+async fn quota_properties_give_the_room_on_the_storage_to_collections(s: TestServer) {
+    s.mkcol("/c").await;
+    s.put("/c/f", "x").await;
+    let body = r#"<propfind xmlns="DAV:"><prop><quota-available-bytes/><quota-used-bytes/><getetag/></prop></propfind>"#;
+    let ms = s.propfind("/c", "1", body).await;
+    let (c, f) = (ms.get("/c/"), ms.get("/c/f"));
+    let quota = |local| c.text(DAV, local).map(|v| v.parse::<u64>().unwrap());
+    match &s.root {
+        Some(root) => {
+            let (available, used) = (quota("quota-available-bytes"), quota("quota-used-bytes"));
+            let st = rustix::fs::statvfs(root.path()).unwrap();
+            let size = st.f_blocks * st.f_frsize;
+            assert!(
+                available.is_some_and(|a| a > 0 && a < size),
+                "{available:?} of {size}"
+            );
+            assert!(
+                used.is_some_and(|u| u > 0 && u < size),
+                "{used:?} of {size}"
+            );
+        }
+        // Memory has no room to speak of: the properties are not there.
+        None => assert_eq!(c.status_of(DAV, "quota-used-bytes"), Some(404)),
+    }
+    // Collections only, as RFC 4331 requires them.
+    assert_eq!(f.status_of(DAV, "quota-available-bytes"), Some(404));
+    assert_eq!(f.status_of(DAV, "getetag"), Some(200));
+
+    // Not in allprop, but there when included.
+    let ms = s.propfind("/c", "0", crate::support::PROPFIND_ALL).await;
+    assert_eq!(ms.get("/c/").prop(DAV, "quota-used-bytes"), None);
+    let body =
+        r#"<propfind xmlns="DAV:"><allprop/><include><quota-used-bytes/></include></propfind>"#;
+    let ms = s.propfind("/c", "0", body).await;
+    let want = if s.root.is_some() { 200 } else { 404 };
+    assert_eq!(ms.get("/c/").status_of(DAV, "quota-used-bytes"), Some(want));
+
+    let ms = s
+        .propfind(
+            "/c",
+            "0",
+            r#"<propfind xmlns="DAV:"><propname/></propfind>"#,
+        )
+        .await;
+    let named = ms.get("/c/").prop(DAV, "quota-available-bytes").is_some();
+    assert_eq!(
+        named,
+        s.root.is_some(),
+        "propname names what a collection has"
+    );
+
+    let set = r#"<propertyupdate xmlns="DAV:"><set><prop><quota-used-bytes>1</quota-used-bytes></prop></set></propertyupdate>"#;
+    let ms = Multistatus::parse(&s.proppatch("/c", set).await.text().await.unwrap());
+    assert_eq!(ms.get("/c/").status_of(DAV, "quota-used-bytes"), Some(403));
+}
+
 both_backends!(
+    quota_properties_give_the_room_on_the_storage_to_collections,
     allprop_depth_0_on_a_file,
     depth_1_lists_members_with_collection_slashes,
     named_props_split_found_and_missing,
