@@ -8,6 +8,8 @@ async fn options_advertises_dav_and_methods(s: TestServer) {
     assert_eq!(r.status(), StatusCode::OK);
     let dav = r.headers()["dav"].to_str().unwrap();
     assert!(dav.split(',').any(|c| c.trim() == "1"), "{dav}");
+    // Office opens documents for editing only where this says DAV.
+    assert_eq!(r.headers()["ms-author-via"], "DAV");
     let allow = r.headers()["allow"].to_str().unwrap();
     for m in ["PROPFIND", "PROPPATCH", "COPY", "MOVE", "DELETE", "GET"] {
         assert!(allow.contains(m), "{allow}");

@@ -287,7 +287,33 @@ async fn quota_properties_give_the_room_on_the_storage_to_collections(s: TestSer
     assert_eq!(ms.get("/c/").status_of(DAV, "quota-used-bytes"), Some(403));
 }
 
+/// Clients probe with doubled slashes, and name collections without their final slash
+/// (gvfs, Orgzly, `PROPFIND //` from some scripts); each gets the resource, under its
+/// one canonical href, and no redirect.
+async fn doubled_and_missing_slashes_find_the_resource(s: TestServer) {
+    s.mkcol("/c").await;
+    s.put("/c/f", "x").await;
+    for (asked, href) in [
+        ("//", "/"),
+        ("/c", "/c/"),
+        ("//c//", "/c/"),
+        ("/c//f", "/c/f"),
+        ("/c/f/", "/c/f"),
+    ] {
+        let r = s
+            .req("PROPFIND", asked)
+            .header("Depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::MULTI_STATUS, "{asked}");
+        let ms = Multistatus::parse(&r.text().await.unwrap());
+        assert_eq!(ms.hrefs(), [href], "{asked}");
+    }
+}
+
 both_backends!(
+    doubled_and_missing_slashes_find_the_resource,
     quota_properties_give_the_room_on_the_storage_to_collections,
     allprop_depth_0_on_a_file,
     depth_1_lists_members_with_collection_slashes,
