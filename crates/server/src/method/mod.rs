@@ -96,7 +96,9 @@ fn changes_state(method: &http::Method) -> bool {
     !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND")
 }
 
-/// Routes the request; what the handler left of the body is read and dropped on an error.
+/// Routes the request; what the handler left of the body is read and dropped on an error,
+/// but for a body refused for its size: that answer goes at once, and the connection
+/// closes after it instead of reading what was refused.
 async fn respond(
     server: &DavServer,
     parts: http::request::Parts,
@@ -104,7 +106,9 @@ async fn respond(
     mut body: Body,
 ) -> Result<Response<DavBody>, DavError> {
     let result = route(server, parts, principal, &mut body).await;
-    if result.is_err() {
+    if let Err(e) = &result
+        && e.status() != StatusCode::PAYLOAD_TOO_LARGE
+    {
         body.discard().await;
     }
     result

@@ -25,6 +25,20 @@ use crate::tree::forget_stale;
 use super::get::header_value;
 use super::status;
 
+/// The size the client says it sends: `Content-Length`, or for a chunked body macOS
+/// Finder's `X-Expected-Entity-Length`. Only to refuse early; what arrives is counted.
+fn announced_length(parts: &http::request::Parts) -> Option<u64> {
+    content_length(parts).or_else(|| {
+        parts
+            .headers
+            .get("x-expected-entity-length")?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    })
+}
+
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
@@ -46,7 +60,7 @@ pub(super) async fn handle(
     check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
     let max = server.config.max_upload_bytes;
     if let Some(max) = max
-        && content_length(&req.parts).is_some_and(|len| len > max)
+        && announced_length(&req.parts).is_some_and(|len| len > max)
     {
         return Err(upload_too_large(max));
     }

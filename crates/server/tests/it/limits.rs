@@ -50,6 +50,47 @@ async fn uploads_over_the_limit_get_413_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_chunked_upload_announced_too_large_is_refused_before_its_body() {
+    let config = ServerConfig::builder().max_upload_bytes(Some(1000)).build();
+    let s = TestServer::start_with(Kind::Fs, config).await;
+    // A body that never ends: only an answer before it can end the request.
+    let endless = || {
+        let first =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+                b'x';
+                100
+            ]))]);
+        reqwest::Body::wrap_stream(futures_util::stream::StreamExt::chain(
+            first,
+            futures_util::stream::pending(),
+        ))
+    };
+    let put = s
+        .req("PUT", "/big")
+        .header("X-Expected-Entity-Length", "5000")
+        .body(endless())
+        .send();
+    let r = tokio::time::timeout(Duration::from_secs(5), put)
+        .await
+        .expect("answered before the body ends")
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Announced to fit: the body is read, and still counted.
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 200])));
+    let r = s
+        .req("PUT", "/big")
+        .header("X-Expected-Entity-Length", "500")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(s.get_text("/big").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn locks_per_resource_and_in_all_are_bounded() {
     let config = ServerConfig::builder().max_locks(3, 2).build();
     let s = TestServer::start_with(Kind::Fs, config).await;
