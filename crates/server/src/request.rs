@@ -161,8 +161,27 @@ impl DavRequest {
                 return Ok(true);
             }
         }
-        Ok(false)
+        let forwarded = self.header(HeaderName::from_static("forwarded"))?;
+        Ok(forwarded.is_some_and(|f| forwarded_hosts(&f).any(names)))
     }
+}
+
+/// The `host` parameters of a `Forwarded` header (RFC 7239 §4), one per proxy, with the
+/// quotes of a quoted value taken off.
+fn forwarded_hosts(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .flat_map(|element| element.split(';'))
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            key.trim().eq_ignore_ascii_case("host").then(|| {
+                let value = value.trim();
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value)
+            })
+        })
 }
 
 fn strip_default_port(authority: &str) -> &str {
@@ -393,7 +412,7 @@ mod tests {
 
     #[test]
     fn own_authority() {
-        let cases: [Case<'_>; 10] = [
+        let cases: [Case<'_>; 13] = [
             (
                 "/f",
                 &[("host", "dav.example:8080")],
@@ -422,6 +441,36 @@ mod tests {
             ),
             ("http://abs.example/f", &[], "abs.example", true),
             ("/f", &[], "dav.example", false),
+            (
+                "/f",
+                &[
+                    ("host", "internal:9000"),
+                    ("forwarded", "for=192.0.2.1;proto=https;host=dav.example"),
+                ],
+                "dav.example:443",
+                true,
+            ),
+            (
+                "/f",
+                &[
+                    ("host", "internal:9000"),
+                    (
+                        "forwarded",
+                        r#"for="[2001:db8::1]";Host="Dav.Example:8443", for=10.0.0.1"#,
+                    ),
+                ],
+                "dav.example:8443",
+                true,
+            ),
+            (
+                "/f",
+                &[
+                    ("host", "internal:9000"),
+                    ("forwarded", "for=192.0.2.1;by=dav.example"),
+                ],
+                "dav.example",
+                false,
+            ),
         ];
         for (uri, headers, authority, own) in cases {
             let req = request(uri, headers);
