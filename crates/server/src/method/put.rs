@@ -6,8 +6,11 @@
 //!   not implement partial PUT.
 //! - The body streams to storage, which writes a temporary file and renames it into place,
 //!   so a cut upload leaves the old content.
+//! - `X-OC-Mtime` (Unix seconds), which ownCloud-style sync clients and rclone send, becomes
+//!   the file's date; the answer says `X-OC-MTime: accepted`, as those clients expect.
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use davit_store::{Metadata, StorageError, WriteOutcome};
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
@@ -83,13 +86,56 @@ pub(super) async fn handle(
     if outcome == WriteOutcome::Created {
         forget_stale(server, &req.path).await?;
     }
+    let (meta, dated) = match client_mtime(&req.parts) {
+        Some(modified) => keep_client_date(server, req, modified, meta).await,
+        None => (meta, false),
+    };
     let mut resp = status(match outcome {
         WriteOutcome::Created => StatusCode::CREATED,
         WriteOutcome::Replaced => StatusCode::NO_CONTENT,
     });
     resp.headers_mut()
         .insert(ETAG, header_value(&meta.etag.to_string()));
+    if dated {
+        resp.headers_mut()
+            .insert(X_OC_MTIME, http::HeaderValue::from_static("accepted"));
+    }
     Ok(resp)
+}
+
+const X_OC_MTIME: http::HeaderName = http::HeaderName::from_static("x-oc-mtime");
+
+/// The date the client wants the file to keep: `X-OC-Mtime`, in Unix seconds, whole or
+/// with a fraction.
+fn client_mtime(parts: &http::request::Parts) -> Option<SystemTime> {
+    let value = parts.headers.get(X_OC_MTIME)?.to_str().ok()?.trim();
+    let secs: f64 = value.parse().ok().filter(|s: &f64| s.is_finite())?;
+    let offset = Duration::try_from_secs_f64(secs.abs()).ok()?;
+    if secs >= 0.0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
+}
+
+/// Sets the date, and the metadata the answer's ETag comes from (a file's tag follows its
+/// date); whether it was set. Best effort: the content is stored either way.
+async fn keep_client_date(
+    server: &DavServer,
+    req: &DavRequest,
+    modified: SystemTime,
+    meta: Metadata,
+) -> (Metadata, bool) {
+    let storage = server.storage();
+    if let Err(e) = storage.set_modified(&req.path, modified).await {
+        tracing::debug!(path = %req.path, error = %e, "X-OC-Mtime not applied");
+        return (meta, false);
+    }
+    match storage.metadata_fresh(&req.path).await {
+        Ok(now) => (now, true),
+        // Gone or replaced since: the date set is no longer this upload's to report.
+        Err(_) => (meta, false),
+    }
 }
 
 /// The resource's state, needed only to evaluate conditional headers.

@@ -41,6 +41,49 @@ async fn put_with_chunked_body(s: TestServer) {
     assert_eq!(s.get_text("/chunked").await.1, "chunk one, chunk two");
 }
 
+async fn x_oc_mtime_becomes_the_files_date(s: TestServer) {
+    let r = s
+        .req("PUT", "/dated")
+        .header("X-OC-Mtime", "1577872800")
+        .body("content")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["x-oc-mtime"], "accepted");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let ms = s
+        .propfind("/dated", "0", crate::support::PROPFIND_ALL)
+        .await;
+    let f = ms.get("/dated");
+    assert_eq!(
+        f.text("DAV:", "getlastmodified").as_deref(),
+        Some("Wed, 01 Jan 2020 10:00:00 GMT")
+    );
+    assert_eq!(
+        f.text("DAV:", "getetag"),
+        Some(etag),
+        "the answer's tag is the dated file's"
+    );
+    for odd in ["soon", "NaN", "1e400", ""] {
+        let r = s
+            .req("PUT", "/dated")
+            .header("X-OC-Mtime", odd)
+            .body("again")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{odd:?}");
+        assert!(!r.headers().contains_key("x-oc-mtime"), "{odd:?}");
+    }
+    let r = s.req("GET", "/dated").send().await.unwrap();
+    let modified = r.headers()["last-modified"].to_str().unwrap();
+    assert_ne!(
+        modified, "Wed, 01 Jan 2020 10:00:00 GMT",
+        "a new upload, a new date"
+    );
+}
+
 async fn put_conditional_headers(s: TestServer) {
     let r = s
         .req("PUT", "/cond")
@@ -166,6 +209,7 @@ async fn expect_continue_is_answered(s: TestServer) {
 
 both_backends!(
     put_creates_then_replaces,
+    x_oc_mtime_becomes_the_files_date,
     put_needs_an_existing_parent,
     put_on_a_collection_is_405,
     put_with_chunked_body,
