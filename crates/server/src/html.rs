@@ -47,7 +47,12 @@ pub(crate) async fn listing(
                 } else {
                     m.len.to_string()
                 },
-                httpdate::fmt_http_date(m.modified),
+                {
+                    // Clamped to 1970-9999: files dated outside it exist (touch -d 1960).
+                    let mut date = String::with_capacity(29);
+                    davit_proto::write_http_date(m.modified, &mut date);
+                    date
+                },
             ),
             Err(_) => (ResourceKind::File, String::new(), String::new()),
         };

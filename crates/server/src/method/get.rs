@@ -45,7 +45,9 @@ fn serve_file(
         meta.etag.write_into(&mut etag);
         h.insert(ETAG, owned_header_value(etag));
         let mut modified = String::with_capacity(29);
-        davit_proto::write_http_date(meta.modified, &mut modified);
+        // RFC 9110 §8.8.2.1: never later than the answer's own Date, whatever the file says.
+        let stated = meta.modified.min(std::time::SystemTime::now());
+        davit_proto::write_http_date(stated, &mut modified);
         h.insert(LAST_MODIFIED, owned_header_value(modified));
         h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }

@@ -189,3 +189,35 @@ both_backends!(
     collection_get_is_an_html_listing,
     large_file_streams_intact,
 );
+
+/// Dates set outside Davit (`touch -d 1960`, a clock far ahead) are still answered: the
+/// listing shows them clamped, and `Last-Modified` is never later than the answer.
+#[tokio::test]
+async fn files_dated_before_1970_or_in_the_future_are_listed_and_served() {
+    let s = TestServer::start(crate::support::Kind::Fs).await;
+    s.put("/old", "o").await;
+    s.put("/ahead", "a").await;
+    let root = s.root.as_ref().unwrap().path();
+    let date = |name: &str, t| {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(root.join(name))
+            .unwrap();
+        f.set_modified(t).unwrap();
+    };
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    date("old", std::time::UNIX_EPOCH - 10 * year);
+    date("ahead", std::time::SystemTime::now() + 10 * year);
+    // Past the 1 s a look-up is remembered for.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, html) = s.get_text("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Thu, 01 Jan 1970 00:00:00 GMT"), "{html}");
+    let r = s.req("GET", "/ahead").send().await.unwrap();
+    let stated = httpdate::parse_http_date(r.headers()["last-modified"].to_str().unwrap()).unwrap();
+    let sent = httpdate::parse_http_date(r.headers()["date"].to_str().unwrap()).unwrap();
+    assert!(
+        stated <= sent,
+        "Last-Modified {stated:?} after Date {sent:?}"
+    );
+}
