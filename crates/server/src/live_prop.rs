@@ -39,8 +39,9 @@ pub(crate) struct LiveProp {
     /// Clients may set it with PROPPATCH; a stored (dead) value then wins over the computed
     /// one. RFC 4918 §15.2: displayname SHOULD NOT be protected.
     pub(crate) settable: bool,
-    /// Listed by allprop. The quota properties are not: they cost a look at the whole
-    /// filesystem, and RFC 4918 §9.1 leaves properties of other specifications out.
+    /// Listed by allprop. The quota properties are not (and only they need the storage's
+    /// room, see [`needs_space`]): they cost a look at the whole filesystem, and RFC 4918
+    /// §9.1 leaves properties of other specifications out.
     pub(crate) in_allprop: bool,
     /// Whether the property exists for a resource (getcontentlength of a collection does
     /// not, which reads as 404).
@@ -216,13 +217,9 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
     },
 ];
 
-/// True for the quota properties of RFC 4331, which need [`Resource::space`].
+/// True for the properties computed from [`Resource::space`]: those allprop leaves out.
 pub(crate) fn needs_space(name: &PropName) -> bool {
-    name.namespace == DAV_NS
-        && matches!(
-            name.local.as_str(),
-            "quota-available-bytes" | "quota-used-bytes"
-        )
+    find(name).is_some_and(|p| !p.in_allprop)
 }
 
 /// The names of [`LIVE_PROPS`], row for row.

@@ -359,6 +359,17 @@ impl FsStorage {
     }
 }
 
+/// Timestamps that set the modification time to `modified` and leave the access time.
+fn dated(modified: SystemTime) -> rustix::fs::Timestamps {
+    rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: timespec(modified),
+    }
+}
+
 /// `t` as the kernel takes it; times before 1970 count back from the epoch.
 fn timespec(t: SystemTime) -> rustix::fs::Timespec {
     let (sign, d) = match t.duration_since(UNIX_EPOCH) {
@@ -599,11 +610,15 @@ fn to_metadata(st: &Statx) -> Result<Metadata, StorageError> {
         _ => return Err(StorageError::NotFound),
     };
     let len = if kind.is_collection() { 0 } else { st.stx_size };
-    let mtime = st.stx_mtime;
+    // The change time, not the modification time: clients set the latter (X-OC-Mtime,
+    // Win32LastModifiedTime, rsync -t), so two versions of a file on a reused inode could
+    // share it; every write, rename and date change sets the former to the kernel's clock.
+    let ctime = st.stx_ctime;
     let etag = ETag::strong(format!(
         "{:x}-{:x}-{:x}.{:x}",
-        st.stx_ino, len, mtime.tv_sec, mtime.tv_nsec
+        st.stx_ino, len, ctime.tv_sec, ctime.tv_nsec
     ));
+    let mtime = st.stx_mtime;
     let created = (st.stx_mask & StatxFlags::BTIME.bits() != 0).then(|| to_time(st.stx_btime));
     Ok(Metadata {
         kind,
@@ -862,6 +877,11 @@ struct FsPendingWrite {
 
 #[async_trait]
 impl PendingWrite for FsPendingWrite {
+    fn set_modified(&mut self, modified: SystemTime) -> Result<(), StorageError> {
+        let temp = self.temp.as_mut().expect("dated before commit");
+        rustix::fs::futimens(temp.file(), &dated(modified)).map_err(errno)
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
         let temp = self.temp.take().expect("commit happens once");
         let done = if temp.sync == SyncPolicy::Never {
@@ -1242,22 +1262,18 @@ impl Storage for FsStorage {
                 StorageError::ParentMissing => StorageError::NotFound,
                 e => e,
             })?;
-            let times = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_OMIT,
-                },
-                last_modification: timespec(modified),
-            };
             // Not followed: a served link keeps its target's date, as its listing shows.
-            rustix::fs::utimensat(&parent, path.name(), &times, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(errno)
+            let (name, times) = (path.name(), dated(modified));
+            rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
         })
         .await
     }
 
     async fn space(&self) -> Result<Space, StorageError> {
-        let st = rustix::fs::fstatvfs(&self.inner.root).map_err(errno)?;
+        // On a network filesystem this asks the server: off the runtime thread.
+        let st = self
+            .blocking(|inner| rustix::fs::fstatvfs(&inner.root).map_err(errno))
+            .await?;
         // Available to an unprivileged writer (the blocks reserved for root left out), and
         // taken by anyone.
         Ok(Space {
@@ -1903,6 +1919,25 @@ mod tests {
             let ts = timespec(t);
             assert_eq!((ts.tv_sec, ts.tv_nsec), (secs, nanos), "{t:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_in_place_with_its_old_date_and_size_gets_a_new_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let s = FsStorage::open(dir.path()).unwrap();
+        let path = ResourcePath::parse("/f").unwrap();
+        let date = UNIX_EPOCH + Duration::from_secs(1_577_872_800);
+        let mut tags = Vec::new();
+        for content in ["aaaa", "bbbb"] {
+            // Same inode, same size, and the date a sync client sets back each time.
+            std::fs::write(&file, content).unwrap();
+            s.set_modified(&path, date).await.unwrap();
+            let meta = s.metadata_fresh(&path).await.unwrap();
+            assert_eq!(meta.modified, date);
+            tags.push(meta.etag);
+        }
+        assert_ne!(tags[0], tags[1]);
     }
 
     #[tokio::test]

@@ -132,6 +132,17 @@ pub trait PendingWrite: Send + Debug {
     /// [`StorageError::IsCollection`] if a collection took the name meanwhile,
     /// [`StorageError::ParentMissing`] if the parent went away.
     async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError>;
+
+    /// Dates the new content `modified` (a sync client's X-OC-Mtime) before it becomes
+    /// visible, so no one sees it with another date and the commit's metadata has this
+    /// one. The default is [`StorageError::Unsupported`].
+    ///
+    /// # Errors
+    /// [`StorageError::Unsupported`], or what the storage refused.
+    fn set_modified(&mut self, modified: SystemTime) -> Result<(), StorageError> {
+        let _ = modified;
+        Err(StorageError::Unsupported)
+    }
 }
 
 /// Whether a write created the resource or replaced it.

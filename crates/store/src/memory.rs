@@ -144,10 +144,17 @@ struct MemoryPendingWrite {
     storage: MemoryStorage,
     path: ResourcePath,
     data: Bytes,
+    /// A date the client gave, else the commit's time.
+    modified: Option<SystemTime>,
 }
 
 #[async_trait]
 impl PendingWrite for MemoryPendingWrite {
+    fn set_modified(&mut self, modified: SystemTime) -> Result<(), StorageError> {
+        self.modified = Some(modified);
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
         let s = &self.storage;
         let now = SystemTime::now();
@@ -163,7 +170,7 @@ impl PendingWrite for MemoryPendingWrite {
         let node = Node {
             kind: ResourceKind::File,
             data: self.data,
-            modified: now,
+            modified: self.modified.unwrap_or(now),
             created,
             version,
         };
@@ -258,6 +265,7 @@ impl Storage for MemoryStorage {
             storage: self.clone(),
             path: path.clone(),
             data: buf.freeze(),
+            modified: None,
         }))
     }
 

@@ -68,7 +68,7 @@ pub(super) async fn handle(
         return Err(upload_too_large(max));
     }
     let (stream, over) = limit_stream(body_stream(body.take()), max);
-    let pending = server
+    let mut pending = server
         .storage()
         .prepare_write(&req.path, stream)
         .await
@@ -76,6 +76,14 @@ pub(super) async fn handle(
             Some(max) if over.load(Ordering::Relaxed) => upload_too_large(max),
             _ => put_error(e),
         })?;
+    let dated = client_mtime(&req.parts).is_some_and(|modified| {
+        pending
+            .set_modified(modified)
+            .inspect_err(
+                |e| tracing::debug!(path = %req.path, error = %e, "X-OC-Mtime not applied"),
+            )
+            .is_ok()
+    });
     // The body may have taken long to arrive: what held then is checked again, under the
     // gate that orders writes against LOCK, right before the new content becomes visible.
     let _gate = server.locks.write_gate().await;
@@ -86,10 +94,6 @@ pub(super) async fn handle(
     if outcome == WriteOutcome::Created {
         forget_stale(server, &req.path).await?;
     }
-    let (meta, dated) = match client_mtime(&req.parts) {
-        Some(modified) => keep_client_date(server, req, modified, meta).await,
-        None => (meta, false),
-    };
     let mut resp = status(match outcome {
         WriteOutcome::Created => StatusCode::CREATED,
         WriteOutcome::Replaced => StatusCode::NO_CONTENT,
@@ -106,36 +110,15 @@ pub(super) async fn handle(
 const X_OC_MTIME: http::HeaderName = http::HeaderName::from_static("x-oc-mtime");
 
 /// The date the client wants the file to keep: `X-OC-Mtime`, in Unix seconds, whole or
-/// with a fraction.
+/// with a fraction, from 1970 to 9999 (the dates an HTTP date can state).
 fn client_mtime(parts: &http::request::Parts) -> Option<SystemTime> {
+    const LAST: f64 = 253_402_300_799.0;
     let value = parts.headers.get(X_OC_MTIME)?.to_str().ok()?.trim();
-    let secs: f64 = value.parse().ok().filter(|s: &f64| s.is_finite())?;
-    let offset = Duration::try_from_secs_f64(secs.abs()).ok()?;
-    if secs >= 0.0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
+    let secs: f64 = value.parse().ok()?;
+    if !(0.0..=LAST).contains(&secs) {
+        return None;
     }
-}
-
-/// Sets the date, and the metadata the answer's ETag comes from (a file's tag follows its
-/// date); whether it was set. Best effort: the content is stored either way.
-async fn keep_client_date(
-    server: &DavServer,
-    req: &DavRequest,
-    modified: SystemTime,
-    meta: Metadata,
-) -> (Metadata, bool) {
-    let storage = server.storage();
-    if let Err(e) = storage.set_modified(&req.path, modified).await {
-        tracing::debug!(path = %req.path, error = %e, "X-OC-Mtime not applied");
-        return (meta, false);
-    }
-    match storage.metadata_fresh(&req.path).await {
-        Ok(now) => (now, true),
-        // Gone or replaced since: the date set is no longer this upload's to report.
-        Err(_) => (meta, false),
-    }
+    UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(secs).ok()?)
 }
 
 /// The resource's state, needed only to evaluate conditional headers.
