@@ -471,6 +471,17 @@ impl Inner {
         }
     }
 
+    /// The parent folder of `path`, which must be served, writable and there: a missing
+    /// parent means `path` is missing too.
+    fn parent_of_existing(&self, path: &ResourcePath) -> Result<OwnedFd, StorageError> {
+        self.check_served(path)?;
+        self.check_writable(path)?;
+        self.parent(path).map_err(|e| match e {
+            StorageError::ParentMissing => StorageError::NotFound,
+            e => e,
+        })
+    }
+
     fn check_writable(&self, path: &ResourcePath) -> Result<(), StorageError> {
         if self.is_hidden(path) || path.is_root() {
             Err(StorageError::PermissionDenied)
@@ -1256,12 +1267,7 @@ impl Storage for FsStorage {
         let target = path.clone();
         self.changing_entry(&[path], move |inner| {
             let path = target;
-            inner.check_served(&path)?;
-            inner.check_writable(&path)?;
-            let parent = inner.parent(&path).map_err(|e| match e {
-                StorageError::ParentMissing => StorageError::NotFound,
-                e => e,
-            })?;
+            let parent = inner.parent_of_existing(&path)?;
             // Not followed: a served link keeps its target's date, as its listing shows.
             let (name, times) = (path.name(), dated(modified));
             rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
@@ -1289,12 +1295,7 @@ impl Storage for FsStorage {
         let target = path.clone();
         self.changing(&[path], move |inner| {
             let path = target;
-            inner.check_served(&path)?;
-            inner.check_writable(&path)?;
-            let parent = inner.parent(&path).map_err(|e| match e {
-                StorageError::ParentMissing => StorageError::NotFound,
-                e => e,
-            })?;
+            let parent = inner.parent_of_existing(&path)?;
             let kind = match inner.metadata_at(&parent, path.name()) {
                 Err(StorageError::NotFound) if inner.is_served_link(&parent, path.name()) => {
                     ResourceKind::File
