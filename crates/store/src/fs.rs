@@ -1095,9 +1095,10 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
-        if let Some(entries) = self.inner.listings.get(dir.as_str()) {
-            return Ok(entries);
-        }
+        let generation = match self.inner.listings.get(dir.as_str()) {
+            Ok(entries) => return Ok(entries),
+            Err(generation) => generation,
+        };
         let dir = dir.clone();
         self.blocking(move |inner| {
             inner.check_served(&dir)?;
@@ -1145,7 +1146,7 @@ impl Storage for FsStorage {
                     }),
                 }
             }
-            inner.listings.put(dir.as_str(), &entries);
+            inner.listings.put(dir.as_str(), &entries, generation);
             Ok(entries)
         })
         .await

@@ -212,45 +212,54 @@ type Listing = (Instant, Vec<(String, Metadata)>);
 /// Folder listings: names with metadata.
 #[derive(Debug)]
 pub(crate) struct ListCache {
-    entries: Mutex<BTreeMap<String, Listing>>,
+    entries: Mutex<ListEntries>,
     ttl: Duration,
     /// Most members held over all folders.
     capacity: usize,
 }
 
+#[derive(Debug, Default)]
+struct ListEntries {
+    map: BTreeMap<String, Listing>,
+    /// Bumped by every invalidation, as [`StatEntries::generation`] is: a listing read
+    /// while a change was made is not kept.
+    generation: u64,
+}
+
 impl ListCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         ListCache {
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new(ListEntries::default()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Listing>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ListEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh listing of `dir`.
-    pub(crate) fn get(&self, dir: &str) -> Option<Vec<Entry>> {
+    /// A fresh listing of `dir`, or the generation to hand to [`ListCache::put`].
+    pub(crate) fn get(&self, dir: &str) -> Result<Vec<Entry>, u64> {
         if self.ttl.is_zero() {
-            return None;
+            return Err(0);
         }
         let entries = self.lock();
-        let (checked, members) = entries.get(dir)?;
-        (checked.elapsed() < self.ttl).then(|| {
-            members
+        match entries.map.get(dir) {
+            Some((checked, members)) if checked.elapsed() < self.ttl => Ok(members
                 .iter()
                 .map(|(name, m)| Entry {
                     name: name.clone(),
                     metadata: Ok(m.clone()),
                 })
-                .collect()
-        })
+                .collect()),
+            _ => Err(entries.generation),
+        }
     }
 
-    /// Remembers a listing in which every member could be read.
-    pub(crate) fn put(&self, dir: &str, listing: &[Entry]) {
+    /// Remembers a listing, begun at `generation`, in which every member could be read,
+    /// unless something changed since it began.
+    pub(crate) fn put(&self, dir: &str, listing: &[Entry], generation: u64) {
         if self.ttl.is_zero() || listing.len() > self.capacity / 2 {
             return;
         }
@@ -267,15 +276,19 @@ impl ListCache {
             return;
         };
         let mut entries = self.lock();
-        let held: usize = entries.values().map(|(_, m)| m.len()).sum();
+        if entries.generation != generation {
+            return;
+        }
+        let map = &mut entries.map;
+        let held: usize = map.values().map(|(_, m)| m.len()).sum();
         if held + members.len() > self.capacity {
-            entries.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
-            let held: usize = entries.values().map(|(_, m)| m.len()).sum();
+            map.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
+            let held: usize = map.values().map(|(_, m)| m.len()).sum();
             if held + members.len() > self.capacity {
-                entries.clear();
+                map.clear();
             }
         }
-        entries.insert(dir.to_owned(), (Instant::now(), members));
+        map.insert(dir.to_owned(), (Instant::now(), members));
     }
 
     /// Forgets the listings of `path`, its parent, and everything below it.
@@ -284,14 +297,16 @@ impl ListCache {
             return;
         }
         let mut entries = self.lock();
-        entries.remove(parent(path));
-        forget_tree(&mut entries, path);
+        entries.generation = entries.generation.wrapping_add(1);
+        entries.map.remove(parent(path));
+        forget_tree(&mut entries.map, path);
     }
 
     /// Forgets the listings past their time-to-live.
     pub(crate) fn tidy(&self) {
         let ttl = self.ttl;
         self.lock()
+            .map
             .retain(|_, (checked, _)| checked.elapsed() < ttl);
     }
 }
@@ -367,11 +382,11 @@ mod tests {
         );
         files.put("/old", meta(), Bytes::new());
         stats.put("/old", &meta(), 0);
-        lists.put("/old", &[]);
+        lists.put("/old", &[], 0);
         std::thread::sleep(Duration::from_millis(40));
         files.put("/new", meta(), Bytes::new());
         stats.put("/new", &meta(), 0);
-        lists.put("/new", &[]);
+        lists.put("/new", &[], 0);
         files.tidy(Duration::from_secs(60));
         stats.tidy();
         lists.tidy();
@@ -380,8 +395,8 @@ mod tests {
             "a stale file is kept for a check"
         );
         assert_eq!(stats.lock().map.len(), 1);
-        assert_eq!(lists.lock().len(), 1);
-        assert!(stats.get("/new").is_ok() && lists.get("/new").is_some());
+        assert_eq!(lists.lock().map.len(), 1);
+        assert!(stats.get("/new").is_ok() && lists.get("/new").is_ok());
         files.tidy(ttl);
         assert!(matches!(files.get("/old"), Lookup::Miss));
         assert!(matches!(files.get("/new"), Lookup::Fresh(..)));
@@ -394,28 +409,38 @@ mod tests {
             name: n.to_owned(),
             metadata: Ok(meta()),
         };
-        c.put("/a", &[e("x"), e("y")]);
-        c.put("/a/sub", &[e("z")]);
-        c.put("/b", &[e("w")]);
-        assert_eq!(c.get("/a").map(|l| l.len()), Some(2));
+        let put = |dir: &str, listing: &[Entry]| {
+            let generation = c.get(dir).unwrap_err();
+            c.put(dir, listing, generation);
+        };
+        put("/a", &[e("x"), e("y")]);
+        put("/a/sub", &[e("z")]);
+        put("/b", &[e("w")]);
+        assert_eq!(c.get("/a").map(|l| l.len()), Ok(2));
         c.invalidate("/a/x");
         assert!(
-            c.get("/a").is_none(),
+            c.get("/a").is_err(),
             "a change to a member changes the listing"
         );
-        assert!(c.get("/a/sub").is_some());
+        assert!(c.get("/a/sub").is_ok());
         c.invalidate("/a");
-        assert!(c.get("/a/sub").is_none());
-        assert!(c.get("/b").is_some());
+        assert!(c.get("/a/sub").is_err());
+        assert!(c.get("/b").is_ok());
         let failed = Entry {
             name: "bad".to_owned(),
             metadata: Err(crate::StorageError::PermissionDenied),
         };
-        c.put("/c", &[failed]);
+        put("/c", &[failed]);
         assert!(
-            c.get("/c").is_none(),
+            c.get("/c").is_err(),
             "a listing with an unreadable member is not kept"
         );
+
+        // A listing read while a member changed must not be kept.
+        let generation = c.get("/d").unwrap_err();
+        c.invalidate("/d/new");
+        c.put("/d", &[e("old")], generation);
+        assert!(c.get("/d").is_err());
     }
 
     #[test]
