@@ -83,7 +83,8 @@ fn file_only(r: Resource<'_>) -> bool {
     !r.meta.kind.is_collection()
 }
 
-/// RFC 4331 §3-4: required on collections, optional elsewhere; Davit gives them there.
+/// RFC 4331 §3-4: required on collections, optional on other resources; Davit gives them
+/// on collections only, where the storage's room is known.
 fn collection_with_space(r: Resource<'_>) -> bool {
     r.meta.kind.is_collection() && r.space.is_some()
 }
