@@ -122,29 +122,61 @@ impl ReadCache {
 /// otherwise costs a path walk beneath the root (openat2), a statx and a close.
 #[derive(Debug)]
 pub(crate) struct StatCache {
-    entries: Mutex<StatEntries>,
+    entries: Mutex<Generational<Metadata>>,
     ttl: Duration,
     capacity: usize,
 }
 
-#[derive(Debug, Default)]
-struct StatEntries {
-    map: BTreeMap<String, (Instant, Metadata)>,
-    /// Bumped by every invalidation, so a lookup that raced a change does not store what
-    /// it saw before the change.
+/// Values by path, each with when it was read, and a generation bumped by every
+/// invalidation, so a lookup that raced a change does not store what it saw before it.
+#[derive(Debug)]
+struct Generational<V> {
+    map: BTreeMap<String, (Instant, V)>,
     generation: u64,
+}
+
+impl<V> Default for Generational<V> {
+    fn default() -> Self {
+        Generational {
+            map: BTreeMap::new(),
+            generation: 0,
+        }
+    }
+}
+
+impl<V> Generational<V> {
+    /// The value of `key` read less than `ttl` ago, or the generation to hand to a store.
+    fn fresh(&self, key: &str, ttl: Duration) -> Result<&V, u64> {
+        match self.map.get(key) {
+            Some((checked, v)) if checked.elapsed() < ttl => Ok(v),
+            _ => Err(self.generation),
+        }
+    }
+
+    /// Forgets `path`, its parent (whose times and members a change of a member changes),
+    /// and everything below it; lookups under way will not store what they saw.
+    fn forget(&mut self, path: &str) {
+        self.generation = self.generation.wrapping_add(1);
+        self.map.remove(parent(path));
+        forget_tree(&mut self.map, path);
+    }
+
+    /// Forgets what was read `ttl` or more ago.
+    fn tidy(&mut self, ttl: Duration) {
+        self.map.retain(|_, (checked, _)| checked.elapsed() < ttl);
+    }
 }
 
 impl StatCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         StatCache {
-            entries: Mutex::new(StatEntries::default()),
+            entries: Mutex::new(Generational::default()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, StatEntries> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generational<Metadata>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -153,11 +185,7 @@ impl StatCache {
         if self.ttl.is_zero() {
             return Err(0);
         }
-        let entries = self.lock();
-        match entries.map.get(path) {
-            Some((checked, m)) if checked.elapsed() < self.ttl => Ok(m.clone()),
-            _ => Err(entries.generation),
-        }
+        self.lock().fresh(path, self.ttl).cloned()
     }
 
     /// The generation to hand to [`StatCache::put`] for a lookup that skips the cache.
@@ -191,51 +219,37 @@ impl StatCache {
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.lock();
-        entries.generation = entries.generation.wrapping_add(1);
-        entries.map.remove(parent(path));
-        forget_tree(&mut entries.map, path);
+        self.lock().forget(path);
     }
 
     /// Forgets what is past its time-to-live: a lookup never returns it again.
     pub(crate) fn tidy(&self) {
-        let ttl = self.ttl;
-        self.lock()
-            .map
-            .retain(|_, (checked, _)| checked.elapsed() < ttl);
+        self.lock().tidy(self.ttl);
     }
 }
 
-/// A folder's members as listed, and when.
-type Listing = (Instant, Vec<(String, Metadata)>);
+/// A folder's members as listed.
+type Listing = Vec<(String, Metadata)>;
 
 /// Folder listings: names with metadata.
 #[derive(Debug)]
 pub(crate) struct ListCache {
-    entries: Mutex<ListEntries>,
+    entries: Mutex<Generational<Listing>>,
     ttl: Duration,
     /// Most members held over all folders.
     capacity: usize,
 }
 
-#[derive(Debug, Default)]
-struct ListEntries {
-    map: BTreeMap<String, Listing>,
-    /// Bumped by every invalidation, as [`StatEntries::generation`] is: a listing read
-    /// while a change was made is not kept.
-    generation: u64,
-}
-
 impl ListCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         ListCache {
-            entries: Mutex::new(ListEntries::default()),
+            entries: Mutex::new(Generational::default()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ListEntries> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generational<Listing>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -244,17 +258,15 @@ impl ListCache {
         if self.ttl.is_zero() {
             return Err(0);
         }
-        let entries = self.lock();
-        match entries.map.get(dir) {
-            Some((checked, members)) if checked.elapsed() < self.ttl => Ok(members
+        self.lock().fresh(dir, self.ttl).map(|members| {
+            members
                 .iter()
                 .map(|(name, m)| Entry {
                     name: name.clone(),
                     metadata: Ok(m.clone()),
                 })
-                .collect()),
-            _ => Err(entries.generation),
-        }
+                .collect()
+        })
     }
 
     /// Remembers a listing, begun at `generation`, in which every member could be read,
@@ -279,16 +291,16 @@ impl ListCache {
         if entries.generation != generation {
             return;
         }
-        let map = &mut entries.map;
-        let held: usize = map.values().map(|(_, m)| m.len()).sum();
-        if held + members.len() > self.capacity {
-            map.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
-            let held: usize = map.values().map(|(_, m)| m.len()).sum();
-            if held + members.len() > self.capacity {
-                map.clear();
+        let held = |e: &Generational<Listing>| e.map.values().map(|(_, m)| m.len()).sum::<usize>();
+        if held(&entries) + members.len() > self.capacity {
+            entries.tidy(self.ttl);
+            if held(&entries) + members.len() > self.capacity {
+                entries.map.clear();
             }
         }
-        map.insert(dir.to_owned(), (Instant::now(), members));
+        entries
+            .map
+            .insert(dir.to_owned(), (Instant::now(), members));
     }
 
     /// Forgets the listings of `path`, its parent, and everything below it.
@@ -296,18 +308,12 @@ impl ListCache {
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.lock();
-        entries.generation = entries.generation.wrapping_add(1);
-        entries.map.remove(parent(path));
-        forget_tree(&mut entries.map, path);
+        self.lock().forget(path);
     }
 
     /// Forgets the listings past their time-to-live.
     pub(crate) fn tidy(&self) {
-        let ttl = self.ttl;
-        self.lock()
-            .map
-            .retain(|_, (checked, _)| checked.elapsed() < ttl);
+        self.lock().tidy(self.ttl);
     }
 }
 
