@@ -372,23 +372,18 @@ fn dated(modified: SystemTime) -> rustix::fs::Timestamps {
 
 /// `t` as the kernel takes it; times before 1970 count back from the epoch.
 fn timespec(t: SystemTime) -> rustix::fs::Timespec {
-    let (sign, d) = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (1, d),
-        Err(e) => (-1, e.duration()),
+    let split = |d: Duration| {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        (secs, i64::from(d.subsec_nanos()))
     };
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    let nanos = i64::from(d.subsec_nanos());
-    if sign > 0 || nanos == 0 {
-        rustix::fs::Timespec {
-            tv_sec: sign * secs,
-            tv_nsec: nanos,
-        }
-    } else {
-        rustix::fs::Timespec {
-            tv_sec: -secs - 1,
-            tv_nsec: 1_000_000_000 - nanos,
-        }
-    }
+    let (tv_sec, tv_nsec) = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => split(after),
+        Err(e) => match split(e.duration()) {
+            (secs, 0) => (-secs, 0),
+            (secs, nanos) => (-secs - 1, 1_000_000_000 - nanos),
+        },
+    };
+    rustix::fs::Timespec { tv_sec, tv_nsec }
 }
 
 fn errno(e: Errno) -> StorageError {
