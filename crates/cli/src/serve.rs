@@ -92,6 +92,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .access_log(s.access_log)
             .auth(auth)
             .tls(tls)
+            .base_path(s.base_path.clone())
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         server
@@ -102,7 +103,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("reading the bound address")?;
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on {scheme}://{addr}/")?;
+            writeln!(
+                out,
+                "listening on {scheme}://{addr}{}/",
+                s.base_path.prefix()
+            )?;
             out.flush()?;
         }
         tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, "serving");

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use davit_proto::{BasePath, ResourcePath};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -145,6 +146,11 @@ pub(crate) struct ServeArgs {
     /// Log format on stderr [default: text]
     #[arg(long, value_enum)]
     pub(crate) log_format: Option<LogFormat>,
+    /// URL path the folder is served under, e.g. /dav behind a reverse proxy that forwards
+    /// /dav/ unchanged: other paths get 404, and every href in an answer starts with it
+    /// [default: /]
+    #[arg(long)]
+    pub(crate) base_path: Option<String>,
     /// Per-user rules, from the config file only.
     #[arg(skip)]
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -199,6 +205,7 @@ pub(crate) struct Settings {
     pub(crate) follow_symlinks: bool,
     pub(crate) access_log: bool,
     pub(crate) log_format: LogFormat,
+    pub(crate) base_path: BasePath,
     pub(crate) users: BTreeMap<String, UserSection>,
 }
 
@@ -255,9 +262,25 @@ impl ServeArgs {
             follow_symlinks: pick!(follow_symlinks, false),
             access_log: pick!(access_log, false),
             log_format: pick!(log_format, LogFormat::Text),
+            base_path: match self.base_path.or(file.base_path) {
+                Some(text) => base_path(&text)?,
+                None => BasePath::default(),
+            },
             users,
         })
     }
+}
+
+/// `/dav`, `/dav/` and `dav` all name the same base.
+fn base_path(text: &str) -> anyhow::Result<BasePath> {
+    let absolute = if text.starts_with('/') {
+        text.to_owned()
+    } else {
+        format!("/{text}")
+    };
+    let path = ResourcePath::parse(&absolute)
+        .with_context(|| format!("base-path {text:?} is not a URL path"))?;
+    Ok(BasePath::new(path))
 }
 
 /// Reads a config file; its relative paths are taken from the file's folder.
@@ -322,6 +345,25 @@ rules = [{ path = "/alice/archive", access = "read" }]
         assert!(s.access_log);
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.users["alice"].rules.len(), 1);
+    }
+
+    #[test]
+    fn base_path_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/dav", Some("/dav")),
+            ("/dav/", Some("/dav")),
+            ("dav", Some("/dav")),
+            ("/", Some("")),
+            ("/a/b", Some("/a/b")),
+            ("/my files", Some("/my%20files")),
+            ("/my%20files", Some("/my%20files")),
+            ("/a/../b", None),
+            ("/%2F", None),
+        ];
+        for (text, prefix) in cases {
+            let got = base_path(text).ok();
+            assert_eq!(got.as_ref().map(BasePath::prefix), *prefix, "{text}");
+        }
     }
 
     #[test]

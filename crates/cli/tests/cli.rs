@@ -270,6 +270,51 @@ fn sync_twice_uploads_nothing_the_second_time() {
     stop(s);
 }
 
+/// Behind a proxy that forwards `/dav/` as it is: the printed URL, the client commands and
+/// sync all work under the base path, and nothing is served outside it.
+#[test]
+fn serve_under_a_base_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("deep")).unwrap();
+    std::fs::write(local.path().join("a.txt"), "a").unwrap();
+    std::fs::write(local.path().join("deep/b.txt"), "bb").unwrap();
+    let s = start_with(dir.path(), &["--base-path", "/dav/"]);
+    let root = s
+        .base
+        .strip_suffix("/dav")
+        .expect("the URL ends in the base");
+    let url = format!("{}/mirror/", s.base);
+    let first = ok(&["sync", local.path().to_str().unwrap(), &url]);
+    assert!(first.starts_with("uploaded 2, created 2,"), "{first}");
+    let second = ok(&["sync", local.path().to_str().unwrap(), &url]);
+    assert!(second.contains("unchanged 2, failed 0"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("mirror/deep/b.txt")).unwrap(),
+        "bb"
+    );
+    ok(&["mv", &format!("{url}a.txt"), &format!("{url}deep/a.txt")]);
+    let listed = ok(&["ls", "-R", &url]);
+    let paths: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/dav/mirror/",
+            "/dav/mirror/deep/",
+            "/dav/mirror/deep/a.txt",
+            "/dav/mirror/deep/b.txt"
+        ],
+        "{listed}"
+    );
+    let (code, _, err) = davit(&["ls", &format!("{root}/mirror/")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    stop(s);
+}
+
 #[test]
 fn put_of_several_files_is_one_bulk_upload_with_one_response_each() {
     let dir = tempfile::tempdir().unwrap();

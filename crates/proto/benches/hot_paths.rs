@@ -28,7 +28,7 @@ fn multistatus(c: &mut Criterion) {
     group.throughput(Throughput::Elements(members.len() as u64));
     group.bench_function("1000 members, 5 props", |b| {
         b.iter(|| {
-            let mut w = MultistatusWriter::new();
+            let mut w = MultistatusWriter::default();
             for (i, path) in members.iter().enumerate() {
                 w.begin_response(path, ResourceKind::File);
                 w.begin_propstat();

@@ -13,7 +13,7 @@
 //! Parsing is separate from evaluation: the server decides what a token or tag matches.
 
 use crate::header::{Destination, ETag};
-use crate::{ParseError, ResourcePath};
+use crate::{BasePath, ParseError, ResourcePath};
 
 /// Bounds the work one header can cause.
 const MAX_CONDITIONS: usize = 256;
@@ -35,6 +35,9 @@ pub struct IfList {
     pub authority: Option<String>,
     /// The conditions, all of which must hold.
     pub conditions: Vec<IfCondition>,
+    /// The resource tag names a path outside the served tree (see [`IfHeader::served_under`]):
+    /// the list cannot hold here.
+    pub unserved: bool,
 }
 
 /// One condition of a list.
@@ -98,6 +101,7 @@ impl IfHeader {
                         resource: resource.clone(),
                         authority: authority.clone(),
                         conditions,
+                        unserved: false,
                     });
                 }
                 Some(_) => return Err(bad("expected `<` or `(`")),
@@ -107,6 +111,27 @@ impl IfHeader {
             return Err(bad("no list"));
         }
         Ok(IfHeader { lists })
+    }
+
+    /// Maps the resource tags, URL paths, to the served paths they name when the tree is
+    /// served under `base`; lists about a path outside it are marked `unserved`.
+    #[must_use]
+    pub fn served_under(mut self, base: &BasePath) -> Self {
+        if base.path().is_root() {
+            return self;
+        }
+        for list in &mut self.lists {
+            if let Some(url_path) = list.resource.take() {
+                match base.strip(url_path.clone()) {
+                    Some(served) => list.resource = Some(served),
+                    None => {
+                        list.resource = Some(url_path);
+                        list.unserved = true;
+                    }
+                }
+            }
+        }
+        self
     }
 
     /// Evaluates the header: true when any list holds, a list holding when all its
@@ -121,7 +146,7 @@ impl IfHeader {
         mut test: impl FnMut(&ResourcePath, &IfTest) -> bool,
     ) -> bool {
         self.lists.iter().any(|list| {
-            if !applies(list) {
+            if list.unserved || !applies(list) {
                 return false;
             }
             let resource = list.resource.as_ref().unwrap_or(request);
@@ -252,6 +277,34 @@ mod tests {
     }
 
     #[test]
+    fn tags_name_served_paths_under_a_base() {
+        let h = IfHeader::parse(
+            "<http://h/dav/a%20b> (<urn:uuid:1>) </dav> ([\"e\"]) </other/a> (<urn:uuid:2>)",
+        )
+        .unwrap();
+        let base = BasePath::new(ResourcePath::parse("/dav").unwrap());
+        let h = h.served_under(&base);
+        let tags: Vec<_> = h
+            .lists
+            .iter()
+            .map(|l| (l.resource.as_ref().unwrap().as_str(), l.unserved))
+            .collect();
+        assert_eq!(tags, [("/a b", false), ("/", false), ("/other/a", true)]);
+        assert_eq!(
+            h.tokens().count(),
+            2,
+            "every token still counts as submitted"
+        );
+        // Only the list about another tree holds, and it cannot here.
+        let request = ResourcePath::root();
+        let unserved_only = IfHeader::parse("</other/a> (<urn:uuid:2>)")
+            .unwrap()
+            .served_under(&base);
+        assert!(!unserved_only.evaluate(&request, |_| true, |_, _| true));
+        assert!(h.evaluate(&request, |_| true, |_, _| true));
+    }
+
+    #[test]
     fn evaluation_table() {
         // The resource /a holds lock token urn:1 and entity tag "e1"; /b holds nothing.
         let state = |r: &ResourcePath, t: &IfTest| match t {
@@ -289,12 +342,14 @@ mod tests {
                 IfList {
                     resource: None,
                     authority: None,
-                    conditions: vec![tok("urn:uuid:1", false), etag("\"e1\"", false)]
+                    conditions: vec![tok("urn:uuid:1", false), etag("\"e1\"", false)],
+                    unserved: false,
                 },
                 IfList {
                     resource: None,
                     authority: None,
-                    conditions: vec![tok("DAV:no-lock", true), etag("\"e1\"", false)]
+                    conditions: vec![tok("DAV:no-lock", true), etag("\"e1\"", false)],
+                    unserved: false,
                 },
             ]
         );

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::header::Depth;
 use crate::prop::DAV_NS;
 use crate::xml::{XmlLimits, escape_text_into, parse_document};
-use crate::{ParseError, ResourceKind, ResourcePath};
+use crate::{BasePath, ParseError, ResourceKind, ResourcePath};
 
 /// Exclusive or shared (RFC 4918 §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +154,8 @@ pub struct ActiveLock<'a> {
     pub root: &'a ResourcePath,
     /// Whether the locked resource is a collection (its href ends in `/`).
     pub root_kind: ResourceKind,
+    /// Where the served tree sits in URLs.
+    pub base: &'a BasePath,
 }
 
 impl ActiveLock<'_> {
@@ -178,7 +180,7 @@ impl ActiveLock<'_> {
         out.push_str("<D:locktoken><D:href>");
         escape_text_into(self.token, out);
         out.push_str("</D:href></D:locktoken><D:lockroot><D:href>");
-        self.root.write_href(self.root_kind, out);
+        self.base.write_href(self.root, self.root_kind, out);
         out.push_str("</D:href></D:lockroot></D:activelock>");
     }
 }
@@ -267,6 +269,7 @@ mod tests {
     #[test]
     fn activelock_is_well_formed() {
         let root = ResourcePath::parse("/a%20b").unwrap();
+        let base = BasePath::new(ResourcePath::parse("/dav").unwrap());
         let body = lock_response_body([ActiveLock {
             scope: LockScope::Exclusive,
             depth: Depth::Infinity,
@@ -275,6 +278,7 @@ mod tests {
             token: "urn:uuid:1",
             root: &root,
             root_kind: ResourceKind::Collection,
+            base: &base,
         }]);
         let doc = parse_document(body.as_bytes(), XmlLimits::default()).unwrap();
         assert!(doc.is(DAV_NS, "prop"));
@@ -282,7 +286,7 @@ mod tests {
         assert!(body.contains("<D:depth>infinity</D:depth>"));
         assert!(body.contains("<D:timeout>Second-3600</D:timeout>"));
         assert!(body.contains("<D:owner>litmus &amp; co</D:owner>"));
-        assert!(body.contains("<D:lockroot><D:href>/a%20b/</D:href></D:lockroot>"));
+        assert!(body.contains("<D:lockroot><D:href>/dav/a%20b/</D:href></D:lockroot>"));
     }
 
     proptest! {

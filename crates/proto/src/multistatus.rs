@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::path::{ResourceKind, ResourcePath};
+use crate::path::{BasePath, ResourceKind, ResourcePath};
 use crate::prop::{DAV_NS, PropName};
 use crate::xml::escape_text_into;
 
@@ -106,21 +106,26 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[derive(Debug)]
 pub struct MultistatusWriter {
     buf: String,
+    /// What every href starts with: [`BasePath::prefix`].
+    prefix: String,
 }
 
 impl Default for MultistatusWriter {
     fn default() -> Self {
-        Self::new()
+        Self::new(&BasePath::default())
     }
 }
 
 impl MultistatusWriter {
-    /// Starts a document.
-    pub fn new() -> Self {
+    /// Starts a document whose hrefs lie under `base`.
+    pub fn new(base: &BasePath) -> Self {
         let mut buf = String::with_capacity(16 * 1024);
         buf.push_str(XML_DECL);
         buf.push_str("<D:multistatus xmlns:D=\"DAV:\">");
-        MultistatusWriter { buf }
+        MultistatusWriter {
+            buf,
+            prefix: base.prefix().to_owned(),
+        }
     }
 
     /// A `response` that carries only a status (and optionally a condition and a
@@ -151,6 +156,7 @@ impl MultistatusWriter {
 
     fn open_response(&mut self, path: &ResourcePath, kind: ResourceKind) {
         self.buf.push_str("<D:response><D:href>");
+        self.buf.push_str(&self.prefix);
         path.write_href(kind, &mut self.buf);
         self.buf.push_str("</D:href>");
     }
@@ -313,7 +319,7 @@ mod tests {
 
     #[test]
     fn writes_a_well_formed_document() {
-        let mut w = MultistatusWriter::new();
+        let mut w = MultistatusWriter::new(&BasePath::new(ResourcePath::parse("/d&v").unwrap()));
         let p = ResourcePath::parse("/a%20b/c&d").unwrap();
         w.begin_response(&p, ResourceKind::Collection);
         w.begin_propstat();
@@ -341,7 +347,10 @@ mod tests {
         let doc = parse_document(&body, XmlLimits::default()).unwrap();
         assert!(doc.is("DAV:", "multistatus"));
         let text = std::str::from_utf8(&body).unwrap();
-        assert!(text.contains("<D:href>/a%20b/c%26d/</D:href>"), "{text}");
+        assert!(
+            text.contains("<D:href>/d%26v/a%20b/c%26d/</D:href>"),
+            "{text}"
+        );
         assert!(text.contains("<D:status>HTTP/1.1 404 Not Found</D:status>"));
         assert!(
             text.contains("<P:v xmlns:P=\"urn:x\" xml:lang=\"en\"><q xmlns=\"urn:q\">1</q></P:v>")

@@ -263,6 +263,66 @@ impl fmt::Display for ResourcePath {
     }
 }
 
+/// Where the served tree sits in URLs: behind a reverse proxy that forwards `/dav/` as it
+/// is, requests name `/dav/…` and every href must begin with `/dav/` too. The root unless
+/// set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasePath {
+    path: ResourcePath,
+    /// The percent-encoded prefix without its trailing slash; empty for the root.
+    prefix: String,
+}
+
+impl Default for BasePath {
+    fn default() -> Self {
+        Self::new(ResourcePath::root())
+    }
+}
+
+impl BasePath {
+    /// The tree served under `path`.
+    pub fn new(path: ResourcePath) -> Self {
+        let mut prefix = String::new();
+        if !path.is_root() {
+            path.write_href(ResourceKind::File, &mut prefix);
+        }
+        BasePath { path, prefix }
+    }
+
+    /// The base as a path.
+    pub fn path(&self) -> &ResourcePath {
+        &self.path
+    }
+
+    /// The percent-encoded prefix every href starts with: empty for the root, else `/dav`
+    /// (no trailing slash).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The served resource a URL's path names, or `None` when the path lies outside the
+    /// base.
+    pub fn strip(&self, url_path: ResourcePath) -> Option<ResourcePath> {
+        if self.path.is_root() {
+            return Some(url_path);
+        }
+        url_path.rebase(&self.path, &ResourcePath::root())
+    }
+
+    /// Appends the href of the served resource `path`.
+    pub fn write_href(&self, path: &ResourcePath, kind: ResourceKind, out: &mut String) {
+        out.push_str(&self.prefix);
+        path.write_href(kind, out);
+    }
+
+    /// The href of the served resource `path`.
+    pub fn href(&self, path: &ResourcePath, kind: ResourceKind) -> Href {
+        let mut s = String::with_capacity(self.prefix.len() + path.0.len() + 8);
+        self.write_href(path, kind, &mut s);
+        Href(s)
+    }
+}
+
 /// A percent-encoded absolute path as it appears on the wire (`<D:href>`, `Location`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Href(String);
@@ -284,6 +344,43 @@ impl fmt::Display for Href {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn base_path_table() {
+        let p = |s| ResourcePath::parse(s).unwrap();
+        let dav = BasePath::new(p("/web%20dav/"));
+        assert_eq!(dav.prefix(), "/web%20dav");
+        // (URL path, served path)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/web%20dav", Some("/")),
+            ("/web%20dav/", Some("/")),
+            ("/web%20dav/a/b%25", Some("/a/b%")),
+            ("/web%20dav2/a", None),
+            ("/web", None),
+            ("/", None),
+            ("/other/web%20dav/a", None),
+        ];
+        for (url, served) in cases {
+            let got = dav.strip(p(url));
+            assert_eq!(got.as_ref().map(ResourcePath::as_str), *served, "{url}");
+        }
+        assert_eq!(
+            dav.href(&p("/a b"), ResourceKind::File).as_str(),
+            "/web%20dav/a%20b"
+        );
+        assert_eq!(
+            dav.href(&ResourcePath::root(), ResourceKind::Collection)
+                .as_str(),
+            "/web%20dav/"
+        );
+        let root = BasePath::default();
+        assert_eq!(root.prefix(), "");
+        assert_eq!(root.strip(p("/a")), Some(p("/a")));
+        assert_eq!(
+            root.href(&p("/a"), ResourceKind::Collection).as_str(),
+            "/a/"
+        );
+    }
 
     #[test]
     fn parse_table() {
@@ -427,6 +524,24 @@ mod tests {
             let href = p.to_href(ResourceKind::File);
             prop_assert!(href.as_str().bytes().all(|b| b.is_ascii_graphic()));
             prop_assert_eq!(ResourcePath::parse(href.as_str()).unwrap(), p);
+        }
+
+        #[test]
+        fn hrefs_under_a_base_name_what_they_were_written_for(
+            base in proptest::collection::vec("[^/\u{0}]{1,8}", 0..3),
+            segs in proptest::collection::vec("[^/\u{0}]{1,8}", 0..4),
+        ) {
+            let path = |segs: Vec<String>| {
+                let mut p = ResourcePath::root();
+                for s in segs.iter().filter(|s| *s != "." && *s != "..") {
+                    p = p.join(s).unwrap();
+                }
+                p
+            };
+            let (base, p) = (BasePath::new(path(base)), path(segs));
+            let href = base.href(&p, ResourceKind::Collection);
+            let url_path = ResourcePath::parse(href.as_str()).unwrap();
+            prop_assert_eq!(base.strip(url_path), Some(p));
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use davit_proto::XmlLimits;
+use davit_proto::{BasePath, XmlLimits};
 
 use crate::auth::Auth;
 use crate::lock::{Clock, SystemClock};
@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// TLS settings; `None` serves plain HTTP (HTTP/1.1, and HTTP/2 by prior knowledge).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The URL path the tree is served under: requests outside it get 404, and every href
+    /// in an answer starts with it (for a reverse proxy that forwards `/dav/…` unchanged).
+    pub base_path: BasePath,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             auth: None,
             access_log: false,
             tls: None,
+            base_path: BasePath::default(),
         }
     }
 }
@@ -174,6 +178,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::access_log`].
     pub fn access_log(mut self, on: bool) -> Self {
         self.0.access_log = on;
+        self
+    }
+
+    /// See [`ServerConfig::base_path`].
+    pub fn base_path(mut self, base: BasePath) -> Self {
+        self.0.base_path = base;
         self
     }
 

@@ -22,6 +22,7 @@ pub(crate) async fn listing(
         let dir = |e: &davit_store::Entry| !matches!(&e.metadata, Ok(m) if m.kind.is_collection());
         dir(a).cmp(&dir(b)).then_with(|| a.name.cmp(&b.name))
     });
+    let base = &server.config.base_path;
     let mut title = String::new();
     escape_text_into(req.path.as_str(), &mut title);
     let mut html = format!(
@@ -32,7 +33,7 @@ pub(crate) async fn listing(
     if let Some(parent) = req.path.parent() {
         html.push_str(&format!(
             "<tr><td><a href=\"{}\">../</a></td></tr>\n",
-            parent.to_href(ResourceKind::Collection)
+            base.href(&parent, ResourceKind::Collection)
         ));
     }
     for e in &entries {
@@ -63,7 +64,7 @@ pub(crate) async fn listing(
         }
         html.push_str(&format!(
             "<tr><td><a href=\"{}\">{name}</a></td><td>{size}</td><td>{modified}</td></tr>\n",
-            path.to_href(kind)
+            base.href(&path, kind)
         ));
     }
     html.push_str(

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use davit_proto::xml::escape_text_into;
-use davit_proto::{DAV_NS, MultistatusWriter, PropName, ResourceKind, ResourcePath};
+use davit_proto::{BasePath, DAV_NS, MultistatusWriter, PropName, ResourceKind, ResourcePath};
 use davit_store::{Lock, Metadata, Space};
 
 use crate::lock;
@@ -20,6 +20,8 @@ pub(crate) struct Resource<'a> {
     pub(crate) now: SystemTime,
     /// Room on the storage, where the request asked for it.
     pub(crate) space: Option<Space>,
+    /// Where the served tree sits in URLs.
+    pub(crate) base: &'a BasePath,
 }
 
 /// How a property's value is written.
@@ -185,7 +187,7 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
                 } else {
                     ResourceKind::Collection
                 };
-                lock::active(l, r.now, root_kind).write(buf);
+                lock::active(l, r.now, root_kind, r.base).write(buf);
             }
             buf.push_str("</D:lockdiscovery>");
         },

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use davit_proto::{ActiveLock, Depth, LockScope, ResourceKind, ResourcePath};
+use davit_proto::{ActiveLock, BasePath, Depth, LockScope, ResourceKind, ResourcePath};
 use davit_store::{Lock, LockStore};
 
 use crate::error::DavError;
@@ -316,7 +316,12 @@ pub(crate) fn remaining(lock: &Lock, now: SystemTime) -> Option<u64> {
 }
 
 /// How `lock` shows in `lockdiscovery` at `now`; `root_kind` is the kind of its root.
-pub(crate) fn active(lock: &Lock, now: SystemTime, root_kind: ResourceKind) -> ActiveLock<'_> {
+pub(crate) fn active<'a>(
+    lock: &'a Lock,
+    now: SystemTime,
+    root_kind: ResourceKind,
+    base: &'a BasePath,
+) -> ActiveLock<'a> {
     ActiveLock {
         scope: lock.scope,
         depth: lock.depth,
@@ -325,5 +330,6 @@ pub(crate) fn active(lock: &Lock, now: SystemTime, root_kind: ResourceKind) -> A
         token: &lock.token,
         root: &lock.root,
         root_kind,
+        base,
     }
 }

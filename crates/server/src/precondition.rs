@@ -218,7 +218,7 @@ async fn check_locks(
             Err(_) if l.depth == Depth::Infinity => ResourceKind::Collection,
             Err(_) => ResourceKind::File,
         };
-        hrefs.push(l.root.to_href(kind).to_string());
+        hrefs.push(server.config.base_path.href(&l.root, kind).to_string());
     }
     Err(locked(hrefs))
 }
@@ -272,6 +272,7 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
     let mut locks: Vec<(&str, Option<Lock>)> = Vec::new();
     for list in &header.lists {
         let applies = match &list.authority {
+            _ if list.unserved => false,
             Some(authority) => req.is_own_authority(authority)?,
             None => true,
         };

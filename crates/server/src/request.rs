@@ -1,7 +1,7 @@
 //! What every method needs from a request: the decoded path, typed headers, bounded bodies.
 
 use bytes::{Bytes, BytesMut};
-use davit_proto::{Depth, Destination, IfHeader, Overwrite, ResourcePath};
+use davit_proto::{BasePath, Depth, Destination, IfHeader, Overwrite, ResourcePath};
 use davit_store::{ByteStream, Lock};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -32,8 +32,11 @@ pub(crate) struct DavRequest {
 }
 
 impl DavRequest {
-    pub(crate) fn new(parts: Parts) -> Result<Self, DavError> {
-        let path = ResourcePath::parse(parts.uri.path())?;
+    /// A request for the tree served under `base`.
+    pub(crate) fn new(parts: Parts, base: &BasePath) -> Result<Self, DavError> {
+        let path = base
+            .strip(ResourcePath::parse(parts.uri.path())?)
+            .ok_or_else(|| outside(base))?;
         let conditional = parts
             .headers
             .keys()
@@ -46,7 +49,7 @@ impl DavRequest {
             conditional,
         };
         if let Some(v) = req.condition(IF)? {
-            req.if_header = Some(IfHeader::parse(&v)?);
+            req.if_header = Some(IfHeader::parse(&v)?.served_under(base));
         }
         Ok(req)
     }
@@ -122,12 +125,13 @@ impl DavRequest {
         Ok(Overwrite::parse(self.header(OVERWRITE)?.as_deref())?)
     }
 
-    /// The `Destination` of COPY and MOVE, which must name this server (RFC 4918 §10.3).
-    pub(crate) fn destination(&self) -> Result<Destination, DavError> {
+    /// The `Destination` of COPY and MOVE, which must name this server (RFC 4918 §10.3)
+    /// and lie under `base`; its path is the served one.
+    pub(crate) fn destination(&self, base: &BasePath) -> Result<Destination, DavError> {
         let value = self
             .header(DESTINATION)?
             .ok_or_else(|| DavError::bad_request("COPY and MOVE need a Destination header"))?;
-        let dest = Destination::parse(&value)?;
+        let mut dest = Destination::parse(&value)?;
         if let Some(authority) = &dest.authority
             && !self.is_own_authority(authority)?
         {
@@ -139,6 +143,16 @@ impl DavRequest {
                 ),
             ));
         }
+        // Outside the base is not this server's namespace: as if on another server.
+        dest.path = base.strip(dest.path).ok_or_else(|| {
+            DavError::new(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "Destination lies outside {}/, the only tree served here",
+                    base.prefix()
+                ),
+            )
+        })?;
         Ok(dest)
     }
 
@@ -168,6 +182,14 @@ impl DavRequest {
 
 /// The `host` parameters of a `Forwarded` header (RFC 7239 §4), one per proxy, with the
 /// quotes of a quoted value taken off.
+/// 404 for a URL outside the served tree.
+fn outside(base: &BasePath) -> DavError {
+    DavError::new(
+        StatusCode::NOT_FOUND,
+        format!("only {}/ is served here", base.prefix()),
+    )
+}
+
 fn forwarded_hosts(value: &str) -> impl Iterator<Item = &str> {
     value
         .split(',')
@@ -404,7 +426,7 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         let (parts, ()) = builder.body(()).expect("a valid test request").into_parts();
-        DavRequest::new(parts).expect("a valid test request")
+        DavRequest::new(parts, &BasePath::default()).expect("a valid test request")
     }
 
     /// A request target, its headers, a Destination authority, and whether it is ours.

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use davit_proto::{Depth, MultistatusWriter, ResourceKind, ResourcePath};
+use davit_proto::{BasePath, Depth, MultistatusWriter, ResourceKind, ResourcePath};
 use davit_store::{Entry, StorageError};
 use http::{Response, StatusCode};
 
@@ -62,8 +62,8 @@ pub(crate) async fn forget_stale(server: &DavServer, path: &ResourcePath) -> Res
 }
 
 /// A 207 listing each failed member with its status, condition and reason.
-pub(crate) fn failures_response(failures: &[Failure]) -> Response<DavBody> {
-    let mut w = MultistatusWriter::new();
+pub(crate) fn failures_response(base: &BasePath, failures: &[Failure]) -> Response<DavBody> {
+    let mut w = MultistatusWriter::new(base);
     for f in failures {
         w.status_response(
             &f.path,
@@ -108,13 +108,14 @@ pub(crate) fn proceed(_: &ResourcePath, _: ResourceKind) -> Guard {
 }
 
 /// A guard that fails the members in `locked` with 423 and lets the rest through.
-pub(crate) fn lock_guard(
-    locked: &HashSet<ResourcePath>,
-) -> impl Fn(&ResourcePath, ResourceKind) -> Guard + Sync + '_ {
+pub(crate) fn lock_guard<'a>(
+    base: &'a BasePath,
+    locked: &'a HashSet<ResourcePath>,
+) -> impl Fn(&ResourcePath, ResourceKind) -> Guard + Sync + 'a {
     move |path, kind| {
         if locked.contains(path) {
             Guard::Fail(crate::precondition::locked(vec![
-                path.to_href(kind).to_string(),
+                base.href(path, kind).to_string(),
             ]))
         } else {
             Guard::Proceed

@@ -284,7 +284,11 @@ impl Principal {
 /// Refuses the request when its sender lacks the access its method needs on its target
 /// (and, for COPY and MOVE, on the destination). Anonymous requests that fall short get a
 /// 401 challenge, so the client can log in; users get 403.
-pub(crate) fn authorize(auth: Option<&Auth>, req: &DavRequest) -> Result<(), DavError> {
+pub(crate) fn authorize(
+    auth: Option<&Auth>,
+    req: &DavRequest,
+    base: &davit_proto::BasePath,
+) -> Result<(), DavError> {
     let principal = &req.principal;
     let (Some(auth), Some(rules)) = (auth, &principal.rules) else {
         return Ok(());
@@ -322,6 +326,7 @@ pub(crate) fn authorize(auth: Option<&Auth>, req: &DavRequest) -> Result<(), Dav
     if let Some(tagged) = req.if_header.as_ref().and_then(|h| {
         h.lists
             .iter()
+            .filter(|l| !l.unserved)
             .filter_map(|l| l.resource.as_ref())
             .find(|r| rules.access(r) < Access::Read)
     }) {
@@ -339,7 +344,7 @@ pub(crate) fn authorize(auth: Option<&Auth>, req: &DavRequest) -> Result<(), Dav
         )));
     }
     if matches!(method, "COPY" | "MOVE")
-        && let Ok(dest) = req.destination()
+        && let Ok(dest) = req.destination(base)
         && (rules.tree_access(&dest.path) < Access::Write || changes_parent(&dest.path))
     {
         return Err(deny(&format!("{method} to {}", dest.path)));

@@ -36,7 +36,7 @@ pub(super) async fn handle(
             .copy_tree(&t.src, &t.dst)
             .await
             .map_err(DavError::from_storage)?;
-        return Ok(finish(&t, &[]));
+        return Ok(finish(server, &t, &[]));
     }
     if depth == Depth::Infinity {
         match storage.copy_tree(&t.src, &t.dst).await {
@@ -45,7 +45,7 @@ pub(super) async fn handle(
                     .copy_tree(&t.src, &t.dst)
                     .await
                     .map_err(DavError::from_storage)?;
-                return Ok(finish(&t, &[]));
+                return Ok(finish(server, &t, &[]));
             }
             // Not supported, or something failed (and nothing was left): go member by
             // member, which says which members fail.
@@ -79,5 +79,5 @@ pub(super) async fn handle(
                 .map_err(DavError::from_storage)?;
         }
     }
-    Ok(finish(&t, &failures))
+    Ok(finish(server, &t, &failures))
 }

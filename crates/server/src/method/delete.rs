@@ -69,11 +69,19 @@ async fn delete_collection(
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
     let locked = locked_members(server, req, &req.path).await?;
-    let mut removal = remove_tree(server, &req.path, &lock_guard(&locked)).await;
+    let mut removal = remove_tree(
+        server,
+        &req.path,
+        &lock_guard(&server.config.base_path, &locked),
+    )
+    .await;
     forget(server, &removal.removed).await?;
     match removal.failures.len() {
         0 => Ok(status(StatusCode::NO_CONTENT)),
         1 if removal.failures[0].path == req.path => Err(removal.failures.remove(0).error),
-        _ => Ok(failures_response(&removal.failures)),
+        _ => Ok(failures_response(
+            &server.config.base_path,
+            &removal.failures,
+        )),
     }
 }

@@ -68,13 +68,12 @@ pub(super) async fn handle(
         let hrefs = above
             .iter()
             .map(|l| {
-                l.root
-                    .to_href(if l.root == req.path {
-                        kind
-                    } else {
-                        ResourceKind::Collection
-                    })
-                    .to_string()
+                let root_kind = if l.root == req.path {
+                    kind
+                } else {
+                    ResourceKind::Collection
+                };
+                server.config.base_path.href(&l.root, root_kind).to_string()
             })
             .collect();
         return Err(
@@ -91,7 +90,7 @@ pub(super) async fn handle(
             .filter(|l| conflicts(l, info.scope))
             .collect();
         if !below.is_empty() {
-            return Ok(conflict_below(req, kind, &below));
+            return Ok(conflict_below(server, req, kind, &below));
         }
     }
 
@@ -243,7 +242,7 @@ fn lock_response(
         } else {
             ResourceKind::Collection
         };
-        active(l, now, root_kind)
+        active(l, now, root_kind, &server.config.base_path)
     }));
     let mut resp = Response::new(DavBody::full(body));
     *resp.status_mut() = status;
@@ -255,11 +254,17 @@ fn lock_response(
 }
 
 /// RFC 4918 §9.10.9: a 207 naming each conflicting lock below, and 424 for the request.
-fn conflict_below(req: &DavRequest, kind: ResourceKind, below: &[Lock]) -> Response<DavBody> {
-    let mut w = MultistatusWriter::new();
+fn conflict_below(
+    server: &DavServer,
+    req: &DavRequest,
+    kind: ResourceKind,
+    below: &[Lock],
+) -> Response<DavBody> {
+    let base = &server.config.base_path;
+    let mut w = MultistatusWriter::new(base);
     for l in below {
         let cond =
-            Condition::NoConflictingLock(vec![l.root.to_href(ResourceKind::File).to_string()]);
+            Condition::NoConflictingLock(vec![base.href(&l.root, ResourceKind::File).to_string()]);
         w.status_response(
             &l.root,
             ResourceKind::File,

@@ -120,9 +120,13 @@ async fn route(
     principal: Principal,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
-    let mut req = DavRequest::new(parts)?;
+    let mut req = DavRequest::new(parts, &server.config.base_path)?;
     req.principal = principal;
-    authorize(server.config.auth.as_deref(), &req)?;
+    authorize(
+        server.config.auth.as_deref(),
+        &req,
+        &server.config.base_path,
+    )?;
     crate::precondition::check_if(server, &req).await?;
     // Each handler's future is boxed: unboxed, this future would be as large as the
     // largest of them (kilobytes), copied whole when a request task is spawned.

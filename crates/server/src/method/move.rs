@@ -69,7 +69,7 @@ pub(super) async fn handle(
                     .await
                     .map_err(DavError::from_storage)?;
             }
-            Ok(finish(&t, &[]))
+            Ok(finish(server, &t, &[]))
         }
         Err(e) => {
             if carry {
@@ -109,7 +109,7 @@ async fn move_by_copy(
             .await
             .map_err(DavError::from_storage)?;
         server.locks.remove_tree(&t.src).await?;
-        return Ok(finish(t, &[]));
+        return Ok(finish(server, t, &[]));
     }
     storage
         .create_collection(&t.dst)
@@ -136,7 +136,7 @@ async fn move_by_copy(
         .iter()
         .filter_map(|f| f.path.rebase(&t.dst, &t.src))
         .collect();
-    let is_locked = lock_guard(locked);
+    let is_locked = lock_guard(&server.config.base_path, locked);
     let guard = |p: &ResourcePath, kind: ResourceKind| {
         if stay.contains(p) {
             Guard::Keep
@@ -147,5 +147,5 @@ async fn move_by_copy(
     let removal = remove_tree(server, &t.src, &guard).await;
     forget(server, &removal.removed).await?;
     failures.extend(removal.failures);
-    Ok(finish(t, &failures))
+    Ok(finish(server, t, &failures))
 }

@@ -46,7 +46,7 @@ pub(super) async fn handle(
         )
     })?;
     let mut form = multer::Multipart::new(body_stream(body.take()), boundary);
-    let mut w = MultistatusWriter::new();
+    let mut w = MultistatusWriter::new(&server.config.base_path);
     let mut parts = 0usize;
     loop {
         let field = match form.next_field().await {
@@ -107,7 +107,13 @@ pub(super) async fn handle(
         let mut resp = status(StatusCode::SEE_OTHER);
         resp.headers_mut().insert(
             LOCATION,
-            header_value(req.path.to_href(ResourceKind::Collection).as_str()),
+            header_value(
+                server
+                    .config
+                    .base_path
+                    .href(&req.path, ResourceKind::Collection)
+                    .as_str(),
+            ),
         );
         return Ok(resp);
     }

@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use davit_proto::{
-    Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind, ResourcePath,
+    BasePath, Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind,
+    ResourcePath,
 };
 use davit_store::{Lock, Metadata, Space, StorageError};
 use http::{Response, StatusCode};
@@ -88,9 +89,10 @@ pub(super) async fn handle(
         .get_all(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    let mut w = MultistatusWriter::new();
+    let base = &server.config.base_path;
+    let mut w = MultistatusWriter::new(base);
     let mut scratch = Vec::new();
-    let res = resource(&req.path, &meta, &locks, now, space, &mut scratch);
+    let res = resource(&req.path, &meta, &locks, now, space, base, &mut scratch);
     write_resource(&mut w, &spec, res, &dead);
     if depth == Depth::Zero {
         w.finish();
@@ -104,6 +106,7 @@ pub(super) async fn handle(
         locks,
         now,
         space,
+        base: base.clone(),
         tx,
     };
     tokio::spawn(walk.run(req.path.clone(), w));
@@ -152,6 +155,7 @@ struct Walk {
     now: SystemTime,
     /// Room on the storage, the same for every member.
     space: Option<Space>,
+    base: BasePath,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
 }
 
@@ -188,6 +192,7 @@ impl Walk {
                             &self.locks,
                             self.now,
                             self.space,
+                            &self.base,
                             &mut scratch,
                         );
                         write_resource(&mut w, &self.spec, res, props);
@@ -224,6 +229,7 @@ fn resource<'a>(
     locks: &[Lock],
     now: SystemTime,
     space: Option<Space>,
+    base: &'a BasePath,
     scratch: &'a mut Vec<Lock>,
 ) -> Resource<'a> {
     scratch.clear();
@@ -234,6 +240,7 @@ fn resource<'a>(
         locks: scratch,
         now,
         space,
+        base,
     }
 }
 

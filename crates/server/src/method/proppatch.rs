@@ -42,7 +42,7 @@ pub(super) async fn handle(
     }
     let protected: Vec<&PropName> = names.iter().copied().filter(|n| is_protected(n)).collect();
 
-    let mut w = MultistatusWriter::new();
+    let mut w = MultistatusWriter::new(&server.config.base_path);
     w.begin_response(&req.path, meta.kind);
     if protected.is_empty() {
         let status = match server.props().apply(&req.path, &update.ops).await {

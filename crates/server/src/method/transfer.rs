@@ -46,7 +46,7 @@ pub(super) async fn prepare(
     probe: Probe,
     src_meta: Option<Metadata>,
 ) -> Result<Result<Transfer, Response<DavBody>>, DavError> {
-    let dest = req.destination()?;
+    let dest = req.destination(&server.config.base_path)?;
     let overwrite = req.overwrite()?;
     let src = req.path.clone();
     let dst = dest.path;
@@ -170,7 +170,8 @@ async fn clear(
         return Ok(Ok(cleared));
     }
     let locked = locked_members(server, req, dst).await?;
-    let mut removal = remove_tree(server, dst, &lock_guard(&locked)).await;
+    let mut removal =
+        remove_tree(server, dst, &lock_guard(&server.config.base_path, &locked)).await;
     forget(server, &removal.removed).await?;
     match removal.failures.len() {
         0 => Ok(Ok(Cleared::Removed)),
@@ -182,14 +183,17 @@ async fn clear(
             }
             Err(failure.error)
         }
-        _ => Ok(Err(failures_response(&removal.failures))),
+        _ => Ok(Err(failures_response(
+            &server.config.base_path,
+            &removal.failures,
+        ))),
     }
 }
 
 /// The answer once the transfer ran: 201 or 204, or 207 with the members that failed.
-pub(super) fn finish(t: &Transfer, failures: &[Failure]) -> Response<DavBody> {
+pub(super) fn finish(server: &DavServer, t: &Transfer, failures: &[Failure]) -> Response<DavBody> {
     if !failures.is_empty() {
-        return failures_response(failures);
+        return failures_response(&server.config.base_path, failures);
     }
     status(if t.replaced {
         StatusCode::NO_CONTENT

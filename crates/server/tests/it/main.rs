@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod base_path;
 mod copy_move;
 mod delete;
 mod get;
