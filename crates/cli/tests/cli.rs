@@ -408,3 +408,56 @@ fn a_database_placed_in_the_served_folder_is_hidden_with_its_side_files() {
     }
     stop(s);
 }
+
+/// Voluntary context switches of each of the process's threads.
+fn wakeups(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut by_thread = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        // A thread that ended since the listing has no status left to read.
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .map(|n| n.trim().parse().unwrap())
+            .unwrap();
+        by_thread.insert(task.file_name().to_string_lossy().into_owned(), switches);
+    }
+    by_thread
+}
+
+/// With no connection open and its caches emptied, the server sleeps until the next
+/// connection: no timer wakes it. The watchdog's clock runs again for that connection.
+#[test]
+fn an_idle_server_does_not_wake() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(
+        dir.path(),
+        &["--cache-ttl-ms", "100", "--idle-timeout", "1"],
+    );
+    assert_eq!(request("PUT", &format!("{}/f", s.base), "x").0, 201);
+    assert_eq!(request("GET", &format!("{}/f", s.base), "").0, 200);
+    // The read cache keeps a file for 30 times its time-to-live.
+    std::thread::sleep(Duration::from_secs(5));
+    let before = wakeups(s.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(s.pid());
+    let woken: u64 = after
+        .iter()
+        .filter_map(|(tid, n)| before.get(tid).map(|b| n - b))
+        .sum();
+    assert!(woken <= 1, "{woken} wakeups in 3 s of idling");
+
+    // A connection that sends nothing is still closed once idle past the timeout.
+    let addr = s.base.strip_prefix("http://").unwrap();
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(silent.read(&mut buf).unwrap(), 0, "closed by the server");
+    stop(s);
+}

@@ -166,14 +166,19 @@ async fn answer(
 }
 
 /// Once a second until aborted: the watchdog expires what overstayed, and the storage
-/// drops what its caches no longer trust. One timer, so an idle server wakes once.
+/// drops what its caches no longer trust. One timer; once no connection is open and the
+/// caches are empty it stops until a connection comes, so an idle server never wakes.
 async fn housekeeping(watchdog: Arc<Watchdog>, server: Arc<DavServer>) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        watchdog.sweep();
-        server.storage().tidy();
+        let watching = watchdog.sweep();
+        let holding = server.storage().tidy();
+        if !watching && !holding {
+            watchdog.arrival().await;
+            interval.reset();
+        }
     }
 }
 

@@ -1460,13 +1460,14 @@ impl Storage for FsStorage {
 
     /// Expired entries would otherwise stay until a cache fills: an idle server kept the
     /// bytes of up to 4,096 small files, and every lookup walked the deeper maps.
-    fn tidy(&self) {
+    fn tidy(&self) -> bool {
         let inner = &self.inner;
-        inner.stats.tidy();
-        inner.listings.tidy();
-        inner
+        let stats = inner.stats.tidy();
+        let listings = inner.listings.tidy();
+        let files = inner
             .cache
             .tidy(inner.cache.ttl().saturating_mul(READ_CACHE_KEEP));
+        stats || listings || files
     }
 }
 

@@ -274,9 +274,12 @@ pub trait Storage: Send + Sync + Debug {
         Err(StorageError::Unsupported)
     }
 
-    /// Drops what the backend's caches no longer trust. The server calls it about once a
-    /// second; the default does nothing.
-    fn tidy(&self) {}
+    /// Drops what the backend's caches no longer trust, and says whether anything is left
+    /// for a later call to drop. The server calls it about once a second while it serves
+    /// connections, and on until it returns false; the default holds nothing.
+    fn tidy(&self) -> bool {
+        false
+    }
 
     /// [`metadata`](Self::metadata) from the backing store itself, never a remembered
     /// answer (which may predate a change made there directly). The default is

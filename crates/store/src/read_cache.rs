@@ -113,8 +113,11 @@ impl ReadCache {
 
     /// Forgets the files not checked within `keep`. Past its time-to-live an entry still
     /// spares a read (a stat shows the file unchanged), so `keep` is the longer horizon.
-    pub(crate) fn tidy(&self, keep: Duration) {
-        self.lock().retain(|_, c| c.checked.elapsed() < keep);
+    /// Whether any file is left.
+    pub(crate) fn tidy(&self, keep: Duration) -> bool {
+        let mut files = self.lock();
+        files.retain(|_, c| c.checked.elapsed() < keep);
+        !files.is_empty()
     }
 }
 
@@ -161,9 +164,10 @@ impl<V> Generational<V> {
         forget_tree(&mut self.map, path);
     }
 
-    /// Forgets what was read `ttl` or more ago.
-    fn tidy(&mut self, ttl: Duration) {
+    /// Forgets what was read `ttl` or more ago; whether anything is left.
+    fn tidy(&mut self, ttl: Duration) -> bool {
         self.map.retain(|_, (checked, _)| checked.elapsed() < ttl);
+        !self.map.is_empty()
     }
 }
 
@@ -222,9 +226,10 @@ impl StatCache {
         self.lock().forget(path);
     }
 
-    /// Forgets what is past its time-to-live: a lookup never returns it again.
-    pub(crate) fn tidy(&self) {
-        self.lock().tidy(self.ttl);
+    /// Forgets what is past its time-to-live: a lookup never returns it again. Whether
+    /// anything is left.
+    pub(crate) fn tidy(&self) -> bool {
+        self.lock().tidy(self.ttl)
     }
 }
 
@@ -311,9 +316,9 @@ impl ListCache {
         self.lock().forget(path);
     }
 
-    /// Forgets the listings past their time-to-live.
-    pub(crate) fn tidy(&self) {
-        self.lock().tidy(self.ttl);
+    /// Forgets the listings past their time-to-live; whether any is left.
+    pub(crate) fn tidy(&self) -> bool {
+        self.lock().tidy(self.ttl)
     }
 }
 
@@ -403,9 +408,14 @@ mod tests {
         assert_eq!(stats.lock().map.len(), 1);
         assert_eq!(lists.lock().map.len(), 1);
         assert!(stats.get("/new").is_ok() && lists.get("/new").is_ok());
-        files.tidy(ttl);
+        assert!(files.tidy(ttl), "one file is left");
         assert!(matches!(files.get("/old"), Lookup::Miss));
         assert!(matches!(files.get("/new"), Lookup::Fresh(..)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            !files.tidy(ttl) && !stats.tidy() && !lists.tidy(),
+            "all empty"
+        );
     }
 
     #[test]
