@@ -93,6 +93,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .auth(auth)
             .tls(tls)
             .base_path(s.base_path.clone())
+            .read_only(s.read_only)
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         server
@@ -110,7 +111,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             )?;
             out.flush()?;
         }
-        tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, "serving");
+        tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, read_only = s.read_only, "serving");
         davit_server::serve(listener, server, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())

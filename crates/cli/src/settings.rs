@@ -151,6 +151,10 @@ pub(crate) struct ServeArgs {
     /// [default: /]
     #[arg(long)]
     pub(crate) base_path: Option<String>,
+    /// Refuse every change with 403 and offer no locking, so clients mount read-only
+    /// [default: false]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) read_only: Option<bool>,
     /// Per-user rules, from the config file only.
     #[arg(skip)]
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -206,6 +210,7 @@ pub(crate) struct Settings {
     pub(crate) access_log: bool,
     pub(crate) log_format: LogFormat,
     pub(crate) base_path: BasePath,
+    pub(crate) read_only: bool,
     pub(crate) users: BTreeMap<String, UserSection>,
 }
 
@@ -266,6 +271,7 @@ impl ServeArgs {
                 Some(text) => base_path(&text)?,
                 None => BasePath::default(),
             },
+            read_only: pick!(read_only, false),
             users,
         })
     }

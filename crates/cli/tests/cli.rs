@@ -461,3 +461,17 @@ fn an_idle_server_does_not_wake() {
     assert_eq!(silent.read(&mut buf).unwrap(), 0, "closed by the server");
     stop(s);
 }
+
+#[test]
+fn read_only_serves_reads_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let s = start_with(dir.path(), &["--read-only"]);
+    assert_eq!(
+        request("GET", &format!("{}/f", s.base), ""),
+        (200, "x".into())
+    );
+    assert_eq!(request("PUT", &format!("{}/f", s.base), "y").0, 403);
+    assert_eq!(std::fs::read_to_string(dir.path().join("f")).unwrap(), "x");
+    stop(s);
+}

@@ -295,7 +295,7 @@ mod tests {
             2,
             "every token still counts as submitted"
         );
-        // Only the list about another tree holds, and it cannot here.
+        // A header whose only list is about another tree cannot hold.
         let request = ResourcePath::root();
         let unserved_only = IfHeader::parse("</other/a> (<urn:uuid:2>)")
             .unwrap()

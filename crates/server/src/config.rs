@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// The URL path the tree is served under: requests outside it get 404, and every href
     /// in an answer starts with it (for a reverse proxy that forwards `/dav/…` unchanged).
     pub base_path: BasePath,
+    /// Refuse every change (403), and offer no locking: clients mount read-only.
+    pub read_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             access_log: false,
             tls: None,
             base_path: BasePath::default(),
+            read_only: false,
         }
     }
 }
@@ -184,6 +187,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::base_path`].
     pub fn base_path(mut self, base: BasePath) -> Self {
         self.0.base_path = base;
+        self
+    }
+
+    /// See [`ServerConfig::read_only`].
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.0.read_only = on;
         self
     }
 

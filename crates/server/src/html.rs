@@ -67,11 +67,14 @@ pub(crate) async fn listing(
             base.href(&path, kind)
         ));
     }
-    html.push_str(
-        "</table>\n<form method=\"post\" enctype=\"multipart/form-data\">\
-         <input type=\"file\" name=\"file\" multiple> <button type=\"submit\">Upload</button></form>\n\
-         </body></html>\n",
-    );
+    html.push_str("</table>\n");
+    if !server.config.read_only {
+        html.push_str(
+            "<form method=\"post\" enctype=\"multipart/form-data\">\
+             <input type=\"file\" name=\"file\" multiple> <button type=\"submit\">Upload</button></form>\n",
+        );
+    }
+    html.push_str("</body></html>\n");
     let mut resp = Response::new(if req.is_head() {
         DavBody::Empty
     } else {

@@ -22,6 +22,8 @@ pub(crate) struct Resource<'a> {
     pub(crate) space: Option<Space>,
     /// Where the served tree sits in URLs.
     pub(crate) base: &'a BasePath,
+    /// The server refuses changes: no lock can be taken.
+    pub(crate) read_only: bool,
 }
 
 /// How a property's value is written.
@@ -161,7 +163,11 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
         in_allprop: true,
         applies: always,
         shape: Shape::Element,
-        write: |_, buf| {
+        write: |r, buf| {
+            if r.read_only {
+                // RFC 4918 §15.10: no lock can be taken here.
+                return buf.push_str("<D:supportedlock/>");
+            }
             buf.push_str(
                 "<D:supportedlock>\
                  <D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\

@@ -51,7 +51,7 @@ pub(crate) async fn dispatch(
     };
     user.clone_from(&principal.user);
     if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
-        return Ok(options::server_wide());
+        return Ok(options::server_wide(server.config.read_only));
     }
     if changes_state(&parts.method) {
         let server = Arc::clone(server);
@@ -96,6 +96,14 @@ fn changes_state(method: &http::Method) -> bool {
     !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND")
 }
 
+/// The methods a read-only server refuses: every one it implements that changes state.
+fn writes(method: &http::Method) -> bool {
+    matches!(
+        method.as_str(),
+        "PUT" | "DELETE" | "MKCOL" | "COPY" | "MOVE" | "PROPPATCH" | "LOCK" | "UNLOCK" | "POST"
+    )
+}
+
 /// Routes the request; what the handler left of the body is read and dropped on an error,
 /// but for a body refused for its size: that answer goes at once, and the connection
 /// closes after it instead of reading what was refused.
@@ -121,6 +129,12 @@ async fn route(
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let mut req = DavRequest::new(parts, &server.config.base_path)?;
+    if server.config.read_only && writes(req.method()) {
+        return Err(DavError::forbidden(format!(
+            "{} refused: this server is read-only",
+            req.method()
+        )));
+    }
     req.principal = principal;
     authorize(
         server.config.auth.as_deref(),

@@ -13,19 +13,33 @@ use super::{ALLOW as ALL_METHODS, status};
 /// The DAV compliance classes Davit implements: 3 is RFC 4918 itself (no lock-null
 /// resources, `If` evaluated as §10.4 says, PROPPATCH atomic).
 const DAV_CLASSES: &str = "1, 2, 3";
+/// Without class 2 (locking), Finder and davfs2 mount read-only.
+const READ_ONLY_CLASSES: &str = "1, 3";
+const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
 
-fn with_headers(mut resp: Response<DavBody>, allow: &'static str) -> Response<DavBody> {
+fn with_headers(
+    mut resp: Response<DavBody>,
+    allow: &'static str,
+    read_only: bool,
+) -> Response<DavBody> {
+    let classes = if read_only {
+        READ_ONLY_CLASSES
+    } else {
+        DAV_CLASSES
+    };
     let h = resp.headers_mut();
     h.insert(
         HeaderName::from_static("dav"),
-        HeaderValue::from_static(DAV_CLASSES),
+        HeaderValue::from_static(classes),
     );
     h.insert(ALLOW, HeaderValue::from_static(allow));
-    // Microsoft clients look for this before they offer to write.
-    h.insert(
-        HeaderName::from_static("ms-author-via"),
-        HeaderValue::from_static("DAV"),
-    );
+    if !read_only {
+        // Microsoft clients look for this before they offer to write.
+        h.insert(
+            HeaderName::from_static("ms-author-via"),
+            HeaderValue::from_static("DAV"),
+        );
+    }
     h.insert(
         http::header::ACCEPT_RANGES,
         HeaderValue::from_static("bytes"),
@@ -35,15 +49,23 @@ fn with_headers(mut resp: Response<DavBody>, allow: &'static str) -> Response<Da
 }
 
 /// `OPTIONS *`.
-pub(super) fn server_wide() -> Response<DavBody> {
-    with_headers(status(StatusCode::OK), ALL_METHODS)
+pub(super) fn server_wide(read_only: bool) -> Response<DavBody> {
+    let allow = if read_only {
+        READ_ONLY_ALLOW
+    } else {
+        ALL_METHODS
+    };
+    with_headers(status(StatusCode::OK), allow, read_only)
 }
 
 pub(super) async fn handle(
     server: &DavServer,
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
+    let read_only = server.config.read_only;
     let (allow, collection) = match server.storage().metadata(&req.path).await {
+        Ok(m) if read_only => (READ_ONLY_ALLOW, m.kind.is_collection()),
+        Err(_) if read_only => ("OPTIONS", false),
         Ok(m) if m.kind.is_collection() => (
             "OPTIONS, GET, HEAD, POST, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
             true,
@@ -54,8 +76,8 @@ pub(super) async fn handle(
         ),
         Err(_) => ("OPTIONS, PUT, MKCOL, LOCK", false),
     };
-    let mut resp = with_headers(status(StatusCode::OK), allow);
-    if collection {
+    let mut resp = with_headers(status(StatusCode::OK), allow, read_only);
+    if collection && !read_only {
         // RFC 5995: what a POST here accepts, which is how clients find bulk upload.
         resp.headers_mut().insert(
             HeaderName::from_static("accept-post"),

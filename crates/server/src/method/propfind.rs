@@ -89,10 +89,15 @@ pub(super) async fn handle(
         .get_all(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    let base = &server.config.base_path;
-    let mut w = MultistatusWriter::new(base);
+    let shared = Shared {
+        now,
+        space,
+        base: server.config.base_path.clone(),
+        read_only: server.config.read_only,
+    };
+    let mut w = MultistatusWriter::new(&shared.base);
     let mut scratch = Vec::new();
-    let res = resource(&req.path, &meta, &locks, now, space, base, &mut scratch);
+    let res = resource(&req.path, &meta, &locks, &shared, &mut scratch);
     write_resource(&mut w, &spec, res, &dead);
     if depth == Depth::Zero {
         w.finish();
@@ -104,9 +109,7 @@ pub(super) async fn handle(
         spec,
         depth,
         locks,
-        now,
-        space,
-        base: base.clone(),
+        shared,
         tx,
     };
     tokio::spawn(walk.run(req.path.clone(), w));
@@ -152,11 +155,17 @@ struct Walk {
     depth: Depth,
     /// The active locks that may apply to resources of the walk.
     locks: Vec<Lock>,
+    shared: Shared,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+/// What the live properties of every resource of one PROPFIND share.
+struct Shared {
     now: SystemTime,
     /// Room on the storage, the same for every member.
     space: Option<Space>,
     base: BasePath,
-    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    read_only: bool,
 }
 
 impl Walk {
@@ -186,15 +195,7 @@ impl Walk {
                 match entry.metadata {
                     Ok(meta) => {
                         let props = dead.get(&entry.name).map_or(&[][..], Vec::as_slice);
-                        let res = resource(
-                            &child,
-                            &meta,
-                            &self.locks,
-                            self.now,
-                            self.space,
-                            &self.base,
-                            &mut scratch,
-                        );
+                        let res = resource(&child, &meta, &self.locks, &self.shared, &mut scratch);
                         write_resource(&mut w, &self.spec, res, props);
                         if meta.kind.is_collection() && self.depth == Depth::Infinity {
                             dirs.push(child);
@@ -227,9 +228,7 @@ fn resource<'a>(
     path: &'a ResourcePath,
     meta: &'a Metadata,
     locks: &[Lock],
-    now: SystemTime,
-    space: Option<Space>,
-    base: &'a BasePath,
+    shared: &'a Shared,
     scratch: &'a mut Vec<Lock>,
 ) -> Resource<'a> {
     scratch.clear();
@@ -238,9 +237,10 @@ fn resource<'a>(
         path,
         meta,
         locks: scratch,
-        now,
-        space,
-        base,
+        now: shared.now,
+        space: shared.space,
+        base: &shared.base,
+        read_only: shared.read_only,
     }
 }
 

@@ -20,4 +20,5 @@ mod post;
 mod propfind;
 mod proppatch;
 mod put;
+mod read_only;
 mod recover;
