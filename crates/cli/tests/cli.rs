@@ -475,3 +475,66 @@ fn read_only_serves_reads_and_refuses_writes() {
     assert_eq!(std::fs::read_to_string(dir.path().join("f")).unwrap(), "x");
     stop(s);
 }
+
+/// `get -R` copies a tree down, names with spaces and accents included; a member that
+/// cannot be written is reported, and the rest still arrive.
+#[test]
+fn get_recursive_downloads_a_tree_and_reports_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("tree");
+    std::fs::create_dir_all(served.join("sub/über")).unwrap();
+    std::fs::create_dir(served.join("empty")).unwrap();
+    for (p, body) in [
+        ("a.txt", "a"),
+        ("sub/b c.txt", "bb"),
+        ("sub/über/ç.txt", "ccc"),
+        ("blocked", "dd"),
+    ] {
+        std::fs::write(served.join(p), body).unwrap();
+    }
+    let s = start(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let local = out.path().join("copy");
+    // A folder where the file `blocked` should go: it cannot be renamed into place.
+    std::fs::create_dir_all(local.join("blocked/inside")).unwrap();
+    let url = format!("{}/tree/", s.base);
+    let (code, stdout, stderr) = davit(&["get", "-R", &url, local.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "downloaded 3 files (6 bytes) in 4 folders, failed 1",
+        "{stderr}"
+    );
+    assert!(stderr.contains("/tree/blocked: "), "{stderr}");
+    for (p, body) in [
+        ("a.txt", "a"),
+        ("sub/b c.txt", "bb"),
+        ("sub/über/ç.txt", "ccc"),
+    ] {
+        assert_eq!(std::fs::read_to_string(local.join(p)).unwrap(), body, "{p}");
+    }
+    assert!(local.join("empty").is_dir());
+    assert!(
+        !local.join(".blocked.davit-part").exists(),
+        "no partial file is left"
+    );
+
+    // Without a folder named, the collection's own name in the current folder.
+    std::fs::remove_dir_all(local.join("blocked")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["get", "-R", &format!("{}/tree/sub/", s.base)])
+        .current_dir(out.path())
+        .env("NETRC", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("sub/über/ç.txt")).unwrap(),
+        "ccc"
+    );
+    // A file is not a tree.
+    let (code, _, stderr) = davit(&["get", "-R", &format!("{}/tree/a.txt", s.base)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a collection"), "{stderr}");
+    stop(s);
+}

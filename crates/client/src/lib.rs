@@ -45,12 +45,14 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 
 pub use davit_proto::{DAV_NS, Depth, LockScope, Overwrite, PropName, PropOp, PropValue};
 
+mod download;
 pub mod error;
 mod multipart;
 pub mod multistatus;
 mod request_body;
 pub mod sync;
 
+pub use download::TreeDownload;
 pub use error::ClientError;
 pub use multistatus::{Failure, Multistatus, MultistatusResponse, Prop, Propstat};
 
@@ -486,27 +488,28 @@ impl Client {
         ));
         let io = |e| ClientError::io(format!("writing {}", tmp.display()), e);
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        let mut done = 0u64;
-        while let Some(chunk) = download.body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(e);
+        let written = async {
+            let mut done = 0u64;
+            while let Some(chunk) = download.body.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(io)?;
+                done += chunk.len() as u64;
+                if let Some(p) = &progress {
+                    p(done);
                 }
-            };
-            file.write_all(&chunk).await.map_err(io)?;
-            done += chunk.len() as u64;
-            if let Some(p) = &progress {
-                p(done);
             }
+            file.flush().await.map_err(io)?;
+            tokio::fs::rename(&tmp, local)
+                .await
+                .map_err(|e| ClientError::io(format!("renaming into {}", local.display()), e))?;
+            Ok(done)
         }
-        file.flush().await.map_err(io)?;
-        drop(file);
-        tokio::fs::rename(&tmp, local)
-            .await
-            .map_err(|e| ClientError::io(format!("renaming into {}", local.display()), e))?;
-        Ok(done)
+        .await;
+        if written.is_err() {
+            // Nothing half-written is left behind.
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written
     }
 
     async fn put_body(

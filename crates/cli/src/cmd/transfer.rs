@@ -1,4 +1,4 @@
-//! `davit get URL [FILE]` and `davit put FILE... URL`.
+//! `davit get URL [FILE]`, `davit get -R URL [DIR]` and `davit put FILE... URL`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +15,9 @@ pub(crate) struct GetArgs {
     url: String,
     /// Where to write it [default: its name, in the current folder; `-` for stdout].
     file: Option<PathBuf>,
+    /// Download a collection with everything below it into the folder FILE.
+    #[arg(short = 'R', long)]
+    recursive: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -30,6 +33,9 @@ pub(crate) struct PutArgs {
 
 pub(crate) async fn get(a: GetArgs) -> Outcome {
     let (client, path) = connect(&a.conn, &a.url)?;
+    if a.recursive {
+        return get_tree(&client, &path, a.file).await;
+    }
     if a.file.as_deref() == Some(std::path::Path::new("-")) {
         let mut download = match client.get(&path).await {
             Ok(d) => d,
@@ -117,6 +123,57 @@ pub(crate) async fn put(a: PutArgs) -> Outcome {
         }
         Err(e) => report(&dir, e),
     }
+}
+
+/// `get -R`: one line per file, one per failure, and a count.
+async fn get_tree(client: &davit_client::Client, path: &str, dir: Option<PathBuf>) -> Outcome {
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("download");
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let bar = progress(None, name);
+    let result = client.download_tree(path, &dir, callback(&bar)).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let done = match result {
+        Ok(d) => d,
+        Err(e) => return report(path, e),
+    };
+    for (remote, local, n) in &done.files {
+        eprintln!("{remote} -> {} ({n} bytes)", local.display());
+    }
+    for (remote, e) in &done.failed {
+        let failures = e.failures(remote);
+        if failures.is_empty() {
+            eprintln!("{remote}: {}", with_causes(e));
+        } else {
+            print_failures(&failures);
+        }
+    }
+    println!(
+        "downloaded {} files ({} bytes) in {} folders, failed {}",
+        done.files.len(),
+        done.bytes(),
+        done.folders,
+        done.failed.len()
+    );
+    Ok(done.failed.is_empty())
+}
+
+/// An error and what caused it, on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 async fn put_one(client: &davit_client::Client, file: &std::path::Path, path: &str) -> Outcome {
