@@ -47,12 +47,7 @@ pub(crate) async fn get(a: GetArgs) -> Outcome {
         }
         return Ok(true);
     }
-    let name = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("index.html");
+    let name = last_name(&path).unwrap_or("index.html");
     let file = a.file.unwrap_or_else(|| PathBuf::from(name));
     let bar = progress(None, name);
     let result = client.get_to_file(&path, &file, callback(&bar)).await;
@@ -125,14 +120,17 @@ pub(crate) async fn put(a: PutArgs) -> Outcome {
     }
 }
 
-/// `get -R`: one line per file, one per failure, and a count.
-async fn get_tree(client: &davit_client::Client, path: &str, dir: Option<PathBuf>) -> Outcome {
-    let name = path
-        .trim_end_matches('/')
+/// The last segment of a URL path, if it has one (`/` has none).
+fn last_name(path: &str) -> Option<&str> {
+    path.trim_end_matches('/')
         .rsplit('/')
         .next()
         .filter(|n| !n.is_empty())
-        .unwrap_or("download");
+}
+
+/// `get -R`: one line per file, one per failure, and a count.
+async fn get_tree(client: &davit_client::Client, path: &str, dir: Option<PathBuf>) -> Outcome {
+    let name = last_name(path).unwrap_or("download");
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     let bar = progress(None, name);
     let result = client.download_tree(path, &dir, callback(&bar)).await;
