@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use davit_proto::XmlLimits;
+use davit_proto::{ResourcePath, XmlLimits};
 use davit_server::auth::{Access, AccessPolicy, Auth, Htpasswd, UserRules};
 use davit_server::{Backends, DavServer, ServerConfig};
 use davit_store::SyncPolicy;
@@ -150,6 +150,7 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
     }
     let mut policy = AccessPolicy::new(access(s.anonymous.unwrap_or(AccessArg::None)));
     for (name, section) in &s.users {
+        warn_if_under_base(s, name, section);
         let mut rules = UserRules::new(
             section.root.as_deref().unwrap_or("/"),
             access(section.access.unwrap_or(AccessArg::Write)),
@@ -166,6 +167,31 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
         .realm(s.realm.clone())
         .failure_limit(s.max_login_failures.max(1), Duration::from_secs(60));
     Ok(Some(Arc::new(auth)))
+}
+
+/// Rule paths and roots name the served tree, without the base path: `/dav/private` under
+/// `--base-path /dav` is the URL `/dav/dav/private`, most likely not what was meant.
+fn warn_if_under_base(s: &Settings, user: &str, section: &crate::settings::UserSection) {
+    let base = s.base_path.path();
+    if base.is_root() {
+        return;
+    }
+    let paths = section
+        .root
+        .iter()
+        .chain(section.rules.iter().map(|r| &r.path));
+    for path in paths {
+        if ResourcePath::parse(path).is_ok_and(|p| p.starts_with(base)) {
+            tracing::warn!(
+                user,
+                path = %path,
+                base = %base,
+                "rule paths are paths of the served tree, without the base path: this one \
+                 names the URL {}{path}",
+                s.base_path.prefix()
+            );
+        }
+    }
 }
 
 fn access(a: AccessArg) -> Access {

@@ -538,3 +538,43 @@ fn get_recursive_downloads_a_tree_and_reports_what_failed() {
     assert!(stderr.contains("not a collection"), "{stderr}");
     stop(s);
 }
+
+/// A rule path that repeats the base path most likely means the path without it: warned.
+#[test]
+fn a_rule_that_repeats_the_base_path_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    let mut passwd = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["passwd", users.to_str().unwrap(), "ann"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    passwd.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let config = dir.path().join("davit.toml");
+    std::fs::write(
+        &config,
+        "[users.ann]\nrules = [{ path = \"/dav/private\", access = \"read\" }, { path = \"/public\", access = \"read\" }]\n",
+    )
+    .unwrap();
+    let root = dir.path().join("root");
+    let args = [
+        root.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--base-path",
+        "/dav",
+        "--htpasswd",
+        users.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let s = Served::start(&args, "warn", true);
+    let log = s.stop();
+    assert!(log.contains("/dav/dav/private"), "{log}");
+    assert!(
+        !log.contains("/public"),
+        "only the rule that repeats the base: {log}"
+    );
+}

@@ -400,27 +400,46 @@ impl Client {
     }
 
     /// Everything below `path`, collection by collection (works where Depth infinity is
-    /// refused). The entry for `path` itself comes first.
+    /// refused). The entry for `path` itself comes first, wherever the server listed it.
+    /// Only members below the collection listed count, named by plain segments: a listing
+    /// that names other paths or `..` (a confused or hostile server) cannot send the walk,
+    /// or a later download or deletion, elsewhere, nor round in a loop.
     ///
     /// # Errors
     /// As [`Client::propfind`], for the first collection that cannot be listed.
     pub async fn list_recursive(&self, path: &str) -> Result<Vec<Entry>, ClientError> {
-        let mut out = Vec::new();
+        let mut out: Vec<Entry> = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         let mut dirs = vec![path.to_owned()];
-        let mut first = true;
         while let Some(dir) = dirs.pop() {
             let want = dir.trim_end_matches('/').to_owned();
+            if !visited.insert(want.clone()) {
+                continue;
+            }
+            let top = out.is_empty();
             for e in self.list(&dir, Depth::One).await? {
-                let is_self = e.path.trim_end_matches('/') == want;
-                if is_self && !first {
+                let name = e.path.trim_end_matches('/');
+                if name == want {
+                    if top {
+                        out.insert(0, e);
+                    }
                     continue;
                 }
-                if e.is_collection && !is_self {
+                let below = name
+                    .strip_prefix(want.as_str())
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|rest| {
+                        rest.split('/')
+                            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+                    });
+                if !below {
+                    continue;
+                }
+                if e.is_collection {
                     dirs.push(e.path.clone());
                 }
                 out.push(e);
             }
-            first = false;
         }
         Ok(out)
     }
