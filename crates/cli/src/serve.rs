@@ -96,10 +96,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .read_only(s.read_only)
             .build();
         let server = Arc::new(DavServer::new(backends, config));
-        server
-            .recover()
-            .await
-            .context("repairing properties after an interrupted run")?;
+        // A read-only server writes nothing, repairs included: the next writable start does.
+        if !s.read_only {
+            server
+                .recover()
+                .await
+                .context("repairing properties after an interrupted run")?;
+        }
         let listener = listen(s.listen).with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         {
@@ -233,6 +236,9 @@ fn backends(args: &Settings) -> anyhow::Result<Backends> {
             locks: Arc::new(MemoryLockStore::new()),
         });
     }
+    if args.read_only {
+        return read_only_backends(args);
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let root = args
@@ -265,6 +271,41 @@ fn backends(args: &Settings) -> anyhow::Result<Backends> {
         storage: Arc::new(storage),
         props: Arc::clone(&store) as _,
         locks: store,
+    })
+}
+
+/// `--read-only` on a folder: nothing is created or written, so read-only media serve too.
+/// Dead properties come from the database when there is one; locks are never taken.
+fn read_only_backends(args: &Settings) -> anyhow::Result<Backends> {
+    let root = args.dir.canonicalize().with_context(|| {
+        format!(
+            "resolving {} (a read-only server does not create it)",
+            args.dir.display()
+        )
+    })?;
+    let meta = match &args.meta {
+        Some(p) => p.clone(),
+        None => root.join(META_DIR).join("davit.sqlite"),
+    };
+    let mut storage = FsStorage::open(&root)
+        .with_context(|| format!("opening {}", root.display()))?
+        .cache_ttl(args.cache_ttl)
+        .follow_symlinks(args.follow_symlinks);
+    for hidden in hidden_names(&root, &meta)? {
+        storage = storage.hide(&hidden);
+    }
+    let props: Arc<dyn davit_store::PropertyStore> = if meta.exists() {
+        Arc::new(
+            SqliteStore::open_read_only(&meta)
+                .with_context(|| format!("opening the property database {}", meta.display()))?,
+        )
+    } else {
+        Arc::new(MemoryPropertyStore::new())
+    };
+    Ok(Backends {
+        storage: Arc::new(storage),
+        props,
+        locks: Arc::new(MemoryLockStore::new()),
     })
 }
 

@@ -462,6 +462,8 @@ fn an_idle_server_does_not_wake() {
     stop(s);
 }
 
+/// `--read-only` creates and writes nothing: a folder without a database stays without
+/// one, an existing database is read (its properties show) and left as it was.
 #[test]
 fn read_only_serves_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -472,8 +474,53 @@ fn read_only_serves_reads_and_refuses_writes() {
         (200, "x".into())
     );
     assert_eq!(request("PUT", &format!("{}/f", s.base), "y").0, 403);
-    assert_eq!(std::fs::read_to_string(dir.path().join("f")).unwrap(), "x");
     stop(s);
+    assert_eq!(std::fs::read_to_string(dir.path().join("f")).unwrap(), "x");
+    assert!(
+        !dir.path().join(".davit").exists(),
+        "no database was created"
+    );
+
+    let s = start(dir.path());
+    let url = format!("{}/f", s.base);
+    ok(&["props", "set", &url, "{urn:x}color=blue"]);
+    stop(s);
+    let db = dir.path().join(".davit/davit.sqlite");
+    let before = std::fs::read(&db).unwrap();
+    let s = start_with(dir.path(), &["--read-only"]);
+    let url = format!("{}/f", s.base);
+    assert_eq!(
+        ok(&["props", "get", &url, "{urn:x}color"]).trim(),
+        "{urn:x}color\tblue"
+    );
+    let (code, _, err) = davit(&["props", "set", &url, "{urn:x}color=red"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("403"), "{err}");
+    stop(s);
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database is as it was"
+    );
+
+    let missing = dir.path().join("missing");
+    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args([
+            "serve",
+            missing.to_str().unwrap(),
+            "--read-only",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not create it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!missing.exists());
 }
 
 /// `get -R` copies a tree down, names with spaces and accents included; a member that

@@ -366,19 +366,7 @@ impl SqliteStore {
         props
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db)?;
-        let holders = Holders::default();
-        {
-            let mut stmt = props
-                .prepare("SELECT DISTINCT path FROM props")
-                .map_err(db)?;
-            let mut rows = stmt.query([]).map_err(db)?;
-            // Past the most notes, the rest of a large table need not be read.
-            while !holders.everywhere()
-                && let Some(row) = rows.next().map_err(db)?
-            {
-                holders.note_path(&row.get::<_, String>(0).map_err(db)?);
-            }
-        }
+        let holders = holders_of(&props)?;
         Ok(SqliteStore {
             props: Arc::new(Mutex::new(props)),
             locks: Arc::new(LockWriter::start(connect(path, "NORMAL")?)?),
@@ -386,6 +374,78 @@ impl SqliteStore {
             holders: Arc::new(holders),
         })
     }
+
+    /// Opens an existing database only to read it, for a server that refuses changes: no
+    /// schema upgrade and no write, so it works on read-only media. Every change through it
+    /// fails.
+    ///
+    /// # Errors
+    /// [`StorageError::Database`] if the file cannot be read or was written by another
+    /// version of Davit (serve it writable once to upgrade it).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        let props = connect_read_only(path)?;
+        let version: i64 = props
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db)?;
+        if version != SCHEMA_VERSION {
+            return Err(StorageError::Database(
+                format!("database schema version {version} is not this Davit's ({SCHEMA_VERSION}); serve it once without --read-only to upgrade it").into(),
+            ));
+        }
+        let holders = holders_of(&props)?;
+        Ok(SqliteStore {
+            props: Arc::new(Mutex::new(props)),
+            locks: Arc::new(LockWriter::start(connect_read_only(path)?)?),
+            reads: Arc::new(Mutex::new(connect_read_only(path)?)),
+            holders: Arc::new(holders),
+        })
+    }
+}
+
+/// The paths that hold properties, as far as the filter keeps them.
+fn holders_of(conn: &Connection) -> Result<Holders, StorageError> {
+    let holders = Holders::default();
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT path FROM props")
+        .map_err(db)?;
+    let mut rows = stmt.query([]).map_err(db)?;
+    // Past the most notes, the rest of a large table need not be read.
+    while !holders.everywhere()
+        && let Some(row) = rows.next().map_err(db)?
+    {
+        holders.note_path(&row.get::<_, String>(0).map_err(db)?);
+    }
+    Ok(holders)
+}
+
+/// A connection that cannot write. Where SQLite cannot even take its read locks (a
+/// read-only folder without the database's `-shm` file), the file is opened as immutable.
+fn connect_read_only(path: &Path) -> Result<Connection, StorageError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    if conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .is_ok()
+    {
+        return Ok(conn);
+    }
+    let text = path
+        .to_str()
+        .ok_or_else(|| StorageError::Database("the database path is not UTF-8".into()))?;
+    let escaped = text
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23");
+    let conn = Connection::open_with_flags(
+        format!("file:{escaped}?immutable=1"),
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    Ok(conn)
 }
 
 /// Gives the move records of an older database their order: early version 2 databases kept
