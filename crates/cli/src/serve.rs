@@ -103,6 +103,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("repairing properties after an interrupted run")?;
         }
+        let stop = shutdown_signal()?;
         let listener = listen(s.listen).with_context(|| format!("binding {}", s.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         {
@@ -115,7 +116,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             out.flush()?;
         }
         tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, read_only = s.read_only, "serving");
-        davit_server::serve(listener, server, shutdown_signal()).await?;
+        davit_server::serve(listener, server, stop).await?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -338,24 +339,25 @@ fn hidden_names(root: &Path, file: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. Registered when called, not when first polled: a signal that comes
+/// right after the address is printed still stops the server gracefully.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down: finishing open requests");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing open requests");
+    })
 }

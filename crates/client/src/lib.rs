@@ -211,6 +211,19 @@ pub fn split_url(url: &str) -> Result<(String, String), ClientError> {
     Ok((origin, multistatus::href_path(path)))
 }
 
+/// Bytes of a name kept in its temporary name: 255 (the usual limit of a file name) less
+/// the 12 the temporary name adds.
+const TEMP_NAME_ROOM: usize = 243;
+
+/// `name` cut to at most `max` bytes, at a character boundary.
+fn shortened(name: &str, max: usize) -> &str {
+    let mut end = name.len().min(max);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 fn method(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).expect("WebDAV method names are tokens")
 }
@@ -498,13 +511,11 @@ impl Client {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.davit-part",
-            local
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("download")
-        ));
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download");
+        let tmp = dir.join(format!(".{}.davit-part", shortened(name, TEMP_NAME_ROOM)));
         let io = |e| ClientError::io(format!("writing {}", tmp.display()), e);
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let written = async {
@@ -758,6 +769,16 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn temporary_names_stay_within_a_file_name() {
+        assert_eq!(shortened("abc", 10), "abc");
+        assert_eq!(shortened("abcdef", 3), "abc");
+        // "é" is two bytes: a cut inside it moves back before it.
+        assert_eq!(shortened("aé", 2), "a");
+        let long = "é".repeat(200);
+        assert!(format!(".{}.davit-part", shortened(&long, TEMP_NAME_ROOM)).len() <= 255);
+    }
+
     use super::*;
 
     #[test]

@@ -34,6 +34,9 @@ pub(crate) struct PutArgs {
 pub(crate) async fn get(a: GetArgs) -> Outcome {
     let (client, path) = connect(&a.conn, &a.url)?;
     if a.recursive {
+        if a.file.as_deref() == Some(std::path::Path::new("-")) {
+            anyhow::bail!("a tree cannot go to stdout: name a folder for get -R");
+        }
         return get_tree(&client, &path, a.file).await;
     }
     if a.file.as_deref() == Some(std::path::Path::new("-")) {

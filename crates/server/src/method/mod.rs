@@ -142,6 +142,11 @@ async fn route(
         &server.config.base_path,
     )?;
     crate::precondition::check_if(server, &req).await?;
+    let allow = if server.config.read_only {
+        options::READ_ONLY_ALLOW
+    } else {
+        ALLOW
+    };
     // Each handler's future is boxed: unboxed, this future would be as large as the
     // largest of them (kilobytes), copied whole when a request task is spawned.
     let handler: Handler<'_> = match req.method().as_str() {
@@ -160,7 +165,7 @@ async fn route(
         "PATCH" | "TRACE" | "CONNECT" => {
             return Err(DavError::method_not_allowed(
                 format!("{} is not supported here", req.method()),
-                ALLOW,
+                allow,
             ));
         }
         other => {
@@ -168,7 +173,7 @@ async fn route(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("method {other} is not implemented"),
             )
-            .with_header(http::header::ALLOW, http::HeaderValue::from_static(ALLOW)));
+            .with_header(http::header::ALLOW, http::HeaderValue::from_static(allow)));
         }
     };
     handler.await

@@ -15,7 +15,7 @@ use super::{ALLOW as ALL_METHODS, status};
 const DAV_CLASSES: &str = "1, 2, 3";
 /// Without class 2 (locking), Finder and davfs2 mount read-only.
 const READ_ONLY_CLASSES: &str = "1, 3";
-const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
+pub(super) const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
 
 fn with_headers(
     mut resp: Response<DavBody>,

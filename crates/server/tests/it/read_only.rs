@@ -104,6 +104,15 @@ async fn options_offers_no_locking_and_no_writes(kind: Kind) {
         assert!(r.headers().get("ms-author-via").is_none());
         assert!(r.headers().get("accept-post").is_none());
     }
+    // The methods a 405 or 501 names are the ones this server takes.
+    for method in ["PATCH", "FROB"] {
+        let r = s.req(method, "/").send().await.unwrap();
+        assert_eq!(
+            r.headers()["allow"],
+            "OPTIONS, GET, HEAD, PROPFIND",
+            "{method}"
+        );
+    }
     let r = s
         .req("GET", "/")
         .header("Accept", "text/html")
