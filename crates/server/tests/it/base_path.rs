@@ -202,7 +202,41 @@ async fn the_html_listing_links_under_the_base(s: TestServer) {
     assert_eq!(s.get_text(&at("/d/up.txt")).await.1, "up");
 }
 
+async fn every_multistatus_names_the_base(s: TestServer) {
+    s.mkcol(&at("/d/")).await;
+    s.put(&at("/d/f"), "x").await;
+    let r = s
+        .proppatch(
+            &at("/d/f"),
+            r#"<propertyupdate xmlns="DAV:"><set><prop><c xmlns="urn:x">1</c></prop></set></propertyupdate>"#,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let ms = crate::support::Multistatus::parse(&r.text().await.unwrap());
+    assert_eq!(ms.hrefs(), [at("/d/f")]);
+
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"up.txt\"\r\n\r\nup\r\n--XyZ--\r\n";
+    let r = s
+        .req("POST", &at("/d/"))
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .header("Accept", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let ms = crate::support::Multistatus::parse(&r.text().await.unwrap());
+    assert_eq!(ms.hrefs(), [at("/d/up.txt")]);
+
+    let ms = s.propfind(&at("/"), "infinity", PROPFIND_ALL).await;
+    assert_eq!(
+        ms.hrefs(),
+        [at("/"), at("/d/"), at("/d/f"), at("/d/up.txt")]
+    );
+}
+
 under_a_base!(
+    every_multistatus_names_the_base,
     paths_are_served_only_under_the_base,
     copy_and_move_take_destinations_under_the_base,
     locks_name_their_roots_under_the_base,
