@@ -23,8 +23,14 @@ pub(crate) async fn listing(
         dir(a).cmp(&dir(b)).then_with(|| a.name.cmp(&b.name))
     });
     let base = &server.config.base_path;
+    // The path as the browser shows it, base path included.
+    let shown = match (base.path().is_root(), req.path.is_root()) {
+        (true, _) => req.path.to_string(),
+        (false, true) => format!("{}/", base.path()),
+        (false, false) => format!("{}{}", base.path(), req.path),
+    };
     let mut title = String::new();
-    escape_text_into(req.path.as_str(), &mut title);
+    escape_text_into(&shown, &mut title);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:sans-serif}}td{{padding:0 1em}}</style></head>\

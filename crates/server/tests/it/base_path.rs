@@ -182,6 +182,7 @@ async fn the_html_listing_links_under_the_base(s: TestServer) {
         "{html}"
     );
     assert!(html.contains(&format!("href=\"{}\"", at("/"))), "{html}");
+    assert!(html.contains("<title>/web dav/d</title>"), "{html}");
 
     // The listing's upload form sends the browser back to the listing.
     let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"up.txt\"\r\n\r\nup\r\n--XyZ--\r\n";
