@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use davit_proto::{ResourcePath, XmlLimits};
 use davit_server::auth::{Access, AccessPolicy, Auth, Htpasswd, UserRules};
-use davit_server::{Backends, DavServer, ServerConfig};
+use davit_server::{Backends, CorsOrigins, DavServer, ServerConfig};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
@@ -94,6 +94,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .tls(tls)
             .base_path(s.base_path.clone())
             .read_only(s.read_only)
+            .cors_origins(CorsOrigins::new(&s.cors_origins))
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         // A read-only server writes nothing, repairs included: the next writable start does.

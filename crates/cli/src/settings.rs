@@ -155,6 +155,10 @@ pub(crate) struct ServeArgs {
     /// [default: false]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub(crate) read_only: Option<bool>,
+    /// An origin (https://app.example) whose browser applications may call the server
+    /// (CORS); repeat for several, `*` for any [default: none]
+    #[arg(long)]
+    pub(crate) cors_origin: Vec<String>,
     /// Per-user rules, from the config file only.
     #[arg(skip)]
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -211,6 +215,7 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     pub(crate) base_path: BasePath,
     pub(crate) read_only: bool,
+    pub(crate) cors_origins: Vec<String>,
     pub(crate) users: BTreeMap<String, UserSection>,
 }
 
@@ -272,6 +277,11 @@ impl ServeArgs {
                 None => BasePath::default(),
             },
             read_only: pick!(read_only, false),
+            cors_origins: if self.cors_origin.is_empty() {
+                file.cors_origin
+            } else {
+                self.cors_origin
+            },
             users,
         })
     }

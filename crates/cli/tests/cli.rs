@@ -625,3 +625,25 @@ fn a_rule_that_repeats_the_base_path_is_warned_about() {
         "only the rule that repeats the base: {log}"
     );
 }
+
+#[test]
+fn cors_origin_answers_that_origins_preflights() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(dir.path(), &["--cors-origin", "https://app.example"]);
+    let mut sock = std::net::TcpStream::connect(s.base.strip_prefix("http://").unwrap()).unwrap();
+    sock.write_all(
+        b"OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\
+          Access-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    let answer = answer.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 204"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: https://app.example"),
+        "{answer}"
+    );
+    stop(s);
+}

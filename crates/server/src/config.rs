@@ -6,6 +6,7 @@ use std::time::Duration;
 use davit_proto::{BasePath, XmlLimits};
 
 use crate::auth::Auth;
+use crate::cors::CorsOrigins;
 use crate::lock::{Clock, SystemClock};
 
 /// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub base_path: BasePath,
     /// Refuse every change (403), and offer no locking: clients mount read-only.
     pub read_only: bool,
+    /// Origins whose browser applications may call the server (CORS); none by default.
+    pub cors: CorsOrigins,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             tls: None,
             base_path: BasePath::default(),
             read_only: false,
+            cors: CorsOrigins::default(),
         }
     }
 }
@@ -193,6 +197,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::read_only`].
     pub fn read_only(mut self, on: bool) -> Self {
         self.0.read_only = on;
+        self
+    }
+
+    /// See [`ServerConfig::cors`].
+    pub fn cors_origins(mut self, origins: CorsOrigins) -> Self {
+        self.0.cors = origins;
         self
     }
 

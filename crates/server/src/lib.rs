@@ -59,6 +59,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 mod conn;
+mod cors;
 pub mod error;
 mod h1;
 mod html;
@@ -74,6 +75,7 @@ mod tree;
 
 pub use body::{DavBody, FileBody};
 pub use config::{ServerConfig, ServerConfigBuilder};
+pub use cors::CorsOrigins;
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 pub use recover::Recovery;
@@ -136,9 +138,21 @@ impl DavServer {
             .access_log
             .then(|| access_log::Entry::new(client, &req));
         let mut user = None;
-        let resp = match method::dispatch(self, req, client.ip(), &mut user).await {
-            Ok(resp) => resp,
-            Err(err) => err.into_response(),
+        let origin = self.config.cors.allowed(req.headers());
+        let resp = match origin {
+            Some(origin) if cors::is_preflight(req.method(), req.headers()) => {
+                cors::preflight(origin, req.headers(), self.config.read_only)
+            }
+            _ => {
+                let mut resp = match method::dispatch(self, req, client.ip(), &mut user).await {
+                    Ok(resp) => resp,
+                    Err(err) => err.into_response(),
+                };
+                if let Some(origin) = origin {
+                    cors::mark(&mut resp, origin);
+                }
+                resp
+            }
         };
         match entry.take() {
             Some(mut entry) => {

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod base_path;
 mod copy_move;
+mod cors;
 mod delete;
 mod get;
 mod http1;
