@@ -94,7 +94,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .tls(tls)
             .base_path(s.base_path.clone())
             .read_only(s.read_only)
-            .cors_origins(CorsOrigins::new(&s.cors_origins))
+            .cors_origins(CorsOrigins::new(&s.cors_origins)?)
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         // A read-only server writes nothing, repairs included: the next writable start does.

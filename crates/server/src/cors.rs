@@ -20,7 +20,8 @@ const METHODS: &str =
 const READ_ONLY_METHODS: &str = "OPTIONS, GET, HEAD, PROPFIND";
 /// What a WebDAV application reads from answers beyond the CORS-safelisted headers.
 const EXPOSED: &str = "DAV, ETag, Lock-Token, Location, Content-Range, Accept-Ranges, \
-                       Last-Modified, Content-Length, Allow, WWW-Authenticate";
+                       Last-Modified, Content-Length, Allow, WWW-Authenticate, Retry-After, \
+                       Accept-Post, MS-Author-Via, X-OC-MTime";
 /// Headers a preflight may ask for when it names none itself.
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Depth, Destination, Overwrite, If, \
                                Lock-Token, Timeout, Range, If-Match, If-None-Match";
@@ -29,16 +30,29 @@ const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Depth, Destination, 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CorsOrigins(Vec<String>);
 
+/// A configured origin that no browser would send.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("CORS origin {0:?}: expected http(s)://host[:port], or * for any")]
+pub struct InvalidOrigin(String);
+
 impl CorsOrigins {
-    /// These origins (`https://app.example`, as a browser sends them); `*` allows any.
-    pub fn new<S: AsRef<str>>(origins: impl IntoIterator<Item = S>) -> Self {
-        CorsOrigins(
-            origins
-                .into_iter()
-                .map(|o| o.as_ref().trim().trim_end_matches('/').to_ascii_lowercase())
-                .filter(|o| !o.is_empty())
-                .collect(),
-        )
+    /// These origins (`https://app.example`, as a browser sends them: scheme, host and a port
+    /// other than the default, nothing after); `*` allows any.
+    ///
+    /// # Errors
+    /// [`InvalidOrigin`] for anything else, `null` included: sandboxed frames and `data:`
+    /// pages send `null`, so allowing it would allow them all.
+    pub fn new<S: AsRef<str>>(origins: impl IntoIterator<Item = S>) -> Result<Self, InvalidOrigin> {
+        origins
+            .into_iter()
+            .map(|o| normalize(o.as_ref()))
+            .collect::<Result<_, _>>()
+            .map(CorsOrigins)
+    }
+
+    /// Whether any origin is allowed at all.
+    pub(crate) fn is_on(&self) -> bool {
+        !self.0.is_empty()
     }
 
     /// How the request's `Origin` is allowed, if it is.
@@ -68,6 +82,29 @@ pub(crate) struct Allowed {
     origin: HeaderValue,
     /// Whether the browser may send its saved login along.
     credentials: bool,
+}
+
+/// An origin as browsers serialize it: lowercase, without a default port.
+fn normalize(text: &str) -> Result<String, InvalidOrigin> {
+    let bad = || InvalidOrigin(text.to_owned());
+    let origin = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    if origin == "*" {
+        return Ok(origin);
+    }
+    let (scheme, authority) = origin.split_once("://").ok_or_else(bad)?;
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return Err(bad()),
+    };
+    if authority.is_empty()
+        || authority.starts_with(':')
+        || authority.contains(['/', '?', '#', '@', ' '])
+    {
+        return Err(bad());
+    }
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    Ok(format!("{scheme}://{authority}"))
 }
 
 /// Whether the request is a CORS preflight.
@@ -134,7 +171,7 @@ mod tests {
             h.insert(ORIGIN, HeaderValue::from_str(origin).unwrap());
             h
         };
-        let some = CorsOrigins::new(["https://App.example/", "http://localhost:3000"]);
+        let some = CorsOrigins::new(["https://App.example:443/", "http://localhost:3000"]).unwrap();
         let cases = [
             ("https://app.example", true),
             ("HTTPS://APP.EXAMPLE", true),
@@ -149,7 +186,7 @@ mod tests {
             assert!(got.is_none_or(|a| a.credentials && a.origin == origin));
         }
         assert!(some.allowed(&HeaderMap::new()).is_none(), "no Origin");
-        let any = CorsOrigins::new(["*", "https://app.example"]);
+        let any = CorsOrigins::new(["*", "https://app.example"]).unwrap();
         let other = any.allowed(&with("null")).unwrap();
         assert!(other.origin == "*" && !other.credentials);
         assert!(
@@ -162,5 +199,29 @@ mod tests {
                 .allowed(&with("https://app.example"))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn only_origins_a_browser_sends_are_configurable() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("https://app.example", Some("https://app.example")),
+            ("HTTPS://App.Example/", Some("https://app.example")),
+            ("https://app.example:443", Some("https://app.example")),
+            ("http://app.example:80", Some("http://app.example")),
+            ("https://app.example:8443", Some("https://app.example:8443")),
+            ("http://[::1]:3000", Some("http://[::1]:3000")),
+            ("*", Some("*")),
+            ("null", None),
+            ("app.example", None),
+            ("https://app.example/app", None),
+            ("https://user@app.example", None),
+            ("ftp://app.example", None),
+            ("https://", None),
+            ("https://:443", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(normalize(text).ok().as_deref(), *want, "{text}");
+        }
+        assert!(CorsOrigins::new(["https://a.example", "null"]).is_err());
     }
 }

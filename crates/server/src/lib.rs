@@ -75,7 +75,7 @@ mod tree;
 
 pub use body::{DavBody, FileBody};
 pub use config::{ServerConfig, ServerConfigBuilder};
-pub use cors::CorsOrigins;
+pub use cors::{CorsOrigins, InvalidOrigin};
 pub use error::DavError;
 pub use lock::{Clock, ManualClock, SystemClock};
 pub use recover::Recovery;
@@ -148,8 +148,15 @@ impl DavServer {
                     Ok(resp) => resp,
                     Err(err) => err.into_response(),
                 };
-                if let Some(origin) = origin {
-                    cors::mark(&mut resp, origin);
+                match origin {
+                    Some(origin) => cors::mark(&mut resp, origin),
+                    // A cache must not hand this answer, made without CORS headers, to an
+                    // allowed origin, nor the other way round.
+                    None if self.config.cors.is_on() => {
+                        resp.headers_mut()
+                            .append(http::header::VARY, http::HeaderValue::from_static("Origin"));
+                    }
+                    None => {}
                 }
                 resp
             }

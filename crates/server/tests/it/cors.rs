@@ -22,7 +22,7 @@ async fn start(origins: &[&str]) -> TestServer {
     .failure_delay(std::time::Duration::ZERO);
     let config = ServerConfig::builder()
         .auth(Some(Arc::new(auth)))
-        .cors_origins(CorsOrigins::new(origins))
+        .cors_origins(CorsOrigins::new(origins).unwrap())
         .build();
     TestServer::start_with(Kind::Memory, config).await
 }
@@ -95,6 +95,10 @@ async fn answers_are_readable_by_allowed_origins_only() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        r.headers().get_all("vary").iter().any(|v| v == "Origin"),
+        "a cache keeps this answer apart from the allowed origin's"
+    );
 }
 
 #[tokio::test]
