@@ -52,6 +52,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("starting the async runtime")?;
     runtime.block_on(async move {
         let s = settings;
+        // Checked before the folder is created or opened: a typo leaves nothing behind.
+        let cors = CorsOrigins::new(&s.cors_origins)?;
         let backends = backends(&s)?;
         let auth = auth(&s)?;
         let tls = match &s.tls {
@@ -94,7 +96,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .tls(tls)
             .base_path(s.base_path.clone())
             .read_only(s.read_only)
-            .cors_origins(CorsOrigins::new(&s.cors_origins)?)
+            .cors_origins(cors)
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         // A read-only server writes nothing, repairs included: the next writable start does.

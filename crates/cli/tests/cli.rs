@@ -646,4 +646,14 @@ fn cors_origin_answers_that_origins_preflights() {
         "{answer}"
     );
     stop(s);
+
+    let fresh = dir.path().join("fresh");
+    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["serve", fresh.to_str().unwrap(), "--cors-origin", "null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CORS origin \"null\""), "{err}");
+    assert!(!fresh.exists(), "nothing was created");
 }
