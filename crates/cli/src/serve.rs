@@ -240,26 +240,28 @@ fn backends(args: &Settings) -> anyhow::Result<Backends> {
             locks: Arc::new(MemoryLockStore::new()),
         });
     }
-    if args.read_only {
-        return read_only_backends(args);
+    // Read-only, nothing is created or written, so read-only media serve too.
+    if !args.read_only {
+        std::fs::create_dir_all(&args.dir)
+            .with_context(|| format!("creating {}", args.dir.display()))?;
     }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    let root = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", args.dir.display()))?;
+    let root = args.dir.canonicalize().with_context(|| {
+        let note = if args.read_only {
+            " (a read-only server does not create it)"
+        } else {
+            ""
+        };
+        format!("resolving {}{note}", args.dir.display())
+    })?;
     let meta = match &args.meta {
         Some(p) => p.clone(),
         None => root.join(META_DIR).join("davit.sqlite"),
     };
-    if let Some(parent) = meta.parent() {
+    if let (false, Some(parent)) = (args.read_only, meta.parent()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let meta = meta
-        .canonicalize()
-        .or_else(|_| Ok::<_, std::io::Error>(meta.clone()))?;
+    let meta = meta.canonicalize().unwrap_or(meta);
     let mut storage = FsStorage::open(&root)
         .with_context(|| format!("opening {}", root.display()))?
         .sync_policy(args.fsync.policy())
@@ -268,46 +270,25 @@ fn backends(args: &Settings) -> anyhow::Result<Backends> {
     for hidden in hidden_names(&root, &meta)? {
         storage = storage.hide(&hidden);
     }
-    let store = SqliteStore::open_with(&meta, args.fsync.policy())
-        .with_context(|| format!("opening the property database {}", meta.display()))?;
-    let store = Arc::new(store);
-    Ok(Backends {
-        storage: Arc::new(storage),
-        props: Arc::clone(&store) as _,
-        locks: store,
-    })
-}
-
-/// `--read-only` on a folder: nothing is created or written, so read-only media serve too.
-/// Dead properties come from the database when there is one; locks are never taken.
-fn read_only_backends(args: &Settings) -> anyhow::Result<Backends> {
-    let root = args.dir.canonicalize().with_context(|| {
-        format!(
-            "resolving {} (a read-only server does not create it)",
-            args.dir.display()
-        )
-    })?;
-    let meta = match &args.meta {
-        Some(p) => p.clone(),
-        None => root.join(META_DIR).join("davit.sqlite"),
-    };
-    let mut storage = FsStorage::open(&root)
-        .with_context(|| format!("opening {}", root.display()))?
-        .cache_ttl(args.cache_ttl)
-        .follow_symlinks(args.follow_symlinks);
-    for hidden in hidden_names(&root, &meta)? {
-        storage = storage.hide(&hidden);
+    let storage = Arc::new(storage);
+    let opening = || format!("opening the property database {}", meta.display());
+    if !args.read_only {
+        let store =
+            Arc::new(SqliteStore::open_with(&meta, args.fsync.policy()).with_context(opening)?);
+        return Ok(Backends {
+            storage,
+            props: Arc::clone(&store) as _,
+            locks: store,
+        });
     }
+    // Dead properties come from the database when there is one; locks are never taken.
     let props: Arc<dyn davit_store::PropertyStore> = if meta.exists() {
-        Arc::new(
-            SqliteStore::open_read_only(&meta)
-                .with_context(|| format!("opening the property database {}", meta.display()))?,
-        )
+        Arc::new(SqliteStore::open_read_only(&meta).with_context(opening)?)
     } else {
         Arc::new(MemoryPropertyStore::new())
     };
     Ok(Backends {
-        storage: Arc::new(storage),
+        storage,
         props,
         locks: Arc::new(MemoryLockStore::new()),
     })

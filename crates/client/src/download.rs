@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{Client, ClientError, Progress};
+use crate::{Client, ClientError, Progress, plain_relative};
 
 /// What [`Client::download_tree`] did, per resource.
 #[derive(Debug, Default)]
@@ -96,14 +96,7 @@ impl Client {
 /// a plain name.
 fn local_relative(root: &str, member: &str) -> Option<PathBuf> {
     let rel = member.strip_prefix(root)?.trim_end_matches('/');
-    let mut out = PathBuf::new();
-    for segment in rel.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." || segment.contains('\0') {
-            return None;
-        }
-        out.push(segment);
-    }
-    Some(out)
+    plain_relative(rel).then(|| PathBuf::from(rel))
 }
 
 #[cfg(test)]

@@ -211,6 +211,12 @@ pub fn split_url(url: &str) -> Result<(String, String), ClientError> {
     Ok((origin, multistatus::href_path(path)))
 }
 
+/// Whether `rel` is a relative path of plain names: none empty, `.`, `..` or holding NUL.
+pub(crate) fn plain_relative(rel: &str) -> bool {
+    rel.split('/')
+        .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\0'))
+}
+
 /// Bytes of a name kept in its temporary name: 255 (the usual limit of a file name) less
 /// the 12 the temporary name adds.
 const TEMP_NAME_ROOM: usize = 243;
@@ -441,10 +447,7 @@ impl Client {
                 let below = name
                     .strip_prefix(want.as_str())
                     .and_then(|rest| rest.strip_prefix('/'))
-                    .is_some_and(|rest| {
-                        rest.split('/')
-                            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-                    });
+                    .is_some_and(plain_relative);
                 if !below {
                     continue;
                 }

@@ -120,15 +120,14 @@ impl IfHeader {
         if base.path().is_root() {
             return self;
         }
+        let root = ResourcePath::root();
         for list in &mut self.lists {
-            if let Some(url_path) = list.resource.take() {
-                match base.strip(url_path.clone()) {
-                    Some(served) => list.resource = Some(served),
-                    None => {
-                        list.resource = Some(url_path);
-                        list.unserved = true;
-                    }
-                }
+            let Some(url_path) = &list.resource else {
+                continue;
+            };
+            match url_path.rebase(base.path(), &root) {
+                Some(served) => list.resource = Some(served),
+                None => list.unserved = true,
             }
         }
         self

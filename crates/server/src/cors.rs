@@ -14,10 +14,8 @@ use http::header::{
 use http::{Method, Response, StatusCode};
 
 use crate::body::DavBody;
+use crate::method::{IMPLEMENTED, READ_ONLY_ALLOW};
 
-const METHODS: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK, POST";
-const READ_ONLY_METHODS: &str = "OPTIONS, GET, HEAD, PROPFIND";
 /// What a WebDAV application reads from answers beyond the CORS-safelisted headers.
 const EXPOSED: &str = "DAV, ETag, Lock-Token, Location, Content-Range, Accept-Ranges, \
                        Last-Modified, Content-Length, Allow, WWW-Authenticate, Retry-After, \
@@ -124,9 +122,9 @@ pub(crate) fn preflight(
     h.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static(if read_only {
-            READ_ONLY_METHODS
+            READ_ONLY_ALLOW
         } else {
-            METHODS
+            IMPLEMENTED
         }),
     );
     let asked = headers

@@ -29,6 +29,11 @@ mod unlock;
 /// Every method Davit implements, for `Allow`.
 pub(crate) const ALLOW: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
+/// Every method a handler answers.
+pub(crate) const IMPLEMENTED: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK, POST";
+/// The methods a read-only server answers.
+pub(crate) const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
 
 /// Answers a request from `client`; `user` is set to who sent it once that is known.
 pub(crate) async fn dispatch(
@@ -143,7 +148,7 @@ async fn route(
     )?;
     crate::precondition::check_if(server, &req).await?;
     let allow = if server.config.read_only {
-        options::READ_ONLY_ALLOW
+        READ_ONLY_ALLOW
     } else {
         ALLOW
     };

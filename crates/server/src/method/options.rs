@@ -8,14 +8,13 @@ use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::DavRequest;
 
-use super::{ALLOW as ALL_METHODS, status};
+use super::{ALLOW as ALL_METHODS, READ_ONLY_ALLOW, status};
 
 /// The DAV compliance classes Davit implements: 3 is RFC 4918 itself (no lock-null
 /// resources, `If` evaluated as §10.4 says, PROPPATCH atomic).
 const DAV_CLASSES: &str = "1, 2, 3";
 /// Without class 2 (locking), Finder and davfs2 mount read-only.
 const READ_ONLY_CLASSES: &str = "1, 3";
-pub(super) const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
 
 fn with_headers(
     mut resp: Response<DavBody>,
