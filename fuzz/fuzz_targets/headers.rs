@@ -1,4 +1,5 @@
-//! `Destination`, `Range`, `Timeout`, `Depth`, `Overwrite`, `Lock-Token` and entity tags.
+//! `Destination`, `Range`, `Timeout`, `Depth`, `Overwrite`, `Lock-Token`, entity tags and
+//! Digest credentials.
 #![no_main]
 
 use davit_proto::{Depth, Destination, ETagList, Overwrite, RangeRequest, Timeout};
@@ -23,4 +24,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = Overwrite::parse(Some(s));
     let _ = davit_proto::parse_lock_token(s);
     let _ = ETagList::parse(s);
+    let _ = davit_proto::DigestCredentials::parse(s);
 });

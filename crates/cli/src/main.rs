@@ -29,7 +29,8 @@ struct Cli {
 enum Command {
     /// Serve a folder over WebDAV.
     Serve(Box<serve::ServeArgs>),
-    /// Add a user to an htpasswd file or change their password (argon2; password on stdin).
+    /// Add a user to an htpasswd file (argon2) or, with --digest, an htdigest file, or change
+    /// their password (password on stdin).
     Passwd(passwd::Args),
     /// List a collection (-R: everything below it).
     Ls(cmd::ls::Args),

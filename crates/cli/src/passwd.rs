@@ -1,19 +1,28 @@
 //! `davit passwd FILE USER`: adds a user to an htpasswd file, or changes their password,
-//! with an argon2id hash. The password comes from standard input (first line), so it is
-//! never on a command line where `ps` would show it.
+//! with an argon2id hash; with `--digest`, to an htdigest file, for Digest logins. The
+//! password comes from standard input (first line), so it is never on a command line
+//! where `ps` would show it.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use davit_server::auth::{hash_password, upsert_line};
+use davit_server::auth::{hash_password, upsert_digest_line, upsert_line};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The htpasswd file (created if missing).
+    /// The htpasswd file, or htdigest file with --digest (created if missing).
     file: PathBuf,
     /// The user to add or update.
     user: String,
+    /// Write an htdigest line (`user:realm:MD5(user:realm:password)`) for `serve
+    /// --htdigest`: Digest logins, which Windows takes over plain HTTP. The file must be
+    /// kept as secret as the password, which it stands for in this realm.
+    #[arg(long)]
+    digest: bool,
+    /// The realm of the htdigest line: the server's `--realm`.
+    #[arg(long, default_value = "Davit", requires = "digest")]
+    realm: String,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -24,13 +33,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if password.is_empty() {
         bail!("empty password refused");
     }
-    let hash = hash_password(&password)?;
     let old = match std::fs::read_to_string(&args.file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", args.file.display())),
     };
-    let new = upsert_line(&old, &args.user, &hash);
+    let new = if args.digest {
+        if args.realm.contains([':', '\n', '\r']) {
+            bail!("a realm must hold no ':' or line break");
+        }
+        upsert_digest_line(&old, &args.user, &args.realm, &password)
+    } else {
+        upsert_line(&old, &args.user, &hash_password(&password)?)
+    };
     write_private(&args.file, new.as_bytes())?;
     eprintln!("{}: password set for {}", args.file.display(), args.user);
     Ok(())

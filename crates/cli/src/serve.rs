@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use davit_proto::{ResourcePath, XmlLimits};
-use davit_server::auth::{Access, AccessPolicy, Auth, Htpasswd, UserRules};
+use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules};
 use davit_server::{Backends, CorsOrigins, DavServer, ServerConfig};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
@@ -143,18 +143,42 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Authentication and rules, when an htpasswd file is given.
+/// Authentication and rules, when an htpasswd or htdigest file is given.
 fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
-    let Some(file) = &s.htpasswd else {
+    if s.htpasswd.is_none() && s.htdigest.is_none() {
         if !s.users.is_empty() || s.anonymous.is_some() {
-            bail!("users and anonymous access need an htpasswd file (--htpasswd)");
+            bail!("users and anonymous access need a file of users (--htpasswd or --htdigest)");
         }
         return Ok(None);
-    };
-    let users = Htpasswd::load(file)?;
-    if users.is_empty() {
-        tracing::warn!(file = %file.display(), "the htpasswd file has no users");
     }
+    let users = match &s.htpasswd {
+        Some(file) => {
+            let users = Htpasswd::load(file)?;
+            if users.is_empty() {
+                tracing::warn!(file = %file.display(), "the htpasswd file has no users");
+            }
+            users
+        }
+        None => Htpasswd::default(),
+    };
+    let digest_users = match &s.htdigest {
+        Some(file) => {
+            let users = Htdigest::load(file, &s.realm)?;
+            if users.other_realms() > 0 {
+                tracing::warn!(
+                    file = %file.display(),
+                    skipped = users.other_realms(),
+                    realm = %s.realm,
+                    "htdigest lines of other realms cannot log in here (see --realm)"
+                );
+            }
+            if users.is_empty() {
+                tracing::warn!(file = %file.display(), realm = %s.realm, "the htdigest file has no users for the realm");
+            }
+            Some(users)
+        }
+        None => None,
+    };
     let mut policy = AccessPolicy::new(access(s.anonymous.unwrap_or(AccessArg::None)));
     for (name, section) in &s.users {
         warn_if_under_base(s, name, section);
@@ -170,9 +194,12 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
         }
         policy = policy.with_user(name.clone(), rules);
     }
-    let auth = Auth::new(users, policy)?
+    let mut auth = Auth::new(users, policy)?
         .realm(s.realm.clone())
         .failure_limit(s.max_login_failures.max(1), Duration::from_secs(60));
+    if let Some(users) = digest_users {
+        auth = auth.digest_users(users);
+    }
     Ok(Some(Arc::new(auth)))
 }
 

@@ -86,7 +86,12 @@ pub(crate) struct ServeArgs {
     /// requests need a user and password unless --anonymous allows them.
     #[arg(long)]
     pub(crate) htpasswd: Option<PathBuf>,
-    /// What requests without a login may do when --htpasswd is set [default: none]
+    /// htdigest file of users (`davit passwd --digest`, Apache's htdigest) for the realm:
+    /// they log in with Digest, which Windows takes over plain HTTP, or Basic.
+    #[arg(long)]
+    pub(crate) htdigest: Option<PathBuf>,
+    /// What requests without a login may do when --htpasswd or --htdigest is set
+    /// [default: none]
     #[arg(long, value_enum)]
     pub(crate) anonymous: Option<AccessArg>,
     /// Realm shown in login prompts [default: Davit]
@@ -195,6 +200,7 @@ pub(crate) struct Settings {
     pub(crate) fsync: Fsync,
     pub(crate) cache_ttl: Duration,
     pub(crate) htpasswd: Option<PathBuf>,
+    pub(crate) htdigest: Option<PathBuf>,
     pub(crate) anonymous: Option<AccessArg>,
     pub(crate) realm: String,
     pub(crate) max_login_failures: u32,
@@ -254,6 +260,7 @@ impl ServeArgs {
             fsync: pick!(fsync, Fsync::Always),
             cache_ttl: Duration::from_millis(pick!(cache_ttl_ms, 1000)),
             htpasswd: self.htpasswd.or(file.htpasswd),
+            htdigest: self.htdigest.or(file.htdigest),
             anonymous: self.anonymous.or(file.anonymous),
             realm: pick!(realm, "Davit".to_owned()),
             max_login_failures: pick!(max_login_failures, 10),
@@ -310,6 +317,7 @@ fn load(path: &Path) -> anyhow::Result<ServeArgs> {
         &mut file.dir,
         &mut file.meta,
         &mut file.htpasswd,
+        &mut file.htdigest,
         &mut file.tls_cert,
         &mut file.tls_key,
     ]

@@ -657,3 +657,43 @@ fn cors_origin_answers_that_origins_preflights() {
     assert!(err.contains("CORS origin \"null\""), "{err}");
     assert!(!fresh.exists(), "nothing was created");
 }
+
+/// `passwd --digest` writes an htdigest line; `serve --htdigest` challenges with Digest
+/// and Basic, and lets the user in (here with the client's Basic login).
+#[test]
+fn htdigest_users_log_in() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("digest-users");
+    let mut passwd = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["passwd", "--digest", users.to_str().unwrap(), "ann"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    passwd.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let line = std::fs::read_to_string(&users).unwrap();
+    assert!(
+        line.starts_with("ann:Davit:") && line.trim_end().len() == 42,
+        "{line}"
+    );
+
+    let s = start_with(dir.path(), &["--htdigest", users.to_str().unwrap()]);
+    let mut sock = std::net::TcpStream::connect(s.base.strip_prefix("http://").unwrap()).unwrap();
+    sock.write_all(b"PROPFIND / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    let answer = answer.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(
+        answer.contains("www-authenticate: digest realm=\"davit\", qop=\"auth\""),
+        "{answer}"
+    );
+    let url = format!("{}/", s.base);
+    let (code, _, stderr) = davit(&["ls", &url, "-u", "ann", "--password", "wrong"]);
+    assert_ne!(code, 0, "{stderr}");
+    let (code, _, stderr) = davit(&["ls", &url, "-u", "ann", "--password", "secret"]);
+    assert_eq!(code, 0, "{stderr}");
+    stop(s);
+}

@@ -30,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod digest;
 pub mod error;
 pub mod h1;
 pub mod header;
@@ -42,6 +43,7 @@ pub mod request;
 pub mod time;
 pub mod xml;
 
+pub use digest::DigestCredentials;
 pub use error::ParseError;
 pub use header::{
     ByteRange, ByteRangeSpec, Depth, Destination, ETag, ETagList, Overwrite, RangeRequest,

@@ -21,6 +21,9 @@ pub(crate) enum StoredHash {
     ShaCrypt(String),
     /// `$apr1$`: Apache's MD5 variant, for old files.
     Apr1(String),
+    /// An htdigest user's `MD5(user:realm:password)`, for a Basic login; `prefix` is
+    /// `user:realm:`.
+    Ha1 { prefix: String, ha1: [u8; 16] },
 }
 
 impl std::fmt::Debug for StoredHash {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for StoredHash {
             StoredHash::Bcrypt(_) => "Bcrypt(..)",
             StoredHash::ShaCrypt(_) => "ShaCrypt(..)",
             StoredHash::Apr1(_) => "Apr1(..)",
+            StoredHash::Ha1 { .. } => "Ha1(..)",
         })
     }
 }
@@ -65,6 +69,11 @@ impl StoredHash {
                 .verify_password(password, h.as_str())
                 .is_ok(),
             StoredHash::Apr1(h) => super::apr1::verify(password, h),
+            StoredHash::Ha1 { prefix, ha1 } => {
+                let mut salted = prefix.as_bytes().to_vec();
+                salted.extend_from_slice(password);
+                super::constant_time_eq(&super::digest::ha1_of(&salted), ha1)
+            }
         }
     }
 }

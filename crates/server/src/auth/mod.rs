@@ -1,4 +1,5 @@
-//! Authentication (HTTP Basic against an htpasswd file) and authorization (per-user rules).
+//! Authentication (HTTP Basic against an htpasswd file, Basic and Digest against an htdigest
+//! file) and authorization (per-user rules).
 //!
 //! Every request passes [`Auth::authenticate`] before anything else is looked at, and
 //! [`authorize`] once its paths are decoded, before preconditions are evaluated, so a client
@@ -12,6 +13,7 @@
 //! known one, so timing does not tell which users exist.
 
 mod apr1;
+mod digest;
 mod htpasswd;
 mod limiter;
 mod rules;
@@ -20,19 +22,22 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+pub use digest::{Htdigest, upsert_digest_line};
 pub use htpasswd::{Htpasswd, hash_password, upsert_line};
 pub use rules::{Access, AccessPolicy, UserRules};
 
 use crate::error::DavError;
 use crate::request::DavRequest;
+use davit_proto::DigestCredentials;
+use digest::{NONCE_LIFETIME, NonceState, Nonces};
 use htpasswd::StoredHash;
 use limiter::FailureLimiter;
 
@@ -81,6 +86,16 @@ pub struct Auth {
     cache_key: [u8; 32],
     /// Checked instead when the user does not exist, so both cost the same.
     decoy: StoredHash,
+    /// Digest logins, with an htdigest file.
+    digest: Option<DigestLogins>,
+    nonce_lifetime: Duration,
+}
+
+struct DigestLogins {
+    users: Htdigest,
+    nonces: Nonces,
+    /// Checked instead when the user does not exist.
+    decoy: [u8; 16],
 }
 
 impl std::fmt::Debug for Auth {
@@ -114,7 +129,35 @@ impl Auth {
             verified: Mutex::new(HashMap::new()),
             cache_key,
             decoy,
+            digest: None,
+            nonce_lifetime: NONCE_LIFETIME,
         })
+    }
+
+    /// Also lets the users of `users` log in, with Digest or Basic. Their realm becomes
+    /// the realm of every challenge, since their hashes hold it.
+    pub fn digest_users(mut self, users: Htdigest) -> Self {
+        self.realm = users.realm().to_owned();
+        let decoy = digest::ha1("", "", &self.cache_key);
+        if self.users.is_empty() {
+            // Without htpasswd users a Basic login costs an MD5; so must an unknown user.
+            self.decoy = StoredHash::Ha1 {
+                prefix: String::new(),
+                ha1: decoy,
+            };
+        }
+        self.digest = Some(DigestLogins {
+            users,
+            nonces: Nonces::new(self.cache_key),
+            decoy,
+        });
+        self
+    }
+
+    /// How long a Digest nonce is good for (5 minutes unless set).
+    pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
+        self.nonce_lifetime = lifetime;
+        self
     }
 
     /// The realm shown in the login prompt.
@@ -139,16 +182,20 @@ impl Auth {
     /// request has no credentials and anonymous access is allowed.
     pub(crate) async fn authenticate(
         &self,
+        method: &Method,
+        uri: &Uri,
         headers: &HeaderMap,
         client: IpAddr,
     ) -> Result<Principal, DavError> {
-        // Credentials in another scheme (a token a proxy added) are no Basic login: the
-        // request is anonymous, or challenged for one.
-        let basic = headers.get(AUTHORIZATION).filter(|v| {
-            v.as_bytes()
-                .get(..6)
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
-        });
+        let value = headers.get(AUTHORIZATION);
+        if let Some(logins) = &self.digest
+            && let Some(value) = value.filter(|v| has_scheme(v, b"digest "))
+        {
+            return self.digest_login(logins, value, method, uri, client).await;
+        }
+        // Credentials in another scheme (a token a proxy added) are no login: the request
+        // is anonymous, or challenged for one.
+        let basic = value.filter(|v| has_scheme(v, b"basic "));
         let Some(value) = basic else {
             if self.policy.anonymous_allowed() {
                 return Ok(Principal {
@@ -159,10 +206,10 @@ impl Auth {
             return Err(self.challenge("authentication required"));
         };
         let Some((user, password)) = basic_credentials(value) else {
-            return Err(DavError::bad_request(
-                "Authorization must be Basic with base64 of user:password",
-            )
-            .with_header(WWW_AUTHENTICATE, self.challenge_value()));
+            return Err(self.challenged(
+                DavError::bad_request("Authorization must be Basic with base64 of user:password"),
+                false,
+            ));
         };
         let digest = self.digest(&user, &password);
         // A password that verified before is let in even while the address is blocked:
@@ -171,18 +218,23 @@ impl Auth {
             return Ok(self.principal(user));
         }
         if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
-            tracing::warn!(%client, user = ?user, "login refused: too many failures from this address");
-            return Err(DavError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed logins from this address; try again later",
-            )
-            .with_header(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1))));
+            return Err(self.too_many(client, &user, wait));
         }
         // Counted as a failure until it verifies, so guesses sent at once (many connections,
         // HTTP/2 streams) all count against the limit before any hash is computed.
         self.limiter.record_failure(client, Instant::now());
-        let stored = self.users.get(&user).cloned();
+        let stored = self.users.get(&user).cloned().or_else(|| {
+            let logins = self.digest.as_ref()?;
+            let ha1 = *logins.users.get(&user)?;
+            Some(StoredHash::Ha1 {
+                prefix: format!("{user}:{}:", logins.users.realm()),
+                ha1,
+            })
+        });
         let known = stored.is_some();
+        // An htdigest user verifies in a moment; beside htpasswd users the slow decoy runs
+        // too, so the time taken does not tell that the user exists.
+        let pad = matches!(stored, Some(StoredHash::Ha1 { .. })).then(|| self.decoy.clone());
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
         let ok = {
             let _permit = self
@@ -191,9 +243,15 @@ impl Auth {
                 .await
                 .map_err(|_| DavError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
             let password = password.clone();
-            tokio::task::spawn_blocking(move || hash.verify(password.as_bytes()))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                let ok = hash.verify(password.as_bytes());
+                if let Some(pad) = pad {
+                    pad.verify(password.as_bytes());
+                }
+                ok
+            })
+            .await
+            .unwrap_or(false)
         };
         if ok && known {
             self.limiter.forgive(client, Instant::now());
@@ -207,6 +265,93 @@ impl Auth {
         tracing::warn!(%client, user = ?user, known, "login failed");
         tokio::time::sleep(self.failure_delay).await;
         Err(self.challenge("wrong user name or password"))
+    }
+
+    /// A Digest login (RFC 7616 §3.4): the response must prove the user's password for
+    /// this request's method and target, under a nonce issued here. A right response
+    /// under an old nonce (or one from before a restart) is asked again with `stale=true`,
+    /// which clients answer without prompting.
+    async fn digest_login(
+        &self,
+        logins: &DigestLogins,
+        value: &HeaderValue,
+        method: &Method,
+        uri: &Uri,
+        client: IpAddr,
+    ) -> Result<Principal, DavError> {
+        let Some(creds) = value
+            .to_str()
+            .ok()
+            .and_then(|v| DigestCredentials::parse(v).ok())
+        else {
+            return Err(self.challenged(
+                DavError::bad_request("malformed Digest credentials in Authorization"),
+                false,
+            ));
+        };
+        // The target signed must be this request's, or a captured login would open any URL.
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if creds.uri != target && creds.uri != uri.to_string() {
+            return Err(DavError::bad_request(
+                "the uri of the Digest credentials is not the request's target",
+            ));
+        }
+        let offered = creds.realm == self.realm
+            && !creds.userhash
+            && creds
+                .algorithm
+                .as_deref()
+                .is_none_or(|a| a.eq_ignore_ascii_case("MD5"))
+            && creds
+                .qop
+                .as_deref()
+                .is_some_and(|q| q.eq_ignore_ascii_case("auth"));
+        let (true, Some(nc), Some(cnonce)) = (offered, &creds.nc, &creds.cnonce) else {
+            return Err(self.challenge(
+                "Digest logins here use MD5 with qop=auth, in the realm challenged with",
+            ));
+        };
+        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
+            return Err(self.too_many(client, &creds.username, wait));
+        }
+        let stored = logins.users.get(&creds.username);
+        let expected = digest::expected_response(
+            stored.unwrap_or(&logins.decoy),
+            &creds.nonce,
+            nc,
+            cnonce,
+            method.as_str(),
+            &creds.uri,
+        );
+        let right = constant_time_eq(
+            expected.as_bytes(),
+            creds.response.to_ascii_lowercase().as_bytes(),
+        ) && stored.is_some();
+        if !right {
+            self.limiter.record_failure(client, Instant::now());
+            tracing::warn!(%client, user = ?creds.username, known = stored.is_some(), "login failed");
+            tokio::time::sleep(self.failure_delay).await;
+            return Err(self.challenge("wrong user name or password"));
+        }
+        match logins
+            .nonces
+            .check(&creds.nonce, SystemTime::now(), self.nonce_lifetime)
+        {
+            NonceState::Fresh => Ok(self.principal(creds.username)),
+            NonceState::Stale | NonceState::Unknown => Err(self.challenged(
+                DavError::new(StatusCode::UNAUTHORIZED, "the Digest nonce has expired"),
+                true,
+            )),
+        }
+    }
+
+    fn too_many(&self, client: IpAddr, user: &str, wait: Duration) -> DavError {
+        tracing::warn!(%client, user = ?user, "login refused: too many failures from this address");
+        DavError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins from this address; try again later",
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)))
     }
 
     fn principal(&self, user: String) -> Principal {
@@ -234,19 +379,31 @@ impl Auth {
             .is_some_and(|d| constant_time_eq(d, digest))
     }
 
-    fn challenge_value(&self) -> HeaderValue {
+    /// `err` with the challenges: Digest (with a fresh nonce, `stale` as given) when
+    /// there are Digest users, then Basic. Clients take the strongest they know.
+    fn challenged(&self, err: DavError, stale: bool) -> DavError {
         let realm: String = self
             .realm
             .chars()
             .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
             .collect();
-        HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"Davit\""))
+        let mut err = err;
+        if let Some(logins) = &self.digest {
+            let nonce = logins.nonces.issue(SystemTime::now());
+            let stale = if stale { ", stale=true" } else { "" };
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "Digest realm=\"{realm}\", qop=\"auth\", algorithm=MD5, nonce=\"{nonce}\"{stale}"
+            )) {
+                err = err.with_header(WWW_AUTHENTICATE, v);
+            }
+        }
+        let basic = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"Davit\""));
+        err.with_header(WWW_AUTHENTICATE, basic)
     }
 
     fn challenge(&self, reason: &'static str) -> DavError {
-        DavError::new(StatusCode::UNAUTHORIZED, reason)
-            .with_header(WWW_AUTHENTICATE, self.challenge_value())
+        self.challenged(DavError::new(StatusCode::UNAUTHORIZED, reason), false)
     }
 
     pub(crate) fn challenge_for(&self, principal: &Principal) -> Option<DavError> {
@@ -353,6 +510,14 @@ pub(crate) fn authorize(
 }
 
 /// User and password from `Basic base64(user:password)`.
+/// Whether `value` starts with `name` (a scheme and its space), in any case.
+fn has_scheme(value: &HeaderValue, name: &[u8]) -> bool {
+    value
+        .as_bytes()
+        .get(..name.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(name))
+}
+
 fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     let value = value.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;

@@ -45,7 +45,10 @@ pub(crate) async fn dispatch(
     let (parts, body) = req.into_parts();
     let body = Body::new(body);
     let principal = match &server.config.auth {
-        Some(auth) => match auth.authenticate(&parts.headers, client).await {
+        Some(auth) => match auth
+            .authenticate(&parts.method, &parts.uri, &parts.headers, client)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 body.discard().await;

@@ -10,6 +10,7 @@ mod base_path;
 mod copy_move;
 mod cors;
 mod delete;
+mod digest;
 mod get;
 mod http1;
 mod input;
