@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use davit_proto::{ResourcePath, XmlLimits};
 use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules};
+use davit_server::metrics::Metrics;
 use davit_server::{Backends, CorsOrigins, DavServer, ServerConfig};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
@@ -75,6 +76,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let metrics = match s.metrics_listen {
+            Some(addr) => {
+                let listener =
+                    listen(addr).with_context(|| format!("binding {addr} for metrics"))?;
+                Some((Metrics::new(), listener))
+            }
+            None => None,
+        };
         let config = ServerConfig::builder()
             .propfind_infinity_limit(s.propfind_infinity_limit)
             .lock_timeout_max(s.lock_timeout_max)
@@ -97,6 +106,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .base_path(s.base_path.clone())
             .read_only(s.read_only)
             .cors_origins(cors)
+            .metrics(metrics.as_ref().map(|(m, _)| Arc::clone(m)))
             .build();
         let server = Arc::new(DavServer::new(backends, config));
         // A read-only server writes nothing, repairs included: the next writable start does.
@@ -116,6 +126,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "listening on {scheme}://{addr}{}/",
                 s.base_path.prefix()
             )?;
+            if let Some((metrics, listener)) = metrics {
+                let at = listener
+                    .local_addr()
+                    .context("reading the metrics address")?;
+                writeln!(out, "metrics on http://{at}/metrics")?;
+                tokio::spawn(davit_server::metrics::serve(listener, metrics));
+            }
             out.flush()?;
         }
         tracing::info!(%addr, dir = %s.dir.display(), backend = ?s.backend, read_only = s.read_only, "serving");

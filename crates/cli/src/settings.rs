@@ -148,6 +148,11 @@ pub(crate) struct ServeArgs {
     /// Log one line per request (target davit::access) [default: false]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub(crate) access_log: Option<bool>,
+    /// Address for Prometheus metrics (`GET /metrics`: requests by method and status,
+    /// durations, connections, process figures), without login: bind it where only the
+    /// monitoring reaches it [default: off]
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Log format on stderr [default: text]
     #[arg(long, value_enum)]
     pub(crate) log_format: Option<LogFormat>,
@@ -218,6 +223,7 @@ pub(crate) struct Settings {
     pub(crate) max_locks_per_resource: usize,
     pub(crate) follow_symlinks: bool,
     pub(crate) access_log: bool,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) log_format: LogFormat,
     pub(crate) base_path: BasePath,
     pub(crate) read_only: bool,
@@ -278,6 +284,7 @@ impl ServeArgs {
             max_locks_per_resource: pick!(max_locks_per_resource, 64),
             follow_symlinks: pick!(follow_symlinks, false),
             access_log: pick!(access_log, false),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             log_format: pick!(log_format, LogFormat::Text),
             base_path: match self.base_path.or(file.base_path) {
                 Some(text) => base_path(&text)?,

@@ -697,3 +697,54 @@ fn htdigest_users_log_in() {
     assert_eq!(code, 0, "{stderr}");
     stop(s);
 }
+
+/// `--metrics-listen` prints where the metrics are, and they count the server's answers.
+#[test]
+fn metrics_listen_serves_the_counters() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args([
+            "serve",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let metrics = second
+        .trim()
+        .strip_prefix("metrics on http://")
+        .unwrap_or_else(|| panic!("{second:?}"))
+        .to_owned();
+    assert!(
+        metrics.ends_with("/metrics") && !metrics.contains(":0/"),
+        "{metrics}"
+    );
+    assert_eq!(request("PUT", &format!("{base}m.txt"), "x").0, 201);
+    let (host, _) = metrics.split_once('/').unwrap();
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("davit_requests_total{method=\"PUT\",code=\"201\"} 1\n"),
+        "{answer}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

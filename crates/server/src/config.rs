@@ -8,6 +8,7 @@ use davit_proto::{BasePath, XmlLimits};
 use crate::auth::Auth;
 use crate::cors::CorsOrigins;
 use crate::lock::{Clock, SystemClock};
+use crate::metrics::Metrics;
 
 /// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     pub read_only: bool,
     /// Origins whose browser applications may call the server (CORS); none by default.
     pub cors: CorsOrigins,
+    /// Counters for monitoring (see [`crate::metrics`]); `None` counts nothing.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             base_path: BasePath::default(),
             read_only: false,
             cors: CorsOrigins::default(),
+            metrics: None,
         }
     }
 }
@@ -203,6 +207,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::cors`].
     pub fn cors_origins(mut self, origins: CorsOrigins) -> Self {
         self.0.cors = origins;
+        self
+    }
+
+    /// See [`ServerConfig::metrics`].
+    pub fn metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.0.metrics = metrics;
         self
     }
 

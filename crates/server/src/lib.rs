@@ -66,6 +66,7 @@ mod html;
 mod live_prop;
 pub mod lock;
 mod method;
+pub mod metrics;
 mod precondition;
 mod protocol;
 mod recover;
@@ -137,6 +138,12 @@ impl DavServer {
             .config
             .access_log
             .then(|| access_log::Entry::new(client, &req));
+        let counted = self.config.metrics.as_ref().map(|_| {
+            (
+                metrics::MethodSlot::of(req.method()),
+                std::time::Instant::now(),
+            )
+        });
         let mut user = None;
         let origin = self.config.cors.allowed(req.headers());
         let resp = match origin {
@@ -161,6 +168,9 @@ impl DavServer {
                 resp
             }
         };
+        if let (Some(metrics), Some((method, arrived))) = (&self.config.metrics, counted) {
+            metrics.answered(method, resp.status(), arrived.elapsed());
+        }
         match entry.take() {
             Some(mut entry) => {
                 entry.user = user;
@@ -337,7 +347,11 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let slot = (slot, client_slot);
+        let slot = (
+            slot,
+            client_slot,
+            server.config.metrics.as_ref().map(|m| m.connection()),
+        );
         let activity = watchdog.watch();
         let (server, spin, http2) = (Arc::clone(&server), Arc::clone(&spin), Arc::clone(&http2));
         let (watchdog, tls) = (Arc::clone(&watchdog), tls.clone());

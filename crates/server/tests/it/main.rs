@@ -16,6 +16,7 @@ mod http1;
 mod input;
 mod limits;
 mod lock;
+mod metrics;
 mod mkcol;
 mod options;
 mod post;
