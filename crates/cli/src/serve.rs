@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use davit_proto::{ResourcePath, XmlLimits};
 use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules};
 use davit_server::metrics::Metrics;
-use davit_server::{Backends, CorsOrigins, DavServer, ServerConfig};
+use davit_server::{Backends, CorsOrigins, DavServer, HiddenNames, ServerConfig};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
@@ -55,6 +55,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let s = settings;
         // Checked before the folder is created or opened: a typo leaves nothing behind.
         let cors = CorsOrigins::new(&s.cors_origins)?;
+        let hidden = HiddenNames::new(&s.hide)?;
         let backends = backends(&s)?;
         let auth = auth(&s)?;
         let tls = match &s.tls {
@@ -106,6 +107,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .base_path(s.base_path.clone())
             .read_only(s.read_only)
             .cors_origins(cors)
+            .hidden(hidden)
             .metrics(metrics.as_ref().map(|(m, _)| Arc::clone(m)))
             .build();
         let server = Arc::new(DavServer::new(backends, config));

@@ -169,6 +169,12 @@ pub(crate) struct ServeArgs {
     /// (CORS); repeat for several, `*` for any [default: none]
     #[arg(long)]
     pub(crate) cors_origin: Vec<String>,
+    /// Leave members with this name out of listings (PROPFIND, the HTML page); `*` and `?`
+    /// are wildcards, and hidden members stay reachable by name. Repeat for several:
+    /// `--hide '._*' --hide .DS_Store` keeps Finder's own files from other clients
+    /// [default: none]
+    #[arg(long)]
+    pub(crate) hide: Vec<String>,
     /// Per-user rules, from the config file only.
     #[arg(skip)]
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -228,6 +234,7 @@ pub(crate) struct Settings {
     pub(crate) base_path: BasePath,
     pub(crate) read_only: bool,
     pub(crate) cors_origins: Vec<String>,
+    pub(crate) hide: Vec<String>,
     pub(crate) users: BTreeMap<String, UserSection>,
 }
 
@@ -295,6 +302,11 @@ impl ServeArgs {
                 file.cors_origin
             } else {
                 self.cors_origin
+            },
+            hide: if self.hide.is_empty() {
+                file.hide
+            } else {
+                self.hide
             },
             users,
         })

@@ -748,3 +748,34 @@ fn metrics_listen_serves_the_counters() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `--hide` leaves matching members out of `ls`, and a pattern that would hide everything
+/// is refused before the folder is created.
+#[test]
+fn hide_leaves_members_out_of_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("photo.jpg"), "x").unwrap();
+    std::fs::write(dir.path().join("._photo.jpg"), "x").unwrap();
+    std::fs::write(dir.path().join(".DS_Store"), "x").unwrap();
+    let s = start_with(dir.path(), &["--hide", "._*", "--hide", ".DS_Store"]);
+    let (code, stdout, stderr) = davit(&["ls", &format!("{}/", s.base)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("photo.jpg"), "{stdout}");
+    assert!(
+        !stdout.contains("._photo") && !stdout.contains("DS_Store"),
+        "{stdout}"
+    );
+    let (code, _, _) = davit(&["get", &format!("{}/._photo.jpg", s.base), "-"]);
+    assert_eq!(code, 0, "named, a hidden file is served");
+    stop(s);
+
+    let fresh = dir.path().join("fresh");
+    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["serve", fresh.to_str().unwrap(), "--hide", "*"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--hide \"*\""), "{err}");
+    assert!(!fresh.exists(), "nothing was created");
+}

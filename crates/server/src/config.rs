@@ -7,6 +7,7 @@ use davit_proto::{BasePath, XmlLimits};
 
 use crate::auth::Auth;
 use crate::cors::CorsOrigins;
+use crate::hidden::HiddenNames;
 use crate::lock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub cors: CorsOrigins,
     /// Counters for monitoring (see [`crate::metrics`]); `None` counts nothing.
     pub metrics: Option<Arc<Metrics>>,
+    /// Member names left out of listings (they stay reachable by name).
+    pub hidden: HiddenNames,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             read_only: false,
             cors: CorsOrigins::default(),
             metrics: None,
+            hidden: HiddenNames::default(),
         }
     }
 }
@@ -213,6 +217,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::metrics`].
     pub fn metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
         self.0.metrics = metrics;
+        self
+    }
+
+    /// See [`ServerConfig::hidden`].
+    pub fn hidden(mut self, hidden: HiddenNames) -> Self {
+        self.0.hidden = hidden;
         self
     }
 

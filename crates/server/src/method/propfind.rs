@@ -7,6 +7,7 @@
 //! - The multistatus is written as the tree is walked and streamed in chunks through a
 //!   bounded channel, so memory stays bounded whatever the tree's size.
 //! - Dead properties of all members of a collection come from one store query.
+//! - Members whose names are hidden (`--hide`) are left out, with what is below them.
 
 use std::io;
 use std::time::SystemTime;
@@ -26,7 +27,7 @@ use crate::live_prop::{self, LIVE_PROPS, Resource};
 use crate::lock::covers;
 use crate::request::{Body, DavRequest, read_body};
 use crate::tree::multistatus;
-use crate::{Backends, DavServer};
+use crate::{Backends, DavServer, HiddenNames};
 
 /// Bytes gathered before a chunk goes to the socket.
 const CHUNK: usize = 32 * 1024;
@@ -106,6 +107,7 @@ pub(super) async fn handle(
     let (tx, rx) = mpsc::channel(CHANNEL);
     let walk = Walk {
         backends: server.backends.clone(),
+        hidden: server.config.hidden.clone(),
         spec,
         depth,
         locks,
@@ -133,6 +135,11 @@ async fn count_entries(
             Err(StorageError::NotFound) => continue,
             Err(e) => return Err(DavError::from_storage(e)),
         };
+        let hidden = &server.config.hidden;
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| !hidden.hides(&e.name))
+            .collect();
         count += entries.len();
         if count > limit {
             return Ok(count);
@@ -151,6 +158,7 @@ async fn count_entries(
 /// The members part of a Depth 1 or infinity PROPFIND, run as its own task.
 struct Walk {
     backends: Backends,
+    hidden: HiddenNames,
     spec: PropFind,
     depth: Depth,
     /// The active locks that may apply to resources of the walk.
@@ -189,6 +197,9 @@ impl Walk {
                 }
             };
             for entry in entries {
+                if self.hidden.hides(&entry.name) {
+                    continue;
+                }
                 let Ok(child) = dir.join(&entry.name) else {
                     continue;
                 };

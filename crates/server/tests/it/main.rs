@@ -12,6 +12,7 @@ mod cors;
 mod delete;
 mod digest;
 mod get;
+mod hidden;
 mod http1;
 mod input;
 mod limits;
