@@ -17,6 +17,7 @@ mod passwd;
 mod remote;
 mod serve;
 mod settings;
+mod tls;
 
 #[derive(Debug, Parser)]
 #[command(name = "davit", version, about = "A WebDAV server and client")]

@@ -39,8 +39,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", args.file.display())),
     };
     let new = if args.digest {
-        if args.realm.contains([':', '\n', '\r']) {
-            bail!("a realm must hold no ':' or line break");
+        if !davit_server::auth::realm_fits_digest(&args.realm) {
+            bail!("a realm must be printable ASCII without '\"', '\\' or ':'");
         }
         upsert_digest_line(&old, &args.user, &args.realm, &password)
     } else {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use davit_proto::{ResourcePath, XmlLimits};
-use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules};
+use davit_server::auth::{
+    Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules, realm_fits_digest,
+};
 use davit_server::metrics::Metrics;
 use davit_server::{Backends, CorsOrigins, DavServer, HiddenNames, ServerConfig};
 use davit_store::SyncPolicy;
@@ -21,6 +23,7 @@ use tokio::net::{TcpListener, TcpSocket};
 
 pub(crate) use crate::settings::ServeArgs;
 use crate::settings::{AccessArg, Backend, Fsync, LogFormat, Settings};
+use crate::tls::Identity;
 
 /// Name of the folder inside the served folder that holds Davit's own data; never served.
 const META_DIR: &str = ".davit";
@@ -59,7 +62,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let backends = backends(&s)?;
         let auth = auth(&s)?;
         let tls = match &s.tls {
-            Some((cert, key)) => Some(Arc::new(tls_config(cert, key)?)),
+            Some((cert, key)) => {
+                let identity = Identity::load(cert, key)?;
+                // Before the `listening on` line, like the stop signals: a SIGHUP sent
+                // once the server is up must not end it.
+                identity.reload_on_hangup()?;
+                Some(Arc::new(identity.server_config()?))
+            }
             None => None,
         };
         if auth.is_none() && !s.listen.ip().is_loopback() {
@@ -180,9 +189,26 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
         }
         None => Htpasswd::default(),
     };
+    let users_in = |user: &str| users.contains(user);
     let digest_users = match &s.htdigest {
         Some(file) => {
+            if !realm_fits_digest(&s.realm) {
+                bail!(
+                    "realm {:?}: with --htdigest the realm must be printable ASCII without '\"', \
+                     '\\' or ':' (clients hash it as the challenge shows it)",
+                    s.realm
+                );
+            }
             let users = Htdigest::load(file, &s.realm)?;
+            let mut both: Vec<&str> = users.users().filter(|u| users_in(u)).collect();
+            if !both.is_empty() {
+                both.sort_unstable();
+                tracing::warn!(
+                    users = ?both,
+                    "users in both the htpasswd and the htdigest file have a password in each: \
+                     Basic logins check the htpasswd one, Digest logins the htdigest one"
+                );
+            }
             if users.other_realms() > 0 {
                 tracing::warn!(
                     file = %file.display(),
@@ -256,28 +282,6 @@ fn access(a: AccessArg) -> Access {
 }
 
 /// rustls settings from PEM files; HTTP/2 offered first by ALPN.
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .with_context(|| format!("reading certificates from {}", cert.display()))?;
-    if chain.is_empty() {
-        bail!("{} holds no certificate", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading the private key from {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("the certificate and key do not make a TLS identity")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
 fn backends(args: &Settings) -> anyhow::Result<Backends> {
     if args.backend == Backend::Memory {
         return Ok(Backends {

@@ -1,5 +1,5 @@
 //! `davit passwd`, then `davit serve --config` with users, rules, TLS and a JSON access log,
-//! as an operator would set it up.
+//! as an operator would set it up; the TLS certificate renewed while serving.
 
 mod common;
 
@@ -227,4 +227,85 @@ fn the_text_access_log_is_plain_lines_without_colour_codes() {
     ] {
         assert!(access.contains(field), "{field} in {access}");
     }
+}
+
+/// SIGHUP reads the certificate and key again: new connections get the new certificate,
+/// and files that do not make an identity leave the one in use.
+#[test]
+fn sighup_reloads_the_tls_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let install = |c: &rcgen::CertifiedKey<rcgen::KeyPair>| {
+        std::fs::write(&cert_path, c.cert.pem()).unwrap();
+        std::fs::write(&key_path, c.signing_key.serialize_pem()).unwrap();
+    };
+    let old = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let new = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    install(&old);
+    let root = dir.path().join("data");
+    let served = Served::start(
+        &[
+            root.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--tls-cert".as_ref(),
+            cert_path.as_os_str(),
+            "--tls-key".as_ref(),
+            key_path.as_os_str(),
+        ],
+        "info",
+        true,
+    );
+    let addr: std::net::SocketAddr = served
+        .base
+        .strip_prefix("https://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A fresh client per request: each handshake is a new connection.
+    let trusting = |c: &rcgen::CertifiedKey<rcgen::KeyPair>| {
+        let pem = c.cert.pem();
+        move || {
+            let client = Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+                .resolve("localhost", addr)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let url = format!("https://localhost:{}/", addr.port());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { client.get(url).send().await.is_ok() })
+        }
+    };
+    let (old_ok, new_ok) = (trusting(&old), trusting(&new));
+    assert!(old_ok() && !new_ok());
+    let hangup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &served.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    // Half-written files (a key that does not match): nothing changes.
+    std::fs::write(&cert_path, new.cert.pem()).unwrap();
+    hangup();
+    // Time for the signal to be handled; the log checked below shows it was.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(old_ok() && !new_ok(), "a mismatched pair is not taken");
+
+    install(&new);
+    hangup();
+    let renewed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        new_ok()
+    });
+    assert!(renewed && !old_ok(), "the renewed certificate is served");
+    let log = served.stop();
+    assert!(log.contains("TLS certificate not reloaded"), "{log}");
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
 }

@@ -50,6 +50,17 @@ impl DigestCredentials {
             let (name, value) = param?;
             let slot = match name.to_ascii_lowercase().as_str() {
                 "username" => Slot::Text(&mut creds.username, &mut seen.username),
+                // RFC 7616 §3.4.4: a name a quoted string cannot carry, as RFC 8187 text.
+                "username*" => {
+                    let Some(name) = ext_value(&value) else {
+                        return Err(ParseError::header(
+                            HEADER,
+                            "username* must be UTF-8''percent-encoded text",
+                        ));
+                    };
+                    Slot::Text(&mut creds.username, &mut seen.username).fill(name)?;
+                    continue;
+                }
                 "realm" => Slot::Text(&mut creds.realm, &mut seen.realm),
                 "nonce" => Slot::Text(&mut creds.nonce, &mut seen.nonce),
                 "uri" => Slot::Text(&mut creds.uri, &mut seen.uri),
@@ -68,21 +79,7 @@ impl DigestCredentials {
                 }
                 _ => continue,
             };
-            match slot {
-                Slot::Text(field, seen) => {
-                    if *seen {
-                        return Err(repeated());
-                    }
-                    *seen = true;
-                    *field = value;
-                }
-                Slot::Optional(field) => {
-                    if field.is_some() {
-                        return Err(repeated());
-                    }
-                    *field = Some(value);
-                }
-            }
+            slot.fill(value)?;
         }
         if !(seen.username && seen.realm && seen.nonce && seen.uri && seen.response) {
             return Err(ParseError::header(
@@ -107,6 +104,42 @@ struct Seen {
 enum Slot<'a> {
     Text(&'a mut String, &'a mut bool),
     Optional(&'a mut Option<String>),
+}
+
+impl Slot<'_> {
+    /// Stores `value`; a parameter given twice (or both `username` and `username*`) is an
+    /// error, as which one counts would be a guess.
+    fn fill(self, value: String) -> Result<(), ParseError> {
+        match self {
+            Slot::Text(field, seen) => {
+                if *seen {
+                    return Err(repeated());
+                }
+                *seen = true;
+                *field = value;
+            }
+            Slot::Optional(field) => {
+                if field.is_some() {
+                    return Err(repeated());
+                }
+                *field = Some(value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text of an RFC 8187 `ext-value` in UTF-8: `UTF-8'[language]'percent-encoded`.
+fn ext_value(value: &str) -> Option<String> {
+    let (charset, rest) = value.split_once('\'')?;
+    let (_language, encoded) = rest.split_once('\'')?;
+    if !charset.eq_ignore_ascii_case("utf-8") {
+        return None;
+    }
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn repeated() -> ParseError {
@@ -262,6 +295,27 @@ mod tests {
         }
         let c = DigestCredentials::parse(&format!("Digest {base}, userhash=TRUE")).unwrap();
         assert!(c.userhash);
+        let rest = r#"realm="r", nonce="n", uri="/", response="x""#;
+        for (value, user) in [
+            (
+                format!("Digest username*=UTF-8''J%C3%A4s%C3%B8n, {rest}"),
+                Some("Jäsøn"),
+            ),
+            (
+                format!("Digest username*=utf-8'en'a%20b, {rest}"),
+                Some("a b"),
+            ),
+            (format!("Digest username*=ISO-8859-1''J%E4, {rest}"), None),
+            (format!("Digest username*=UTF-8''%FF, {rest}"), None),
+            (format!("Digest username*=J%C3%A4, {rest}"), None),
+            (
+                format!("Digest username*=UTF-8''a, username=\"a\", {rest}"),
+                None,
+            ),
+        ] {
+            let got = DigestCredentials::parse(&value).ok();
+            assert_eq!(got.as_ref().map(|c| c.username.as_str()), user, "{value}");
+        }
     }
 
     fn quote(s: &str) -> String {

@@ -7,10 +7,10 @@
 //!
 //! Nonces carry their time of issue and a keyed MAC of it, so the server keeps no state
 //! per nonce and a restart makes old nonces stale, which clients retry silently. Request
-//! counts (`nc`) are not tracked, as Apache's default does not: a replay within the
-//! nonce's lifetime needs a captured request, and whoever can capture plain HTTP can
-//! read and change it anyway. Over the network, TLS is the protection; Digest keeps the
-//! password itself off the wire.
+//! counts (`nc`) are not tracked, as Apache's default does not. So within a nonce's
+//! lifetime (5 minutes) someone who captured a request can send it again, with another
+//! body or `Destination` even, since Digest signs only the method and the URL. Digest keeps
+//! the password off the wire; TLS is what protects the requests.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -102,6 +102,11 @@ impl Htdigest {
         Ok(file)
     }
 
+    /// The names of the realm's users.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     /// The realm the users were read for.
     pub fn realm(&self) -> &str {
         &self.realm
@@ -127,6 +132,16 @@ impl Htdigest {
     }
 }
 
+/// Whether `realm` can be a Digest realm: printable ASCII without `"` or `\\` (it goes
+/// into a quoted string of the challenge as it is, and clients hash it as they read it)
+/// and without `:` (the htdigest file's separator).
+pub fn realm_fits_digest(realm: &str) -> bool {
+    !realm.is_empty()
+        && realm
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b':'))
+}
+
 /// `H(user:realm:password)`, the secret an htdigest line holds.
 pub(crate) fn ha1(user: &str, realm: &str, password: &[u8]) -> [u8; 16] {
     let mut salted = format!("{user}:{realm}:").into_bytes();
@@ -149,7 +164,7 @@ pub fn upsert_digest_line(text: &str, user: &str, realm: &str, password: &str) -
     let mut out = String::with_capacity(text.len() + line.len());
     let mut replaced = false;
     for old in text.lines() {
-        let mut fields = old.splitn(3, ':');
+        let mut fields = old.trim().splitn(3, ':');
         if fields.next() == Some(user) && fields.next() == Some(realm) {
             if !replaced {
                 out.push_str(&line);
@@ -184,9 +199,20 @@ pub(crate) enum NonceState {
     Unknown,
 }
 
+/// How far in the future a nonce's time may be: clocks of the same process agree, so
+/// more means the clock was set back, and the nonce is treated as stale.
+const FUTURE_SLACK_SECS: u64 = 5;
+
 impl Nonces {
-    pub(crate) fn new(key: [u8; 32]) -> Self {
-        Nonces { key }
+    /// Nonces under a key derived from `secret`, so the secret's other uses stay apart.
+    pub(crate) fn new(secret: &[u8; 32]) -> Self {
+        Nonces {
+            key: Sha256::new()
+                .chain_update(secret)
+                .chain_update(b"davit digest nonce key")
+                .finalize()
+                .into(),
+        }
     }
 
     pub(crate) fn issue(&self, now: SystemTime) -> String {
@@ -201,12 +227,15 @@ impl Nonces {
         let Ok(issued) = u64::from_str_radix(time, 16) else {
             return NonceState::Unknown;
         };
+        // One spelling per nonce: `+`, upper case and the like are not ours.
+        if time != format!("{issued:016x}") {
+            return NonceState::Unknown;
+        }
         if !constant_time_eq(mac.as_bytes(), to_hex(&self.mac(issued)).as_bytes()) {
             return NonceState::Unknown;
         }
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        // A nonce from the future is the clock going back: good until its time has passed.
-        if now.saturating_sub(issued) > lifetime.as_secs() {
+        if issued > now + FUTURE_SLACK_SECS || now.saturating_sub(issued) > lifetime.as_secs() {
             NonceState::Stale
         } else {
             NonceState::Fresh
@@ -269,7 +298,7 @@ fn to_hex(bytes: &[u8; 16]) -> String {
 }
 
 fn from_hex(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 16];
@@ -314,6 +343,7 @@ mod tests {
             ("# c\n:Davit:939e7578ed9e3c518a452acee763bce9\n", 2),
             ("alice:Davit:939e7578\n", 1),
             ("alice:Davit:939e7578ed9e3c518a452acee763bcez\n", 1),
+            ("alice:Davit:+39e7578ed9e3c518a452acee763bce9\n", 1),
             (
                 "a:Davit:939e7578ed9e3c518a452acee763bce9\na:Davit:939e7578ed9e3c518a452acee763bce9\n",
                 2,
@@ -332,8 +362,8 @@ mod tests {
         let text = upsert_digest_line("", "alice", "Davit", "secret");
         let text = upsert_digest_line(&text, "bob", "Davit", "other");
         let text = upsert_digest_line(&text, "alice", "Elsewhere", "x");
-        let text = upsert_digest_line(&text, "alice", "Davit", "new");
-        assert_eq!(text.lines().count(), 3);
+        let text = upsert_digest_line(&format!("  {text}"), "alice", "Davit", "new");
+        assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.starts_with("alice:Davit:"));
         let file = Htdigest::parse(&text, "Davit").unwrap();
         assert_eq!(file.get("alice"), Some(&ha1("alice", "Davit", b"new")));
@@ -341,23 +371,50 @@ mod tests {
     }
 
     #[test]
+    fn realms_that_fit() {
+        for (realm, fits) in [
+            ("Davit", true),
+            ("files @ home", true),
+            ("", false),
+            ("a\"b", false),
+            ("a\\b", false),
+            ("a:b", false),
+            ("Dävit", false),
+            ("a\tb", false),
+        ] {
+            assert_eq!(realm_fits_digest(realm), fits, "{realm}");
+        }
+    }
+
+    #[test]
     fn nonces_are_fresh_then_stale_and_cannot_be_forged() {
         let life = Duration::from_secs(300);
-        let nonces = Nonces::new([7; 32]);
+        let nonces = Nonces::new(&[7; 32]);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let n = nonces.issue(t0);
         assert_eq!(nonces.check(&n, t0, life), NonceState::Fresh);
         assert_eq!(nonces.check(&n, t0 + life, life), NonceState::Fresh);
         let late = t0 + life + Duration::from_secs(1);
         assert_eq!(nonces.check(&n, late, life), NonceState::Stale);
-        let early = t0 - Duration::from_secs(60);
+        let early = t0 - Duration::from_secs(5);
         assert_eq!(nonces.check(&n, early, life), NonceState::Fresh);
+        let set_back = t0 - Duration::from_secs(6);
+        assert_eq!(nonces.check(&n, set_back, life), NonceState::Stale);
         // Another key (a restart), a changed time, a truncated or foreign nonce.
-        let other = Nonces::new([8; 32]);
+        let other = Nonces::new(&[8; 32]);
         assert_eq!(other.check(&n, t0, life), NonceState::Unknown);
         let later = format!("{:016x}{}", 1_800_000_999u64, &n[16..]);
         assert_eq!(nonces.check(&later, t0, life), NonceState::Unknown);
-        for bad in ["", &n[..20], "dcd98b7102dd2f0e8b11d0f600bfb0c093", "é"] {
+        let upper = n.to_ascii_uppercase();
+        let plus = format!("+{}", &n[1..]);
+        for bad in [
+            "",
+            &n[..20],
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "é",
+            &upper,
+            &plus,
+        ] {
             assert_eq!(nonces.check(bad, t0, life), NonceState::Unknown, "{bad}");
         }
     }

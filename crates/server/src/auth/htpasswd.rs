@@ -149,6 +149,11 @@ impl Htpasswd {
         self.users.get(user)
     }
 
+    /// Whether `user` is in the file.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     /// How many users the file has.
     pub fn len(&self) -> usize {
         self.users.len()

@@ -18,7 +18,7 @@ mod htpasswd;
 mod limiter;
 mod rules;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-pub use digest::{Htdigest, upsert_digest_line};
+pub use digest::{Htdigest, realm_fits_digest, upsert_digest_line};
 pub use htpasswd::{Htpasswd, hash_password, upsert_line};
 pub use rules::{Access, AccessPolicy, UserRules};
 
@@ -96,6 +96,8 @@ struct DigestLogins {
     nonces: Nonces,
     /// Checked instead when the user does not exist.
     decoy: [u8; 16],
+    /// Users whose Digest login has verified (bounded by the file's users).
+    verified_users: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -148,8 +150,9 @@ impl Auth {
         }
         self.digest = Some(DigestLogins {
             users,
-            nonces: Nonces::new(self.cache_key),
+            nonces: Nonces::new(&self.cache_key),
             decoy,
+            verified_users: Mutex::new(HashSet::new()),
         });
         self
     }
@@ -189,13 +192,13 @@ impl Auth {
     ) -> Result<Principal, DavError> {
         let value = headers.get(AUTHORIZATION);
         if let Some(logins) = &self.digest
-            && let Some(value) = value.filter(|v| has_scheme(v, b"digest "))
+            && let Some(value) = value.filter(|v| has_scheme(v, b"digest"))
         {
             return self.digest_login(logins, value, method, uri, client).await;
         }
         // Credentials in another scheme (a token a proxy added) are no login: the request
         // is anonymous, or challenged for one.
-        let basic = value.filter(|v| has_scheme(v, b"basic "));
+        let basic = value.filter(|v| has_scheme(v, b"basic"));
         let Some(value) = basic else {
             if self.policy.anonymous_allowed() {
                 return Ok(Principal {
@@ -279,8 +282,8 @@ impl Auth {
         uri: &Uri,
         client: IpAddr,
     ) -> Result<Principal, DavError> {
-        let Some(creds) = value
-            .to_str()
+        // UTF-8, not just ASCII: user names may be anything the htdigest file holds.
+        let Some(creds) = std::str::from_utf8(value.as_bytes())
             .ok()
             .and_then(|v| DigestCredentials::parse(v).ok())
         else {
@@ -290,8 +293,7 @@ impl Auth {
             ));
         };
         // The target signed must be this request's, or a captured login would open any URL.
-        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if creds.uri != target && creds.uri != uri.to_string() {
+        if !signed_for(&creds.uri, uri) {
             return Err(DavError::bad_request(
                 "the uri of the Digest credentials is not the request's target",
             ));
@@ -311,9 +313,6 @@ impl Auth {
                 "Digest logins here use MD5 with qop=auth, in the realm challenged with",
             ));
         };
-        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
-            return Err(self.too_many(client, &creds.username, wait));
-        }
         let stored = logins.users.get(&creds.username);
         let expected = digest::expected_response(
             stored.unwrap_or(&logins.decoy),
@@ -327,17 +326,40 @@ impl Auth {
             expected.as_bytes(),
             creds.response.to_ascii_lowercase().as_bytes(),
         ) && stored.is_some();
-        if !right {
+        // As with Basic: while the address is blocked only a user whose login verified
+        // before gets in (a guess is refused whether right or wrong), so guessing from a
+        // shared address (a NAT, a proxy) does not lock the owners out.
+        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
+            let known = right
+                && logins
+                    .verified_users
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&creds.username);
+            if !known {
+                return Err(self.too_many(client, &creds.username, wait));
+            }
+        } else if !right {
             self.limiter.record_failure(client, Instant::now());
+        }
+        if !right {
             tracing::warn!(%client, user = ?creds.username, known = stored.is_some(), "login failed");
             tokio::time::sleep(self.failure_delay).await;
             return Err(self.challenge("wrong user name or password"));
         }
+        logins
+            .verified_users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(creds.username.clone());
         match logins
             .nonces
             .check(&creds.nonce, SystemTime::now(), self.nonce_lifetime)
         {
-            NonceState::Fresh => Ok(self.principal(creds.username)),
+            NonceState::Fresh => {
+                tracing::debug!(user = ?creds.username, "Digest login");
+                Ok(self.principal(creds.username))
+            }
             NonceState::Stale | NonceState::Unknown => Err(self.challenged(
                 DavError::new(StatusCode::UNAUTHORIZED, "the Digest nonce has expired"),
                 true,
@@ -392,7 +414,8 @@ impl Auth {
             let nonce = logins.nonces.issue(SystemTime::now());
             let stale = if stale { ", stale=true" } else { "" };
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "Digest realm=\"{realm}\", qop=\"auth\", algorithm=MD5, nonce=\"{nonce}\"{stale}"
+                "Digest realm=\"{realm}\", qop=\"auth\", algorithm=MD5, nonce=\"{nonce}\", \
+                 charset=UTF-8, userhash=false{stale}"
             )) {
                 err = err.with_header(WWW_AUTHENTICATE, v);
             }
@@ -510,12 +533,31 @@ pub(crate) fn authorize(
 }
 
 /// User and password from `Basic base64(user:password)`.
-/// Whether `value` starts with `name` (a scheme and its space), in any case.
+/// Whether `value` is credentials of the scheme `name` (any case), with a space or tab
+/// after the name.
 fn has_scheme(value: &HeaderValue, name: &[u8]) -> bool {
-    value
-        .as_bytes()
-        .get(..name.len())
+    let v = value.as_bytes();
+    v.get(..name.len())
         .is_some_and(|s| s.eq_ignore_ascii_case(name))
+        && matches!(v.get(name.len()), Some(b' ' | b'\t'))
+}
+
+/// Whether `signed` (a Digest `uri`) names the request target of `uri`: the same text, the
+/// absolute form of it, or the same once percent-decoded (a client or proxy that encodes
+/// other characters), as Apache also accepts.
+fn signed_for(signed: &str, uri: &Uri) -> bool {
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    if signed == target {
+        return true;
+    }
+    let signed = match signed.parse::<Uri>() {
+        Ok(absolute) if absolute.scheme().is_some() => absolute
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        _ => signed.to_owned(),
+    };
+    let decoded = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    signed == target || decoded(&signed) == decoded(target)
 }
 
 fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {

@@ -13,11 +13,12 @@ use reqwest::StatusCode;
 
 use crate::support::{Kind, TestServer};
 
-/// alice ("secret") and bob ("hunter2", read-only) for Digest; carol only in htpasswd
-/// (bcrypt of "secret").
+/// alice ("secret"), bob ("hunter2", read-only) and jörg ("secret") for Digest; carol only
+/// in htpasswd (bcrypt of "secret").
 fn auth(max_failures: u32, nonce_lifetime: Duration) -> Arc<Auth> {
     let digest = davit_server::auth::upsert_digest_line("", "alice", "Davit", "secret");
     let digest = davit_server::auth::upsert_digest_line(&digest, "bob", "Davit", "hunter2");
+    let digest = davit_server::auth::upsert_digest_line(&digest, "jörg", "Davit", "secret");
     let htpasswd = "carol:$2y$04$tl.O8ExrwquSXFrHl4BKUOar43nYcuU3FejG1I3R4hzSOSRl/niq2\n";
     let policy = AccessPolicy::new(Access::None)
         .with_user("bob", UserRules::new("/", Access::Read).unwrap());
@@ -58,6 +59,7 @@ fn digest_challenge(r: &reqwest::Response) -> (String, bool) {
     let digest = challenges[0];
     assert!(digest.starts_with("Digest realm=\"Davit\""), "{digest}");
     assert!(digest.contains("qop=\"auth\"") && digest.contains("algorithm=MD5"));
+    assert!(digest.contains("charset=UTF-8"), "{digest}");
     let nonce = digest
         .split("nonce=\"")
         .nth(1)
@@ -128,37 +130,43 @@ async fn a_right_response_logs_the_user_in_with_their_rules() {
 async fn wrong_responses_are_failed_logins() {
     let s = start(3, Duration::from_secs(300)).await;
     let n = nonce(&s).await;
+    let get = |user, password| credentials(user, password, "GET", "/", &n);
+    // bob logs in before the guessing starts.
+    assert_eq!(
+        send(&s, "GET", "/", &get("bob", "hunter2"), "")
+            .await
+            .status(),
+        200
+    );
     for (user, password) in [
         ("alice", "guess"),
         ("mallory", "secret"),
         ("carol", "secret"),
     ] {
-        let r = send(
-            &s,
-            "GET",
-            "/",
-            &credentials(user, password, "GET", "/", &n),
-            "",
-        )
-        .await;
+        let r = send(&s, "GET", "/", &get(user, password), "").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{user}");
-        let (_, stale) = digest_challenge(&r);
-        assert!(!stale, "{user}");
+        assert!(!digest_challenge(&r).1, "{user}");
     }
-    // Three failures: the address is blocked, the right password included.
-    let r = send(
-        &s,
-        "GET",
-        "/",
-        &credentials("alice", "secret", "GET", "/", &n),
-        "",
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Three failures: the address is blocked. A guess gets 429, right or wrong, while bob,
+    // whose login verified before, keeps working.
+    for (user, password) in [("alice", "secret"), ("alice", "guess"), ("bob", "secret")] {
+        let r = send(&s, "GET", "/", &get(user, password), "").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "{user}:{password}"
+        );
+    }
+    assert_eq!(
+        send(&s, "GET", "/", &get("bob", "hunter2"), "")
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
-async fn an_old_or_foreign_nonce_is_stale_for_the_right_password_only() {
+async fn an_old_nonce_is_stale_for_the_right_password_only() {
     let s = start(10_000, Duration::ZERO).await;
     let n = nonce(&s).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -186,7 +194,13 @@ async fn an_old_or_foreign_nonce_is_stale_for_the_right_password_only() {
         !digest_challenge(&r).1,
         "a wrong password is no stale nonce"
     );
-    // A nonce from before a restart (another key) is as good as stale.
+}
+
+#[tokio::test]
+async fn a_nonce_this_server_did_not_issue_never_lets_in() {
+    let s = start(10_000, Duration::from_secs(300)).await;
+    let n = nonce(&s).await;
+    // The current time with another MAC: a nonce from before a restart, or a forgery.
     let foreign = format!("{}{}", &n[..16], "0".repeat(32));
     let r = send(
         &s,
@@ -197,7 +211,44 @@ async fn an_old_or_foreign_nonce_is_stale_for_the_right_password_only() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(digest_challenge(&r).1);
+    assert!(digest_challenge(&r).1, "asked again, without a prompt");
+    let upper = n.to_ascii_uppercase();
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", "/", &upper),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn names_beyond_ascii_use_username_star_and_a_tab_may_follow_the_scheme() {
+    let s = start(10_000, Duration::from_secs(300)).await;
+    let n = nonce(&s).await;
+    let plain = credentials("jörg", "secret", "GET", "/", &n);
+    let star = plain.replace("username=\"jörg\"", "username*=UTF-8''j%C3%B6rg");
+    assert_ne!(plain, star);
+    assert_eq!(
+        send(&s, "GET", "/", &star, "").await.status(),
+        StatusCode::OK
+    );
+    // Raw UTF-8 in the quoted string, as curl sends it.
+    let raw = reqwest::header::HeaderValue::from_bytes(plain.as_bytes()).unwrap();
+    let r = s
+        .req("GET", "/")
+        .header("Authorization", raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tab = credentials("alice", "secret", "GET", "/", &n).replacen(' ', "\t", 1);
+    assert_eq!(
+        send(&s, "GET", "/", &tab, "").await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -207,6 +258,20 @@ async fn the_signed_target_must_be_the_requests() {
     let signed_for_other = credentials("alice", "secret", "GET", "/other", &n);
     let r = send(&s, "GET", "/", &signed_for_other, "").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The same target written otherwise: absolute, or with other percent-encoding.
+    let absolute = s.url("/");
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", &absolute, &n),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{absolute}");
+    let signed = credentials("alice", "secret", "PUT", "/d%c3%a9.txt", &n);
+    let r = send(&s, "PUT", "/d%C3%A9.txt", &signed, "x").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
     // Signed for another method: a wrong response.
     let r = send(
         &s,
