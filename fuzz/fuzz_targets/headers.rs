@@ -25,4 +25,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = davit_proto::parse_lock_token(s);
     let _ = ETagList::parse(s);
     let _ = davit_proto::DigestCredentials::parse(s);
+    let _ = davit_proto::DigestChallenge::parse(s);
 });

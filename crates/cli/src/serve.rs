@@ -173,6 +173,9 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Authentication and rules, when an htpasswd or htdigest file is given.
 fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
+    if s.digest_only && (s.htdigest.is_none() || s.htpasswd.is_some()) {
+        bail!("--digest-only takes its users from --htdigest, and htpasswd users need Basic");
+    }
     if s.htpasswd.is_none() && s.htdigest.is_none() {
         if !s.users.is_empty() || s.anonymous.is_some() {
             bail!("users and anonymous access need a file of users (--htpasswd or --htdigest)");
@@ -244,6 +247,9 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
         .failure_limit(s.max_login_failures.max(1), Duration::from_secs(60));
     if let Some(users) = digest_users {
         auth = auth.digest_users(users);
+    }
+    if s.digest_only {
+        auth = auth.digest_only();
     }
     Ok(Some(Arc::new(auth)))
 }

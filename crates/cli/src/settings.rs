@@ -90,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// they log in with Digest, which Windows takes over plain HTTP, or Basic.
     #[arg(long)]
     pub(crate) htdigest: Option<PathBuf>,
+    /// With --htdigest: Digest logins only, no Basic, so no client sends the password in
+    /// clear (clients without Digest cannot log in) [default: false]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) digest_only: Option<bool>,
     /// What requests without a login may do when --htpasswd or --htdigest is set
     /// [default: none]
     #[arg(long, value_enum)]
@@ -212,6 +216,7 @@ pub(crate) struct Settings {
     pub(crate) cache_ttl: Duration,
     pub(crate) htpasswd: Option<PathBuf>,
     pub(crate) htdigest: Option<PathBuf>,
+    pub(crate) digest_only: bool,
     pub(crate) anonymous: Option<AccessArg>,
     pub(crate) realm: String,
     pub(crate) max_login_failures: u32,
@@ -274,6 +279,7 @@ impl ServeArgs {
             cache_ttl: Duration::from_millis(pick!(cache_ttl_ms, 1000)),
             htpasswd: self.htpasswd.or(file.htpasswd),
             htdigest: self.htdigest.or(file.htdigest),
+            digest_only: pick!(digest_only, false),
             anonymous: self.anonymous.or(file.anonymous),
             realm: pick!(realm, "Davit".to_owned()),
             max_login_failures: pick!(max_login_failures, 10),

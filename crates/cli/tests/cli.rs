@@ -720,23 +720,38 @@ fn htdigest_users_log_in() {
     assert_eq!(code, 0, "Basic: {stderr}");
     stop(s);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args([
-            "serve",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--htdigest",
-            users.to_str().unwrap(),
-            "--realm",
-            "my \"files\"",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Digest only: the client learns Digest from the first 401.
+    let s = start_with(
+        dir.path(),
+        &["--htdigest", users.to_str().unwrap(), "--digest-only"],
+    );
+    let url = format!("{}/", s.base);
+    let (code, _, stderr) = davit(&["ls", &url, "-u", "ann", "--password", "secret"]);
+    assert_eq!(code, 0, "Digest: {stderr}");
+    stop(s);
+
+    let refused = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+            .args([
+                "serve",
+                dir.path().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&["--digest-only"]);
+    assert!(err.contains("--digest-only"), "{err}");
+    let err = refused(&[
+        "--htdigest",
+        users.to_str().unwrap(),
+        "--realm",
+        "my \"files\"",
+    ]);
     assert!(err.contains("printable ASCII"), "{err}");
 }
 

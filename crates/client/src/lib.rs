@@ -43,10 +43,13 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 
+use login::Login;
+
 pub use davit_proto::{DAV_NS, Depth, LockScope, Overwrite, PropName, PropOp, PropValue};
 
 mod download;
 pub mod error;
+mod login;
 mod multipart;
 pub mod multistatus;
 mod request_body;
@@ -144,19 +147,29 @@ impl std::fmt::Debug for Download {
 pub struct Client {
     http: reqwest::Client,
     origin: String,
-    credentials: Option<(String, String)>,
+    login: Option<Arc<Login>>,
 }
 
 /// Builds a [`Client`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     origin: String,
     credentials: Option<(String, String)>,
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("origin", &self.origin)
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl ClientBuilder {
-    /// HTTP Basic credentials.
+    /// A user and password: sent with Basic until the server asks for Digest.
     pub fn credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Some((user.to_owned(), password.to_owned()));
         self
@@ -186,7 +199,9 @@ impl ClientBuilder {
         Ok(Client {
             http,
             origin,
-            credentials: self.credentials,
+            login: self
+                .credentials
+                .map(|(user, password)| Arc::new(Login::new(user, password))),
         })
     }
 }
@@ -263,18 +278,42 @@ impl Client {
     }
 
     fn request(&self, method_name: &str, path: &str) -> RequestBuilder {
-        let mut rb = self
-            .http
+        self.http
             .request(method(method_name), self.url(path))
-            .header(ACCEPT, "application/xml, text/xml;q=0.9, */*;q=0.1");
-        if let Some((user, password)) = &self.credentials {
-            rb = rb.basic_auth(user, Some(password));
-        }
-        rb
+            .header(ACCEPT, "application/xml, text/xml;q=0.9, */*;q=0.1")
     }
 
+    /// Sends a request with the credentials, if any. A Digest challenge in a 401 is
+    /// learned and the request sent again; a streamed body cannot be sent twice, so before
+    /// the first such request the server's login is found out with an OPTIONS.
     async fn send(&self, rb: RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        rb.send().await.map_err(ClientError::transport)
+        let mut req = rb.build().map_err(ClientError::transport)?;
+        let Some(login) = &self.login else {
+            return self.execute(req).await;
+        };
+        if req.body().is_some_and(|b| b.as_bytes().is_none()) && login.probe_first() {
+            let mut probe = reqwest::Request::new(reqwest::Method::OPTIONS, req.url().clone());
+            login.authorize(&mut probe);
+            let resp = self.execute(probe).await?;
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                login.learn(resp.headers());
+            }
+        }
+        login.authorize(&mut req);
+        let again = req.try_clone();
+        let resp = self.execute(req).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && login.learn(resp.headers())
+            && let Some(mut again) = again
+        {
+            login.authorize(&mut again);
+            return self.execute(again).await;
+        }
+        Ok(resp)
+    }
+
+    async fn execute(&self, req: reqwest::Request) -> Result<reqwest::Response, ClientError> {
+        self.http.execute(req).await.map_err(ClientError::transport)
     }
 
     /// Turns an error status into a [`ClientError`] with the server's condition and reason.

@@ -216,3 +216,61 @@ async fn bulk_upload_answers_one_response_per_file() {
         Some(404)
     );
 }
+
+/// Against a server that takes Digest only: the client learns the challenge from its first
+/// 401 and logs in with Digest from then on, a streamed upload included (its login is
+/// found out first, since a streamed body cannot be sent twice).
+#[tokio::test]
+async fn logs_in_with_digest_when_the_server_asks_for_it() {
+    use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, upsert_digest_line};
+    let users = upsert_digest_line("", "ann", "Davit", "s3cret");
+    let auth = Auth::new(Htpasswd::default(), AccessPolicy::new(Access::None))
+        .unwrap()
+        .digest_users(Htdigest::parse(&users, "Davit").unwrap())
+        .digest_only();
+    let config = ServerConfig::builder().auth(Some(Arc::new(auth))).build();
+    let backends = Backends {
+        storage: Arc::new(MemoryStorage::new()),
+        props: Arc::new(MemoryPropertyStore::new()),
+        locks: Arc::new(MemoryLockStore::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Arc::new(DavServer::new(backends, config));
+    tokio::spawn(serve(listener, server, std::future::pending()));
+    let origin = format!("http://{addr}");
+
+    // A streamed upload as the very first request.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("big.bin");
+    std::fs::write(&local, vec![7u8; 300_000]).unwrap();
+    let c = Client::builder(&origin)
+        .credentials("ann", "s3cret")
+        .build()
+        .unwrap();
+    assert!(c.put_file("/big.bin", &local, None).await.unwrap().created);
+    c.put_bytes("/a.txt", "hello".into()).await.unwrap();
+    let names: Vec<String> = c
+        .list("/", Depth::One)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert!(names.contains(&"/big.bin".to_owned()), "{names:?}");
+    let mut body = c.get("/a.txt").await.unwrap().body;
+    let mut got = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(got, b"hello");
+
+    let wrong = Client::builder(&origin)
+        .credentials("ann", "guess")
+        .build()
+        .unwrap();
+    assert_eq!(
+        wrong.mkcol("/x").await.unwrap_err().status_code(),
+        Some(401)
+    );
+}

@@ -38,12 +38,7 @@ impl DigestCredentials {
     /// When it is not Digest, a parameter is malformed or repeated, or a required one
     /// (`username`, `realm`, `nonce`, `uri`, `response`) is missing.
     pub fn parse(value: &str) -> Result<Self, ParseError> {
-        let rest = value
-            .get(..6)
-            .filter(|s| s.eq_ignore_ascii_case("digest"))
-            .and_then(|_| value.get(6..))
-            .filter(|r| r.is_empty() || r.starts_with([' ', '\t']))
-            .ok_or_else(|| ParseError::header(HEADER, "not the Digest scheme"))?;
+        let rest = digest_params(value, HEADER)?;
         let mut creds = DigestCredentials::default();
         let mut seen = Seen::default();
         for param in Params::new(rest) {
@@ -89,6 +84,75 @@ impl DigestCredentials {
         }
         Ok(creds)
     }
+}
+
+/// A server's Digest challenge (`WWW-Authenticate: Digest ...`, RFC 7616 §3.3), as a
+/// client reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestChallenge {
+    /// `realm`.
+    pub realm: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// `opaque`, to be sent back as it is.
+    pub opaque: Option<String>,
+    /// `qop`: the protections offered, comma-separated (`auth`, `auth-int`).
+    pub qop: Option<String>,
+    /// `algorithm` (absent means MD5).
+    pub algorithm: Option<String>,
+    /// `stale=true`: the last credentials were right but their nonce had expired.
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    /// Parses one challenge: a header value that starts with the `Digest` scheme.
+    ///
+    /// # Errors
+    /// When it is not Digest, a parameter is malformed or repeated, or `realm` or `nonce`
+    /// is missing.
+    pub fn parse(value: &str) -> Result<Self, ParseError> {
+        let rest = digest_params(value, "WWW-Authenticate")?;
+        let mut c = DigestChallenge::default();
+        let (mut realm, mut nonce, mut stale) = (false, false, None::<String>);
+        for param in Params::new(rest) {
+            let (name, value) = param?;
+            let slot = match name.to_ascii_lowercase().as_str() {
+                "realm" => Slot::Text(&mut c.realm, &mut realm),
+                "nonce" => Slot::Text(&mut c.nonce, &mut nonce),
+                "opaque" => Slot::Optional(&mut c.opaque),
+                "qop" => Slot::Optional(&mut c.qop),
+                "algorithm" => Slot::Optional(&mut c.algorithm),
+                "stale" => Slot::Optional(&mut stale),
+                _ => continue,
+            };
+            slot.fill(value)?;
+        }
+        if !(realm && nonce) {
+            return Err(ParseError::header(
+                "WWW-Authenticate",
+                "a Digest challenge needs realm and nonce",
+            ));
+        }
+        c.stale = stale.is_some_and(|s| s.eq_ignore_ascii_case("true"));
+        Ok(c)
+    }
+
+    /// Whether `qop` offers `auth` (or is absent, the RFC 2069 form).
+    pub fn offers_auth(&self) -> bool {
+        self.qop
+            .as_deref()
+            .is_none_or(|q| q.split(',').any(|p| p.trim().eq_ignore_ascii_case("auth")))
+    }
+}
+
+/// The parameters after the `Digest` scheme name.
+fn digest_params<'a>(value: &'a str, header: &'static str) -> Result<&'a str, ParseError> {
+    value
+        .get(..6)
+        .filter(|s| s.eq_ignore_ascii_case("digest"))
+        .and_then(|_| value.get(6..))
+        .filter(|r| r.is_empty() || r.starts_with([' ', '\t']))
+        .ok_or_else(|| ParseError::header(header, "not the Digest scheme"))
 }
 
 #[derive(Default)]
@@ -318,6 +382,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn challenges() {
+        let c = DigestChallenge::parse(
+            r#"Digest realm="Davit", qop="auth,auth-int", algorithm=MD5, nonce="abc", opaque="o", stale=TRUE"#,
+        )
+        .unwrap();
+        assert_eq!(c.realm, "Davit");
+        assert_eq!(c.nonce, "abc");
+        assert_eq!(c.opaque.as_deref(), Some("o"));
+        assert!(c.stale && c.offers_auth());
+        let old = DigestChallenge::parse(r#"Digest realm="r", nonce="n""#).unwrap();
+        assert!(!old.stale && old.offers_auth() && old.opaque.is_none());
+        let int_only = DigestChallenge::parse(r#"Digest realm="r", nonce="n", qop="auth-int""#);
+        assert!(!int_only.unwrap().offers_auth());
+        for bad in [
+            r#"Basic realm="r""#,
+            r#"Digest realm="r""#,
+            r#"Digest nonce="n""#,
+            r#"Digest realm="r", nonce="n", nonce="m""#,
+        ] {
+            assert!(DigestChallenge::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     fn quote(s: &str) -> String {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     }
@@ -327,6 +415,7 @@ mod tests {
         fn never_panics(s in "\\PC{0,200}") {
             let _ = DigestCredentials::parse(&s);
             let _ = DigestCredentials::parse(&format!("Digest {s}"));
+            let _ = DigestChallenge::parse(&format!("Digest {s}"));
         }
 
         #[test]

@@ -43,7 +43,7 @@ pub mod request;
 pub mod time;
 pub mod xml;
 
-pub use digest::DigestCredentials;
+pub use digest::{DigestChallenge, DigestCredentials};
 pub use error::ParseError;
 pub use header::{
     ByteRange, ByteRangeSpec, Depth, Destination, ETag, ETagList, Overwrite, RangeRequest,

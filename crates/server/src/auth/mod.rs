@@ -89,6 +89,8 @@ pub struct Auth {
     /// Digest logins, with an htdigest file.
     digest: Option<DigestLogins>,
     nonce_lifetime: Duration,
+    /// Whether Basic logins are offered and taken.
+    basic: bool,
 }
 
 struct DigestLogins {
@@ -133,6 +135,7 @@ impl Auth {
             decoy,
             digest: None,
             nonce_lifetime: NONCE_LIFETIME,
+            basic: true,
         })
     }
 
@@ -154,6 +157,14 @@ impl Auth {
             decoy,
             verified_users: Mutex::new(HashSet::new()),
         });
+        self
+    }
+
+    /// Digest logins only: Basic is neither offered nor taken, so no client sends a
+    /// password in clear (those without Digest cannot log in). Needs
+    /// [`Auth::digest_users`].
+    pub fn digest_only(mut self) -> Self {
+        self.basic = false;
         self
     }
 
@@ -198,7 +209,7 @@ impl Auth {
         }
         // Credentials in another scheme (a token a proxy added) are no login: the request
         // is anonymous, or challenged for one.
-        let basic = value.filter(|v| has_scheme(v, b"basic"));
+        let basic = value.filter(|v| self.basic && has_scheme(v, b"basic"));
         let Some(value) = basic else {
             if self.policy.anonymous_allowed() {
                 return Ok(Principal {
@@ -419,6 +430,9 @@ impl Auth {
             )) {
                 err = err.with_header(WWW_AUTHENTICATE, v);
             }
+        }
+        if !self.basic {
+            return err;
         }
         let basic = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
             .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"Davit\""));

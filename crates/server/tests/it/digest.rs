@@ -327,3 +327,46 @@ async fn digest_users_and_htpasswd_users_also_log_in_with_basic() {
         assert_eq!(r.status(), status, "{user}:{password}");
     }
 }
+
+#[tokio::test]
+async fn digest_only_neither_offers_nor_takes_basic() {
+    let auth = Auth::new(Htpasswd::default(), AccessPolicy::new(Access::None))
+        .unwrap()
+        .digest_users(
+            Htdigest::parse(
+                &davit_server::auth::upsert_digest_line("", "alice", "Davit", "secret"),
+                "Davit",
+            )
+            .unwrap(),
+        )
+        .digest_only();
+    let config = ServerConfig::builder().auth(Some(Arc::new(auth))).build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    let r = s
+        .req("GET", "/")
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 1);
+    assert!(challenges[0].to_str().unwrap().starts_with("Digest "));
+    let nonce = challenges[0]
+        .to_str()
+        .unwrap()
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", "/", &nonce),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
