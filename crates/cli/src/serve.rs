@@ -59,16 +59,32 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Checked before the folder is created or opened: a typo leaves nothing behind.
         let cors = CorsOrigins::new(&s.cors_origins)?;
         let hidden = HiddenNames::new(&s.hide)?;
+        let metrics = match s.metrics_listen {
+            Some(addr) => {
+                let listener =
+                    listen(addr).with_context(|| format!("binding {addr} for metrics"))?;
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(
+                        %addr,
+                        "metrics are served without a login: anyone who can reach this \
+                         address sees the server's traffic and version"
+                    );
+                }
+                Some((Metrics::new(), listener))
+            }
+            None => None,
+        };
         let backends = backends(&s)?;
         let auth = auth(&s)?;
-        let tls = match &s.tls {
-            Some((cert, key)) => {
-                let identity = Identity::load(cert, key)?;
-                // Before the `listening on` line, like the stop signals: a SIGHUP sent
-                // once the server is up must not end it.
-                identity.reload_on_hangup()?;
-                Some(Arc::new(identity.server_config()?))
-            }
+        let identity = match &s.tls {
+            Some((cert, key)) => Some(Identity::load(cert, key)?),
+            None => None,
+        };
+        // Before the `listening on` line, like the stop signals: a SIGHUP sent once the
+        // server is up must not end it.
+        reload_on_hangup(identity.clone())?;
+        let tls = match &identity {
+            Some(identity) => Some(Arc::new(identity.server_config()?)),
             None => None,
         };
         if auth.is_none() && !s.listen.ip().is_loopback() {
@@ -86,14 +102,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let metrics = match s.metrics_listen {
-            Some(addr) => {
-                let listener =
-                    listen(addr).with_context(|| format!("binding {addr} for metrics"))?;
-                Some((Metrics::new(), listener))
-            }
-            None => None,
-        };
         let config = ServerConfig::builder()
             .propfind_infinity_limit(s.propfind_infinity_limit)
             .lock_timeout_max(s.lock_timeout_max)
@@ -381,6 +389,28 @@ fn hidden_names(root: &Path, file: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Ctrl-C or SIGTERM. Registered when called, not when first polled: a signal that comes
 /// right after the address is printed still stops the server gracefully.
+/// On SIGHUP, reads the TLS certificate and key again; without TLS there is nothing to
+/// read, and the signal is only logged (it does not stop the server, as it would by
+/// default).
+fn reload_on_hangup(identity: Option<Arc<Identity>>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match &identity {
+                    Some(identity) => identity.reload_and_log(),
+                    None => tracing::info!("SIGHUP: nothing to reload without TLS"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = identity;
+    Ok(())
+}
+
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let (mut term, mut interrupt) = {

@@ -59,28 +59,15 @@ impl Identity {
         Ok(config)
     }
 
-    /// Reloads on every SIGHUP until the process ends.
-    pub(crate) fn reload_on_hangup(self: &Arc<Self>) -> anyhow::Result<()> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-            let identity = Arc::clone(self);
-            tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    match identity.reload() {
-                        Ok(()) => {
-                            tracing::info!(cert = %identity.cert.display(), "TLS certificate reloaded")
-                        }
-                        Err(e) => tracing::error!(
-                            cert = %identity.cert.display(),
-                            "TLS certificate not reloaded, the one in use stays: {e:#}"
-                        ),
-                    }
-                }
-            });
+    /// [`Identity::reload`], with its outcome logged.
+    pub(crate) fn reload_and_log(&self) {
+        match self.reload() {
+            Ok(()) => tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded"),
+            Err(e) => tracing::error!(
+                cert = %self.cert.display(),
+                "TLS certificate not reloaded, the one in use stays: {e:#}"
+            ),
         }
-        Ok(())
     }
 }
 

@@ -756,6 +756,7 @@ fn htdigest_users_log_in() {
 }
 
 /// `--metrics-listen` prints where the metrics are, and they count the server's answers.
+/// SIGHUP without TLS leaves the server running.
 #[test]
 fn metrics_listen_serves_the_counters() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -772,10 +773,19 @@ fn metrics_listen_serves_the_counters() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut first, mut second) = (String::new(), String::new());
-    out.read_line(&mut first).unwrap();
-    out.read_line(&mut second).unwrap();
+    // Read on a thread, so a missing line fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let wait = std::time::Duration::from_secs(20);
+    let (first, second) = (
+        rx.recv_timeout(wait).unwrap(),
+        rx.recv_timeout(wait).unwrap(),
+    );
     let base = first
         .trim()
         .strip_prefix("listening on ")
@@ -801,6 +811,17 @@ fn metrics_listen_serves_the_counters() {
     assert!(
         answer.contains("davit_requests_total{method=\"PUT\",code=\"201\"} 1\n"),
         "{answer}"
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        request("PUT", &format!("{base}n.txt"), "x").0,
+        201,
+        "still serving"
     );
     child.kill().unwrap();
     child.wait().unwrap();

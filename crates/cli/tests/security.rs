@@ -233,6 +233,7 @@ fn the_text_access_log_is_plain_lines_without_colour_codes() {
 /// and files that do not make an identity leave the one in use.
 #[test]
 fn sighup_reloads_the_tls_certificate() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let install = |c: &rcgen::CertifiedKey<rcgen::KeyPair>| {
@@ -242,24 +243,29 @@ fn sighup_reloads_the_tls_certificate() {
     let old = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let new = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     install(&old);
-    let root = dir.path().join("data");
-    let served = Served::start(
-        &[
-            root.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--tls-cert".as_ref(),
-            cert_path.as_os_str(),
-            "--tls-key".as_ref(),
-            key_path.as_os_str(),
-        ],
-        "info",
-        true,
-    );
-    let addr: std::net::SocketAddr = served
-        .base
-        .strip_prefix("https://")
-        .unwrap()
+    // The log goes to a file, read while the server runs.
+    let log_path = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .arg("serve")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .env("DAVIT_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .strip_prefix("listening on https://")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .trim_end_matches('/')
         .parse()
         .unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -283,29 +289,27 @@ fn sighup_reloads_the_tls_certificate() {
     };
     let (old_ok, new_ok) = (trusting(&old), trusting(&new));
     assert!(old_ok() && !new_ok());
-    let hangup = || {
+    let hangup_until_logged = |line: &str| {
         let status = Command::new("kill")
-            .args(["-HUP", &served.pid().to_string()])
+            .args(["-HUP", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+        let logged = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::read_to_string(&log_path).is_ok_and(|log| log.contains(line))
+        });
+        assert!(logged, "{line:?} not logged");
     };
 
     // Half-written files (a key that does not match): nothing changes.
     std::fs::write(&cert_path, new.cert.pem()).unwrap();
-    hangup();
-    // Time for the signal to be handled; the log checked below shows it was.
-    std::thread::sleep(Duration::from_millis(500));
+    hangup_until_logged("TLS certificate not reloaded");
     assert!(old_ok() && !new_ok(), "a mismatched pair is not taken");
 
     install(&new);
-    hangup();
-    let renewed = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        new_ok()
-    });
-    assert!(renewed && !old_ok(), "the renewed certificate is served");
-    let log = served.stop();
-    assert!(log.contains("TLS certificate not reloaded"), "{log}");
-    assert!(log.contains("TLS certificate reloaded"), "{log}");
+    hangup_until_logged("TLS certificate reloaded");
+    assert!(new_ok() && !old_ok(), "the renewed certificate is served");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -1,15 +1,16 @@
-//! Names left out of collection listings (`--hide`): macOS Finder's `._*` AppleDouble
+//! Files left out of collection listings (`--hide`): macOS Finder's `._*` AppleDouble
 //! files and `.DS_Store`, say, which other clients would otherwise show beside every file.
 //!
-//! Only listings change: PROPFIND members (at every depth, a hidden folder's contents
-//! included) and the HTML listing. A hidden resource is still there for a client that
-//! names it, as Finder does with its own files, and goes wherever its folder goes (DELETE,
-//! COPY, MOVE).
+//! Only listings change: PROPFIND members at every depth and the HTML listing. A hidden
+//! file is still there for a client that names it, as Finder does with its own files, and
+//! goes wherever its folder goes (DELETE, COPY, MOVE). Folders are never hidden: a client
+//! that saw an empty folder would delete it, and what it held, as empty.
 
-/// Member-name patterns: `*` stands for any run of characters, `?` for one.
+/// File-name patterns: `*` stands for any run of characters, `?` for one.
 #[derive(Debug, Clone, Default)]
 pub struct HiddenNames {
-    patterns: Vec<String>,
+    /// Shared: every PROPFIND walk holds them.
+    patterns: std::sync::Arc<[String]>,
 }
 
 /// A pattern that cannot name a member.
@@ -26,8 +27,8 @@ impl HiddenNames {
     /// Patterns for member names.
     ///
     /// # Errors
-    /// An empty pattern, one with `/` (patterns match one name, not a path), or `*` alone
-    /// (it would hide everything).
+    /// An empty pattern, one with `/` (patterns match one name, not a path), or one of
+    /// wildcards only with a `*` (it would hide every file).
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, InvalidPattern> {
         let mut out = Vec::with_capacity(patterns.len());
         for p in patterns {
@@ -36,8 +37,8 @@ impl HiddenNames {
                 Some("empty")
             } else if p.contains('/') {
                 Some("patterns match a member's name, without '/'")
-            } else if p.chars().all(|c| c == '*') {
-                Some("it would hide every member")
+            } else if p.contains('*') && p.chars().all(|c| c == '*' || c == '?') {
+                Some("it would hide every file")
             } else {
                 None
             };
@@ -49,10 +50,12 @@ impl HiddenNames {
             }
             out.push(p.to_owned());
         }
-        Ok(HiddenNames { patterns: out })
+        Ok(HiddenNames {
+            patterns: out.into(),
+        })
     }
 
-    /// Whether `name` is left out of listings.
+    /// Whether a file named `name` is left out of listings.
     pub fn hides(&self, name: &str) -> bool {
         self.patterns
             .iter()
@@ -121,11 +124,15 @@ mod tests {
             assert_eq!(hidden.hides(name), hides, "{name}");
         }
         assert!(!HiddenNames::default().hides("._x"));
+        assert!(
+            HiddenNames::new(&["???"]).unwrap().hides("abc"),
+            "only names of three"
+        );
     }
 
     #[test]
     fn bad_patterns_are_refused() {
-        for p in ["", "*", "**", "a/b", "/x"] {
+        for p in ["", "*", "**", "?*", "*?", "*?*", "a/b", "/x"] {
             assert!(HiddenNames::new(&[p]).is_err(), "{p}");
         }
     }

@@ -346,6 +346,9 @@ pub async fn serve(
         };
         let Some(client_slot) = per_client.claim(peer.ip()) else {
             tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
+            if let Some(metrics) = &server.config.metrics {
+                metrics.connection_refused();
+            }
             tokio::spawn(refuse(stream));
             continue;
         };

@@ -2,8 +2,9 @@
 //! (`davit serve --metrics-listen`), so the WebDAV namespace and its logins stay as they are.
 //!
 //! Counting is a few relaxed atomic additions per request, and only happens when metrics
-//! are on. Durations run from the request's arrival to its answer's head: a streamed body
-//! (a large GET, a long PROPFIND) is not included, as the client sets its pace.
+//! are on. Durations run from the parsed request head to the answer's head: an upload's
+//! body is included, a streamed answer's (a large GET, a long PROPFIND) is not. Request
+//! heads refused before they reach a method (400, 431, 501) count under `other`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub struct Metrics {
     durations: Box<[PerMethod]>,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,7 @@ impl Default for Metrics {
                 .collect(),
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -109,6 +112,16 @@ impl Metrics {
         let per = &self.durations[method.0];
         per.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         per.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// A request head was refused before it named a method we count.
+    pub(crate) fn refused_head(&self, status: StatusCode) {
+        self.answered(MethodSlot(METHODS.len() - 1), status, Duration::ZERO);
+    }
+
+    /// A connection was refused (503) because its client held its most connections.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection was accepted; it counts as open until the guard is dropped.
@@ -181,9 +194,13 @@ impl Metrics {
             "# HELP davit_connections_open Client connections open now.\n\
              # TYPE davit_connections_open gauge\ndavit_connections_open {}\n\
              # HELP davit_connections_total Client connections accepted.\n\
-             # TYPE davit_connections_total counter\ndavit_connections_total {}",
+             # TYPE davit_connections_total counter\ndavit_connections_total {}\n\
+             # HELP davit_connections_refused_total Connections refused with 503: their \
+             client held its most connections.\n\
+             # TYPE davit_connections_refused_total counter\ndavit_connections_refused_total {}",
             self.connections_open.load(Ordering::Relaxed),
-            self.connections_total.load(Ordering::Relaxed)
+            self.connections_total.load(Ordering::Relaxed),
+            self.connections_refused.load(Ordering::Relaxed)
         );
         process::render(&mut out);
         out
@@ -200,9 +217,14 @@ fn seconds(us: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
+/// Connections to the metrics listener served at once; more are closed at once, so the
+/// listener cannot take the descriptors the WebDAV connections need.
+const MAX_SCRAPERS: usize = 8;
+
 /// Answers `GET /metrics` on connections from `listener` until dropped (HTTP/1.1, no
 /// login: bind it where only the monitoring can reach it).
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPERS));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -212,8 +234,13 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let metrics = Arc::clone(&metrics);
@@ -242,7 +269,7 @@ fn answer<B>(
         ),
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
-            "GET only\n".to_owned(),
+            "GET or HEAD only\n".to_owned(),
             "text/plain; charset=utf-8",
         ),
         _ => (
@@ -395,6 +422,22 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert!(!text.contains("method=\"PUT\""), "no empty series");
+    }
+
+    #[test]
+    fn refusals_are_counted() {
+        let m = Metrics::new();
+        m.refused_head(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        m.connection_refused();
+        let text = m.render();
+        assert!(
+            text.contains("davit_requests_total{method=\"other\",code=\"431\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("davit_connections_refused_total 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

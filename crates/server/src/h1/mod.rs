@@ -72,6 +72,9 @@ pub(crate) async fn serve(
             Ok(None) => break,
             Err((status, reason)) => {
                 tracing::debug!(peer = %cx.peer, %status, %reason, "request refused");
+                if let Some(metrics) = &cx.server.config.metrics {
+                    metrics.refused_head(status);
+                }
                 let asked = write::Asked {
                     version: Version::HTTP_11,
                     head_request: false,

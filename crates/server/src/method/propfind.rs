@@ -7,7 +7,7 @@
 //! - The multistatus is written as the tree is walked and streamed in chunks through a
 //!   bounded channel, so memory stays bounded whatever the tree's size.
 //! - Dead properties of all members of a collection come from one store query.
-//! - Members whose names are hidden (`--hide`) are left out, with what is below them.
+//! - Files whose names are hidden (`--hide`) are left out.
 
 use std::io;
 use std::time::SystemTime;
@@ -135,11 +135,7 @@ async fn count_entries(
             Err(StorageError::NotFound) => continue,
             Err(e) => return Err(DavError::from_storage(e)),
         };
-        let hidden = &server.config.hidden;
-        let entries: Vec<_> = entries
-            .into_iter()
-            .filter(|e| !hidden.hides(&e.name))
-            .collect();
+        // Hidden files count too: listing them is work the bound is there to limit.
         count += entries.len();
         if count > limit {
             return Ok(count);
@@ -197,7 +193,8 @@ impl Walk {
                 }
             };
             for entry in entries {
-                if self.hidden.hides(&entry.name) {
+                let is_dir = matches!(&entry.metadata, Ok(m) if m.kind.is_collection());
+                if !is_dir && self.hidden.hides(&entry.name) {
                     continue;
                 }
                 let Ok(child) = dir.join(&entry.name) else {

@@ -1,5 +1,5 @@
-//! `--hide`: matching members are left out of PROPFIND listings at every depth and of the
-//! HTML page, stay reachable by name, and go with their folder.
+//! `--hide`: matching files are left out of PROPFIND listings at every depth and of the
+//! HTML page, stay reachable by name, and go with their folder; folders are never hidden.
 
 use davit_server::{HiddenNames, ServerConfig};
 use reqwest::StatusCode;
@@ -33,11 +33,21 @@ async fn hidden_members_are_left_out_of_listings(kind: Kind) {
     let one = s.propfind("/", "1", PROPFIND_ALL).await;
     let mut one = one.hrefs();
     one.sort_unstable();
-    assert_eq!(one, ["/", "/a.txt", "/sub/"]);
+    assert_eq!(one, ["/", "/._dir/", "/a.txt", "/sub/"]);
     let all = s.propfind("/", "infinity", PROPFIND_ALL).await;
     let mut all = all.hrefs();
     all.sort_unstable();
-    assert_eq!(all, ["/", "/a.txt", "/sub/", "/sub/b.txt"]);
+    assert_eq!(
+        all,
+        [
+            "/",
+            "/._dir/",
+            "/._dir/inner.txt",
+            "/a.txt",
+            "/sub/",
+            "/sub/b.txt"
+        ]
+    );
 
     // Named, a hidden member is there as any other.
     assert_eq!(
@@ -51,13 +61,17 @@ async fn hidden_members_are_left_out_of_listings(kind: Kind) {
     assert_eq!(
         s.propfind("/._dir/", "1", PROPFIND_ALL).await.hrefs().len(),
         2,
-        "a hidden folder lists its own members"
+        "a folder lists its own members"
     );
 
     let (status, page) = s.get_text("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("a.txt") && page.contains("sub/"), "{page}");
-    assert!(!page.contains("._") && !page.contains("DS_Store"), "{page}");
+    assert!(page.contains("._dir/"), "{page}");
+    assert!(
+        !page.contains("._a.txt") && !page.contains("DS_Store"),
+        "{page}"
+    );
 
     // They go with their folder.
     let r = s.req("DELETE", "/sub/").send().await.unwrap();
@@ -73,4 +87,37 @@ async fn hidden_members_are_left_out_of_listings_memory() {
 #[tokio::test]
 async fn hidden_members_are_left_out_of_listings_fs() {
     hidden_members_are_left_out_of_listings(Kind::Fs).await;
+}
+
+/// Hidden files still count toward the `Depth: infinity` bound: listing them is the work
+/// the bound limits.
+#[tokio::test]
+async fn hidden_files_count_toward_the_infinity_bound() {
+    let config = ServerConfig::builder()
+        .hidden(HiddenNames::new(&["._*"]).unwrap())
+        .propfind_infinity_limit(4)
+        .build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    for path in ["/a", "/._a", "/._b"] {
+        assert_eq!(s.put(path, "x").await, StatusCode::CREATED);
+    }
+    let r = s
+        .req("PROPFIND", "/")
+        .header("Depth", "infinity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS, "4 entries: within");
+    assert_eq!(s.put("/._c", "x").await, StatusCode::CREATED);
+    let r = s
+        .req("PROPFIND", "/")
+        .header("Depth", "infinity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "5 entries, 2 of them shown"
+    );
 }

@@ -57,9 +57,15 @@ async fn answers_are_counted_and_served() {
     ] {
         assert_eq!(sample(&text, series), Some(n), "{series} in\n{text}");
     }
-    let connections = sample(&text, "davit_connections_total").unwrap();
-    assert!(connections >= 1, "{text}");
-    assert!(sample(&text, "davit_connections_open").unwrap() <= connections);
+    assert!(
+        sample(&text, "davit_connections_total").unwrap() >= 1,
+        "{text}"
+    );
+    // The test's client keeps its connection open between requests.
+    assert!(
+        sample(&text, "davit_connections_open").unwrap() >= 1,
+        "{text}"
+    );
     for (method, path, status) in [("GET", "/", 404), ("POST", "/metrics", 405)] {
         let r = client
             .request(method.parse().unwrap(), format!("http://{at}{path}"))
