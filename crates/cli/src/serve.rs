@@ -295,7 +295,6 @@ fn access(a: AccessArg) -> Access {
     }
 }
 
-/// rustls settings from PEM files; HTTP/2 offered first by ALPN.
 fn backends(args: &Settings) -> anyhow::Result<Backends> {
     if args.backend == Backend::Memory {
         return Ok(Backends {
@@ -387,8 +386,6 @@ fn hidden_names(root: &Path, file: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// Ctrl-C or SIGTERM. Registered when called, not when first polled: a signal that comes
-/// right after the address is printed still stops the server gracefully.
 /// On SIGHUP, reads the TLS certificate and key again; without TLS there is nothing to
 /// read, and the signal is only logged (it does not stop the server, as it would by
 /// default).
@@ -411,6 +408,8 @@ fn reload_on_hangup(identity: Option<Arc<Identity>>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C or SIGTERM. Registered when called, not when first polled: a signal that comes
+/// right after the address is printed still stops the server gracefully.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let (mut term, mut interrupt) = {

@@ -546,7 +546,6 @@ pub(crate) fn authorize(
     Ok(())
 }
 
-/// User and password from `Basic base64(user:password)`.
 /// Whether `value` is credentials of the scheme `name` (any case), with a space or tab
 /// after the name.
 fn has_scheme(value: &HeaderValue, name: &[u8]) -> bool {
@@ -574,9 +573,10 @@ fn signed_for(signed: &str, uri: &Uri) -> bool {
     signed == target || decoded(&signed) == decoded(target)
 }
 
+/// User and password from `Basic base64(user:password)`.
 fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     let value = value.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
+    let (scheme, encoded) = value.trim().split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -600,11 +600,12 @@ mod tests {
     #[test]
     fn basic_credentials_table() {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let table: [(String, Option<(&str, &str)>); 7] = [
+        let table: [(String, Option<(&str, &str)>); 8] = [
             (
                 format!("Basic {}", b64("alice:secret")),
                 Some(("alice", "secret")),
             ),
+            (format!("Basic\t{}", b64("tab:x")), Some(("tab", "x"))),
             (format!("basic  {}", b64("a:b:c")), Some(("a", "b:c"))),
             (
                 format!("Basic {}", b64("élise:pässword")),
