@@ -9,7 +9,7 @@ use davit_client::{Client, split_url};
 /// Connection flags shared by the client commands.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Conn {
-    /// User name for HTTP Basic authentication.
+    /// User name (sent with Basic, or Digest when the server asks for it).
     #[arg(long, short = 'u', env = "DAVIT_USER", global = true)]
     user: Option<String>,
     /// Password (prefer DAVIT_PASSWORD or a netrc file to keep it out of `ps`).
