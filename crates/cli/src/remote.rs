@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use davit_client::{Client, split_url};
 
 /// Connection flags shared by the client commands.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct Conn {
-    /// User name (sent with Basic, or Digest when the server asks for it).
+    /// User name (Digest when the server offers it, else Basic; over plain HTTP nothing is
+    /// sent before the server asks).
     #[arg(long, short = 'u', env = "DAVIT_USER", global = true)]
     user: Option<String>,
     /// Password (prefer DAVIT_PASSWORD or a netrc file to keep it out of `ps`).
@@ -18,6 +19,16 @@ pub(crate) struct Conn {
     /// netrc file with credentials [default: $NETRC or ~/.netrc].
     #[arg(long, global = true)]
     netrc: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of logs and panics.
+        f.debug_struct("Conn")
+            .field("user", &self.user)
+            .field("netrc", &self.netrc)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A client for the server of `url`, and the decoded path `url` names there.

@@ -169,7 +169,8 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// A user and password: sent with Basic until the server asks for Digest.
+    /// A user and password, sent as the server asks (Digest when it offers it, else
+    /// Basic; over plain HTTP nothing before its first 401).
     pub fn credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Some((user.to_owned(), password.to_owned()));
         self
@@ -283,33 +284,61 @@ impl Client {
             .header(ACCEPT, "application/xml, text/xml;q=0.9, */*;q=0.1")
     }
 
-    /// Sends a request with the credentials, if any. A Digest challenge in a 401 is
-    /// learned and the request sent again; a streamed body cannot be sent twice, so before
-    /// the first such request the server's login is found out with an OPTIONS.
+    /// Sends a request with the credentials, if any, sending it once more when its 401
+    /// says how the server wants them (see [`login`]).
     async fn send(&self, rb: RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let mut req = rb.build().map_err(ClientError::transport)?;
+        let req = rb.build().map_err(ClientError::transport)?;
+        let mut again = req.try_clone();
+        self.send_twice(req, move || {
+            let req = again.take();
+            async move { Ok(req) }
+        })
+        .await
+    }
+
+    /// [`Client::send`] for a streamed body, which cannot be sent twice: `build` makes the
+    /// request afresh for the second try.
+    async fn send_streamed<F, Fut>(&self, build: F) -> Result<reqwest::Response, ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ClientError>>,
+    {
+        let req = build().await?.build().map_err(ClientError::transport)?;
+        let build = &build;
+        self.send_twice(req, move || async move {
+            Ok(Some(
+                build().await?.build().map_err(ClientError::transport)?,
+            ))
+        })
+        .await
+    }
+
+    async fn send_twice<F, Fut>(
+        &self,
+        mut req: reqwest::Request,
+        mut again: F,
+    ) -> Result<reqwest::Response, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<reqwest::Request>, ClientError>>,
+    {
         let Some(login) = &self.login else {
             return self.execute(req).await;
         };
-        if req.body().is_some_and(|b| b.as_bytes().is_none()) && login.probe_first() {
-            let mut probe = reqwest::Request::new(reqwest::Method::OPTIONS, req.url().clone());
-            login.authorize(&mut probe);
-            let resp = self.execute(probe).await?;
-            if resp.status() == StatusCode::UNAUTHORIZED {
-                login.learn(resp.headers());
-            }
-        }
-        login.authorize(&mut req);
-        let again = req.try_clone();
+        let sent = login.authorize(&mut req)?;
         let resp = self.execute(req).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED
-            && login.learn(resp.headers())
-            && let Some(mut again) = again
+        // Only this server's answers say how it wants logins: not one a redirect led to.
+        let ours = reqwest::Url::parse(&self.origin)
+            .is_ok_and(|origin| origin.origin() == resp.url().origin());
+        if resp.status() != StatusCode::UNAUTHORIZED || !ours || !login.learn(resp.headers(), &sent)
         {
-            login.authorize(&mut again);
-            return self.execute(again).await;
+            return Ok(resp);
         }
-        Ok(resp)
+        let Some(mut req) = again().await? else {
+            return Ok(resp);
+        };
+        login.authorize(&mut req)?;
+        self.execute(req).await
     }
 
     async fn execute(&self, req: reqwest::Request) -> Result<reqwest::Response, ClientError> {
@@ -594,7 +623,10 @@ impl Client {
         if let Some(len) = len {
             rb = rb.header(reqwest::header::CONTENT_LENGTH, len);
         }
-        let resp = self.send(rb).await?;
+        Self::put_result(self.send(rb).await?).await
+    }
+
+    async fn put_result(resp: reqwest::Response) -> Result<PutResult, ClientError> {
         if !resp.status().is_success() {
             return Err(Self::error(resp).await);
         }
@@ -628,20 +660,27 @@ impl Client {
         local: &Path,
         progress: Option<Progress>,
     ) -> Result<PutResult, ClientError> {
-        let file = tokio::fs::File::open(local)
-            .await
-            .map_err(|e| ClientError::io(format!("opening {}", local.display()), e))?;
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| ClientError::io(format!("reading {}", local.display()), e))?
-            .len();
-        let stream = counted(
-            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-            progress,
-        );
-        self.put_body(path, reqwest::Body::wrap_stream(stream), Some(len))
-            .await
+        // Opened for each try: a login the server asks for again sends the file again.
+        let build = || async {
+            let file = tokio::fs::File::open(local)
+                .await
+                .map_err(|e| ClientError::io(format!("opening {}", local.display()), e))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| ClientError::io(format!("reading {}", local.display()), e))?
+                .len();
+            let stream = counted(
+                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
+                progress.clone(),
+            );
+            Ok(self
+                .request("PUT", path)
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(stream)))
+        };
+        let resp = self.send_streamed(build).await?;
+        Self::put_result(resp).await
     }
 
     /// MKCOL.
@@ -773,13 +812,19 @@ impl Client {
         files: &[(String, PathBuf)],
         progress: Option<Progress>,
     ) -> Result<Multistatus, ClientError> {
-        let (content_type, len, stream) = multipart::encode(files).await?;
-        let rb = self
-            .request("POST", dir)
-            .header(CONTENT_TYPE, content_type)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(counted(stream, progress)));
-        let resp = self.send(rb).await?;
+        // Encoded for each try: a login the server asks for again sends the files again.
+        let build = || async {
+            let (content_type, len, stream) = multipart::encode(files).await?;
+            Ok(self
+                .request("POST", dir)
+                .header(CONTENT_TYPE, content_type)
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(counted(
+                    stream,
+                    progress.clone(),
+                ))))
+        };
+        let resp = self.send_streamed(build).await?;
         Self::multistatus(dir, resp).await
     }
 }

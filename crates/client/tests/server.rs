@@ -217,17 +217,18 @@ async fn bulk_upload_answers_one_response_per_file() {
     );
 }
 
-/// Against a server that takes Digest only: the client learns the challenge from its first
-/// 401 and logs in with Digest from then on, a streamed upload included (its login is
-/// found out first, since a streamed body cannot be sent twice).
+/// Against a server that takes Digest only (and lets anonymous clients read): the client
+/// sends nothing in clear, learns Digest from the first 401, and sends the request again;
+/// a streamed upload is read from its file again, also when its nonce has gone stale.
 #[tokio::test]
 async fn logs_in_with_digest_when_the_server_asks_for_it() {
     use davit_server::auth::{Access, AccessPolicy, Auth, Htdigest, Htpasswd, upsert_digest_line};
     let users = upsert_digest_line("", "ann", "Davit", "s3cret");
-    let auth = Auth::new(Htpasswd::default(), AccessPolicy::new(Access::None))
+    let auth = Auth::new(Htpasswd::default(), AccessPolicy::new(Access::Read))
         .unwrap()
         .digest_users(Htdigest::parse(&users, "Davit").unwrap())
-        .digest_only();
+        .digest_only()
+        .nonce_lifetime(std::time::Duration::ZERO);
     let config = ServerConfig::builder().auth(Some(Arc::new(auth))).build();
     let backends = Backends {
         storage: Arc::new(MemoryStorage::new()),
@@ -240,7 +241,6 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
     tokio::spawn(serve(listener, server, std::future::pending()));
     let origin = format!("http://{addr}");
 
-    // A streamed upload as the very first request.
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("big.bin");
     std::fs::write(&local, vec![7u8; 300_000]).unwrap();
@@ -248,17 +248,23 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
         .credentials("ann", "s3cret")
         .build()
         .unwrap();
+    // A streamed upload as the very first request: anonymous OPTIONS would succeed here,
+    // so only the PUT's own 401 tells the client to log in.
     assert!(c.put_file("/big.bin", &local, None).await.unwrap().created);
-    c.put_bytes("/a.txt", "hello".into()).await.unwrap();
+    c.mkcol("/a b").await.unwrap();
+    c.put_bytes("/a b/é.txt", "hello".into()).await.unwrap();
     let names: Vec<String> = c
-        .list("/", Depth::One)
+        .list("/", Depth::Infinity)
         .await
         .unwrap()
         .into_iter()
         .map(|e| e.path)
         .collect();
-    assert!(names.contains(&"/big.bin".to_owned()), "{names:?}");
-    let mut body = c.get("/a.txt").await.unwrap().body;
+    assert!(names.contains(&"/a b/é.txt".to_owned()), "{names:?}");
+    // Every nonce is stale after a second: the next streamed upload meets `stale=true`.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(!c.put_file("/big.bin", &local, None).await.unwrap().created);
+    let mut body = c.get("/a b/é.txt").await.unwrap().body;
     let mut got = Vec::new();
     while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
         got.extend_from_slice(&chunk.unwrap());

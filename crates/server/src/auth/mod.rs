@@ -168,6 +168,12 @@ impl Auth {
         self
     }
 
+    /// Whether Basic is offered and taken: unless Digest only was asked for, and there
+    /// are Digest users to log in instead.
+    fn basic_on(&self) -> bool {
+        self.basic || self.digest.is_none()
+    }
+
     /// How long a Digest nonce is good for (5 minutes unless set).
     pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
         self.nonce_lifetime = lifetime;
@@ -209,7 +215,7 @@ impl Auth {
         }
         // Credentials in another scheme (a token a proxy added) are no login: the request
         // is anonymous, or challenged for one.
-        let basic = value.filter(|v| self.basic && has_scheme(v, b"basic"));
+        let basic = value.filter(|v| self.basic_on() && has_scheme(v, b"basic"));
         let Some(value) = basic else {
             if self.policy.anonymous_allowed() {
                 return Ok(Principal {
@@ -431,7 +437,7 @@ impl Auth {
                 err = err.with_header(WWW_AUTHENTICATE, v);
             }
         }
-        if !self.basic {
+        if !self.basic_on() {
             return err;
         }
         let basic = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
