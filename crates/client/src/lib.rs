@@ -330,6 +330,9 @@ impl Client {
         // Only this server's answers say how it wants logins: not one a redirect led to.
         let ours = reqwest::Url::parse(&self.origin)
             .is_ok_and(|origin| origin.origin() == resp.url().origin());
+        if ours {
+            login.next_nonce(resp.headers(), &sent);
+        }
         if resp.status() != StatusCode::UNAUTHORIZED || !ours || !login.learn(resp.headers(), &sent)
         {
             return Ok(resp);

@@ -173,6 +173,24 @@ impl Login {
         }
     }
 
+    /// Takes the `nextnonce` of an answer's `Authentication-Info`, when the request went
+    /// under the current nonce: the server is about to let that one expire.
+    pub(crate) fn next_nonce(&self, headers: &HeaderMap, sent: &Sent) -> Option<()> {
+        let Sent::Digest(used) = sent else {
+            return None;
+        };
+        let value = headers.get("authentication-info")?;
+        let next = davit_proto::digest::next_nonce(std::str::from_utf8(value.as_bytes()).ok()?)?;
+        if let Scheme::Digest(session) = &mut *self.scheme()
+            && session.challenge.nonce == *used
+            && next != *used
+        {
+            session.challenge.nonce = next;
+            session.count = 0;
+        }
+        Some(())
+    }
+
     fn digest_value(&self, session: &Session, method: &str, uri: &str) -> String {
         let c = &session.challenge;
         let ha1 = md5_hex(&format!("{}:{}:{}", self.user, c.realm, self.password));
@@ -404,6 +422,40 @@ mod tests {
         );
         // A late answer to a request under "a" does not replace "b", and is retried.
         assert!(login.learn(&digest("c", false), &Sent::Digest("a".into())));
+        assert_eq!(
+            login.authorize(&mut request("http://h/")).unwrap(),
+            Sent::Digest("b".into())
+        );
+    }
+
+    #[test]
+    fn a_next_nonce_takes_over() {
+        let login = Login::new("u".into(), "p".into());
+        login.learn(
+            &headers(&[r#"Digest realm="r", nonce="a", qop="auth""#]),
+            &Sent::Nothing,
+        );
+        let sent = login.authorize(&mut request("http://h/")).unwrap();
+        let mut info = HeaderMap::new();
+        info.insert(
+            "authentication-info",
+            HeaderValue::from_static(r#"nextnonce="b""#),
+        );
+        login.next_nonce(&info, &sent);
+        let mut req = request("http://h/");
+        assert_eq!(login.authorize(&mut req).unwrap(), Sent::Digest("b".into()));
+        assert!(
+            req.headers()[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .contains("nc=00000001")
+        );
+        // A late answer to a request under "a" does not take "b" back.
+        info.insert(
+            "authentication-info",
+            HeaderValue::from_static(r#"nextnonce="c""#),
+        );
+        login.next_nonce(&info, &sent);
         assert_eq!(
             login.authorize(&mut request("http://h/")).unwrap(),
             Sent::Digest("b".into())

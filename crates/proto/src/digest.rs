@@ -145,6 +145,15 @@ impl DigestChallenge {
     }
 }
 
+/// The `nextnonce` of an `Authentication-Info` value (RFC 7616 §3.5): the nonce to use
+/// from now on.
+pub fn next_nonce(value: &str) -> Option<String> {
+    Params::new(value)
+        .map_while(Result::ok)
+        .find(|(name, _)| name.eq_ignore_ascii_case("nextnonce"))
+        .map(|(_, v)| v)
+}
+
 /// The parameters after the `Digest` scheme name.
 fn digest_params<'a>(value: &'a str, header: &'static str) -> Result<&'a str, ParseError> {
     value
@@ -380,6 +389,17 @@ mod tests {
             let got = DigestCredentials::parse(&value).ok();
             assert_eq!(got.as_ref().map(|c| c.username.as_str()), user, "{value}");
         }
+    }
+
+    #[test]
+    fn next_nonces() {
+        assert_eq!(
+            next_nonce(r#"qop=auth, nextnonce="abc", rspauth="x""#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(next_nonce(r#"NextNonce=abc"#).as_deref(), Some("abc"));
+        assert_eq!(next_nonce(r#"rspauth="x""#), None);
+        assert_eq!(next_nonce(r#"nextnonce="unterminated"#), None);
     }
 
     #[test]

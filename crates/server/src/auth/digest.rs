@@ -191,7 +191,8 @@ pub(crate) struct Nonces {
 /// What a nonce turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NonceState {
-    Fresh,
+    /// Issued here, `age` seconds ago.
+    Fresh { age: u64 },
     /// Issued here, but too long ago (or before a restart: then it does not verify and
     /// is [`NonceState::Unknown`]).
     Stale,
@@ -235,10 +236,11 @@ impl Nonces {
             return NonceState::Unknown;
         }
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if issued > now + FUTURE_SLACK_SECS || now.saturating_sub(issued) > lifetime.as_secs() {
+        let age = now.saturating_sub(issued);
+        if issued > now + FUTURE_SLACK_SECS || age > lifetime.as_secs() {
             NonceState::Stale
         } else {
-            NonceState::Fresh
+            NonceState::Fresh { age }
         }
     }
 
@@ -392,12 +394,15 @@ mod tests {
         let nonces = Nonces::new(&[7; 32]);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let n = nonces.issue(t0);
-        assert_eq!(nonces.check(&n, t0, life), NonceState::Fresh);
-        assert_eq!(nonces.check(&n, t0 + life, life), NonceState::Fresh);
+        assert_eq!(nonces.check(&n, t0, life), NonceState::Fresh { age: 0 });
+        assert_eq!(
+            nonces.check(&n, t0 + life, life),
+            NonceState::Fresh { age: 300 }
+        );
         let late = t0 + life + Duration::from_secs(1);
         assert_eq!(nonces.check(&n, late, life), NonceState::Stale);
         let early = t0 - Duration::from_secs(5);
-        assert_eq!(nonces.check(&n, early, life), NonceState::Fresh);
+        assert_eq!(nonces.check(&n, early, life), NonceState::Fresh { age: 0 });
         let set_back = t0 - Duration::from_secs(6);
         assert_eq!(nonces.check(&n, set_back, life), NonceState::Stale);
         // Another key (a restart), a changed time, a truncated or foreign nonce.

@@ -221,6 +221,7 @@ impl Auth {
                 return Ok(Principal {
                     user: None,
                     rules: Some(Arc::clone(&self.policy.anonymous)),
+                    next_nonce: None,
                 });
             }
             return Err(self.challenge("authentication required"));
@@ -373,9 +374,15 @@ impl Auth {
             .nonces
             .check(&creds.nonce, SystemTime::now(), self.nonce_lifetime)
         {
-            NonceState::Fresh => {
+            NonceState::Fresh { age } => {
                 tracing::debug!(user = ?creds.username, "Digest login");
-                Ok(self.principal(creds.username))
+                let mut principal = self.principal(creds.username);
+                if age * 2 > self.nonce_lifetime.as_secs() {
+                    let next = logins.nonces.issue(SystemTime::now());
+                    principal.next_nonce =
+                        HeaderValue::from_str(&format!("nextnonce=\"{next}\"")).ok();
+                }
+                Ok(principal)
             }
             NonceState::Stale | NonceState::Unknown => Err(self.challenged(
                 DavError::new(StatusCode::UNAUTHORIZED, "the Digest nonce has expired"),
@@ -397,6 +404,7 @@ impl Auth {
         Principal {
             rules: Some(Arc::clone(self.policy.for_user(&user))),
             user: Some(user.into()),
+            next_nonce: None,
         }
     }
 
@@ -463,6 +471,9 @@ pub(crate) struct Principal {
     pub(crate) user: Option<Arc<str>>,
     /// `None`: no rules apply (the server runs without authentication).
     rules: Option<Arc<UserRules>>,
+    /// `nextnonce="..."`, for an `Authentication-Info` header, when a Digest login used a
+    /// nonce past half its life.
+    pub(crate) next_nonce: Option<HeaderValue>,
 }
 
 impl Principal {
@@ -477,6 +488,7 @@ impl Principal {
         Principal {
             user: None,
             rules: None,
+            next_nonce: None,
         }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) async fn dispatch(
 ) -> Result<Response<DavBody>, DavError> {
     let (parts, body) = req.into_parts();
     let body = Body::new(body);
-    let principal = match &server.config.auth {
+    let mut principal = match &server.config.auth {
         Some(auth) => match auth
             .authenticate(&parts.method, &parts.uri, &parts.headers, client)
             .await
@@ -58,6 +58,27 @@ pub(crate) async fn dispatch(
         None => Principal::unrestricted(),
     };
     user.clone_from(&principal.user);
+    let Some(next_nonce) = principal.next_nonce.take() else {
+        return route_change(server, parts, principal, body).await;
+    };
+    // A Digest nonce past half its life: the client gets the next one with this answer.
+    let name = http::HeaderName::from_static("authentication-info");
+    match route_change(server, parts, principal, body).await {
+        Ok(mut resp) => {
+            resp.headers_mut().insert(name, next_nonce);
+            Ok(resp)
+        }
+        Err(e) => Err(e.with_header(name, next_nonce)),
+    }
+}
+
+/// The rest of [`dispatch`], once the sender is known.
+async fn route_change(
+    server: &Arc<DavServer>,
+    parts: http::request::Parts,
+    principal: Principal,
+    body: Body,
+) -> Result<Response<DavBody>, DavError> {
     if parts.method == http::Method::OPTIONS && parts.uri.path() == "*" {
         return Ok(options::server_wide(server.config.read_only));
     }

@@ -370,3 +370,47 @@ async fn digest_only_neither_offers_nor_takes_basic() {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// A nonce past half its life gets the next one in `Authentication-Info`, which then
+/// works as any nonce issued here; a young nonce gets none.
+#[tokio::test]
+async fn a_nonce_past_half_its_life_comes_with_the_next() {
+    let s = start(10_000, Duration::from_secs(4)).await;
+    let n = nonce(&s).await;
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", "/", &n),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("authentication-info").is_none(), "young");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", "/", &n),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let info = r.headers()["authentication-info"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let next = davit_proto::digest::next_nonce(&info).unwrap();
+    assert_ne!(next, n);
+    let r = send(
+        &s,
+        "GET",
+        "/",
+        &credentials("alice", "secret", "GET", "/", &next),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("authentication-info").is_none());
+}
