@@ -5,15 +5,16 @@
 //! which Apache's `htdigest` and `davit passwd --digest` write; the one-way hashes of an
 //! htpasswd file cannot serve it.
 //!
-//! Nonces carry their time of issue and a keyed MAC of it, so the server keeps no state
-//! per nonce and a restart makes old nonces stale, which clients retry silently. Request
-//! counts (`nc`) are not tracked, as Apache's default does not. So within a nonce's
-//! lifetime (5 minutes) someone who captured a request can send it again, with another
-//! body or `Destination` even, since Digest signs only the method and the URL. Digest keeps
-//! the password off the wire; TLS is what protects the requests.
+//! Nonces carry their time of issue and a keyed MAC of it, so issuing one keeps no state,
+//! and a restart makes old nonces stale, which clients retry silently. Each response a
+//! nonce has let in is remembered while the nonce lives ([`Replays`]): a captured request
+//! sent again (with another body or `Destination` even, which Digest does not sign) is
+//! asked to log in afresh, which needs the password. Digest keeps the password off the
+//! wire; TLS is what keeps the requests private.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest as _, Md5};
@@ -179,6 +180,52 @@ pub fn upsert_digest_line(text: &str, user: &str, realm: &str, password: &str) -
         out.push_str(&line);
     }
     out
+}
+
+/// Responses a nonce has already let in, per nonce that has let one in.
+#[derive(Default)]
+pub(crate) struct Replays {
+    seen: Mutex<HashMap<String, HashSet<[u8; 16]>>>,
+}
+
+/// Responses remembered per nonce: a client past it is asked for a new nonce (one round
+/// trip), so memory per nonce stays bounded whatever the client sends.
+const MAX_RESPONSES_PER_NONCE: usize = 4096;
+/// Nonces remembered at once; past it the expired ones go, and if that is not enough,
+/// all (their replays within the lifetime would then go unnoticed: a flood's cost).
+const MAX_NONCES: usize = 4096;
+
+impl Replays {
+    /// Whether `response` under `nonce` (issued here and fresh, with a right response) is
+    /// used for the first time; remembers it.
+    pub(crate) fn first_use(
+        &self,
+        nonce: &str,
+        response: &str,
+        now: SystemTime,
+        lifetime: Duration,
+    ) -> bool {
+        let Some(response) = from_hex(response) else {
+            return false;
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_NONCES && !seen.contains_key(nonce) {
+            let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            seen.retain(|n, _| {
+                issued(n).is_some_and(|t| now.saturating_sub(t) <= lifetime.as_secs())
+            });
+            if seen.len() >= MAX_NONCES {
+                seen.clear();
+            }
+        }
+        let responses = seen.entry(nonce.to_owned()).or_default();
+        responses.len() < MAX_RESPONSES_PER_NONCE && responses.insert(response)
+    }
+}
+
+/// The time of issue written in a nonce.
+fn issued(nonce: &str) -> Option<u64> {
+    u64::from_str_radix(nonce.get(..16)?, 16).ok()
 }
 
 /// Issues and checks nonces: the time of issue in hex, then a MAC of it under a key that
@@ -370,6 +417,26 @@ mod tests {
         let file = Htdigest::parse(&text, "Davit").unwrap();
         assert_eq!(file.get("alice"), Some(&ha1("alice", "Davit", b"new")));
         assert_eq!(file.get("bob"), Some(&ha1("bob", "Davit", b"other")));
+    }
+
+    #[test]
+    fn a_response_lets_in_once() {
+        let replays = Replays::default();
+        let life = Duration::from_secs(300);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let nonce = Nonces::new(&[1; 32]).issue(t0);
+        let a = "6629fae49393a05397450978507c4ef1";
+        let b = "6629fae49393a05397450978507c4ef2";
+        assert!(replays.first_use(&nonce, a, t0, life));
+        assert!(!replays.first_use(&nonce, a, t0, life), "the same again");
+        assert!(
+            !replays.first_use(&nonce, &a.to_ascii_uppercase(), t0, life),
+            "any case"
+        );
+        assert!(replays.first_use(&nonce, b, t0, life));
+        let other = Nonces::new(&[1; 32]).issue(t0 + Duration::from_secs(1));
+        assert!(replays.first_use(&other, a, t0, life), "per nonce");
+        assert!(!replays.first_use(&nonce, "not hex", t0, life));
     }
 
     #[test]

@@ -100,6 +100,7 @@ struct DigestLogins {
     decoy: [u8; 16],
     /// Users whose Digest login has verified (bounded by the file's users).
     verified_users: Mutex<HashSet<String>>,
+    replays: digest::Replays,
 }
 
 impl std::fmt::Debug for Auth {
@@ -156,6 +157,7 @@ impl Auth {
             nonces: Nonces::new(&self.cache_key),
             decoy,
             verified_users: Mutex::new(HashSet::new()),
+            replays: digest::Replays::default(),
         });
         self
     }
@@ -375,6 +377,22 @@ impl Auth {
             .check(&creds.nonce, SystemTime::now(), self.nonce_lifetime)
         {
             NonceState::Fresh { age } => {
+                if !logins.replays.first_use(
+                    &creds.nonce,
+                    &creds.response,
+                    SystemTime::now(),
+                    self.nonce_lifetime,
+                ) {
+                    // A request sent again as it was: a new nonce needs the password.
+                    tracing::warn!(%client, user = ?creds.username, "a Digest response was sent again");
+                    return Err(self.challenged(
+                        DavError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "this Digest response was used before",
+                        ),
+                        true,
+                    ));
+                }
                 tracing::debug!(user = ?creds.username, "Digest login");
                 let mut principal = self.principal(creds.username);
                 if age * 2 > self.nonce_lifetime.as_secs() {

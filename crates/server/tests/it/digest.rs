@@ -68,9 +68,26 @@ fn digest_challenge(r: &reqwest::Response) -> (String, bool) {
     (nonce.to_owned(), digest.ends_with(", stale=true"))
 }
 
-/// What a client that knows `password` sends for `method` on `uri`.
+/// What a client that knows `password` sends for `method` on `uri`, counting its requests
+/// as a client does (a response is taken once).
 fn credentials(user: &str, password: &str, method: &str, uri: &str, nonce: &str) -> String {
-    let (nc, cnonce) = ("00000001", "c0ffee");
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let nc = format!(
+        "{:08x}",
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    credentials_at(user, password, method, uri, nonce, &nc)
+}
+
+fn credentials_at(
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    nc: &str,
+) -> String {
+    let cnonce = "c0ffee";
     let ha1 = md5(&format!("{user}:Davit:{password}"));
     let ha2 = md5(&format!("{method}:{uri}"));
     let response = md5(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
@@ -235,7 +252,8 @@ async fn names_beyond_ascii_use_username_star_and_a_tab_may_follow_the_scheme() 
         send(&s, "GET", "/", &star, "").await.status(),
         StatusCode::OK
     );
-    // Raw UTF-8 in the quoted string, as curl sends it.
+    // Raw UTF-8 in the quoted string, as curl sends it (the next request: a new count).
+    let plain = credentials("jörg", "secret", "GET", "/", &n);
     let raw = reqwest::header::HeaderValue::from_bytes(plain.as_bytes()).unwrap();
     let r = s
         .req("GET", "/")
@@ -413,4 +431,27 @@ async fn a_nonce_past_half_its_life_comes_with_the_next() {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("authentication-info").is_none());
+}
+
+/// A request sent again as it was (a captured one) is asked to log in afresh, which needs
+/// the password; the same nonce with the next count is let in.
+#[tokio::test]
+async fn a_response_sent_again_is_refused() {
+    let s = start(10_000, Duration::from_secs(300)).await;
+    let n = nonce(&s).await;
+    let captured = credentials_at("alice", "secret", "PUT", "/f", &n, "00000001");
+    assert_eq!(
+        send(&s, "PUT", "/f", &captured, "mine").await.status(),
+        StatusCode::CREATED
+    );
+    let r = send(&s, "PUT", "/f", &captured, "not mine").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        digest_challenge(&r).1,
+        "stale: the owner's client logs in again unprompted"
+    );
+    assert_eq!(s.get_text("/f").await.0, StatusCode::UNAUTHORIZED);
+    let next = credentials_at("alice", "secret", "GET", "/f", &n, "00000002");
+    let r = send(&s, "GET", "/f", &next, "").await;
+    assert_eq!(r.text().await.unwrap(), "mine");
 }
