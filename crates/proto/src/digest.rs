@@ -1,5 +1,7 @@
-//! `Authorization: Digest` credentials (RFC 7616 §3.4), read from the header. Checking
-//! them needs the server's secrets and is the server's part.
+//! HTTP Digest (RFC 7616) as it appears in headers: the credentials of `Authorization`
+//! (§3.4), the challenges of `WWW-Authenticate` (§3.3) and the `nextnonce` of
+//! `Authentication-Info` (§3.5). Checking credentials needs the server's secrets and is
+//! the server's part.
 
 use crate::ParseError;
 
