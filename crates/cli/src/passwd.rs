@@ -1,7 +1,7 @@
 //! `davit passwd FILE USER`: adds a user to an htpasswd file, or changes their password,
-//! with an argon2id hash; with `--digest`, to an htdigest file, for Digest logins. The
-//! password comes from standard input (first line), so it is never on a command line
-//! where `ps` would show it.
+//! with an argon2id hash; with `--digest`, to an htdigest file, for Digest logins;
+//! `--remove` takes the user out. The password comes from standard input (first line), so
+//! it is never on a command line where `ps` would show it.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -23,11 +23,17 @@ pub(crate) struct Args {
     /// The realm of the htdigest line: the server's `--realm`.
     #[arg(long, default_value = "Davit", requires = "digest")]
     realm: String,
+    /// Remove the user instead (from the realm, with --digest); no password is read.
+    #[arg(long)]
+    remove: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.user.is_empty() || args.user.contains([':', '\n', '\r']) {
         bail!("a user name must be non-empty and hold no ':' or line break");
+    }
+    if args.remove {
+        return remove(&args);
     }
     let password = read_password(&args.user)?;
     if password.is_empty() {
@@ -49,6 +55,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     write_private(&args.file, new.as_bytes())?;
     eprintln!("{}: password set for {}", args.file.display(), args.user);
     Ok(())
+}
+
+fn remove(args: &Args) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let realm = args.digest.then_some(args.realm.as_str());
+    let Some(new) = without_user(&old, &args.user, realm) else {
+        bail!("{} has no user {}", args.file.display(), args.user);
+    };
+    write_private(&args.file, new.as_bytes())?;
+    eprintln!("{}: {} removed", args.file.display(), args.user);
+    Ok(())
+}
+
+/// `text` (an htpasswd file, or an htdigest file's `realm`) without the lines of `user`;
+/// `None` when it has none.
+fn without_user(text: &str, user: &str, realm: Option<&str>) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut found = false;
+    for line in text.lines() {
+        let mut fields = line.trim().splitn(3, ':');
+        let matches = fields.next() == Some(user) && realm.is_none_or(|r| fields.next() == Some(r));
+        if matches {
+            found = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    found.then_some(out)
 }
 
 fn read_password(user: &str) -> anyhow::Result<String> {
@@ -96,4 +132,29 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&tmp);
         })
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removing_a_user_keeps_every_other_line() {
+        let htpasswd = "# users\nann:$apr1$x$y\nbob:$apr1$x$y\n";
+        assert_eq!(
+            without_user(htpasswd, "ann", None).as_deref(),
+            Some("# users\nbob:$apr1$x$y\n")
+        );
+        assert_eq!(without_user(htpasswd, "an", None), None);
+        let htdigest = "ann:Davit:00\nann:Other:00\n  bob:Davit:00\n";
+        assert_eq!(
+            without_user(htdigest, "ann", Some("Davit")).as_deref(),
+            Some("ann:Other:00\n  bob:Davit:00\n")
+        );
+        assert_eq!(
+            without_user(htdigest, "bob", Some("Davit")).as_deref(),
+            Some("ann:Davit:00\nann:Other:00\n")
+        );
+        assert_eq!(without_user(htdigest, "bob", Some("Other")), None);
+    }
 }

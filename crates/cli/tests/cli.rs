@@ -857,3 +857,31 @@ fn hide_leaves_members_out_of_listings() {
     assert!(err.contains("--hide \"*\""), "{err}");
     assert!(!fresh.exists(), "nothing was created");
 }
+
+/// `passwd --remove` takes a user out of a file, and fails for a user it does not hold.
+#[test]
+fn passwd_removes_users() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    for user in ["ann", "bob"] {
+        let mut passwd = Command::new(env!("CARGO_BIN_EXE_davit"))
+            .args(["passwd", users.to_str().unwrap(), user])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        passwd.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+        assert!(passwd.wait().unwrap().success());
+    }
+    let (code, _, stderr) = davit(&["passwd", "--remove", users.to_str().unwrap(), "ann"]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(
+        !text.contains("ann:") && text.starts_with("bob:$argon2id$"),
+        "{text}"
+    );
+    let (code, _, stderr) = davit(&["passwd", "--remove", users.to_str().unwrap(), "ann"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("has no user ann"), "{stderr}");
+}

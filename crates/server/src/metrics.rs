@@ -267,6 +267,12 @@ fn answer<B>(
             metrics.render(),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
+        // For a load balancer or an orchestrator: the process answers.
+        (&Method::GET | &Method::HEAD, "/healthz") => (
+            StatusCode::OK,
+            "ok\n".to_owned(),
+            "text/plain; charset=utf-8",
+        ),
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "GET or HEAD only\n".to_owned(),
@@ -274,7 +280,7 @@ fn answer<B>(
         ),
         _ => (
             StatusCode::NOT_FOUND,
-            "metrics are at /metrics\n".to_owned(),
+            "metrics are at /metrics, health at /healthz\n".to_owned(),
             "text/plain; charset=utf-8",
         ),
     };

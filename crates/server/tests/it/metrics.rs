@@ -66,6 +66,13 @@ async fn answers_are_counted_and_served() {
         sample(&text, "davit_connections_open").unwrap() >= 1,
         "{text}"
     );
+    let r = client
+        .get(format!("http://{at}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok\n");
     for (method, path, status) in [("GET", "/", 404), ("POST", "/metrics", 405)] {
         let r = client
             .request(method.parse().unwrap(), format!("http://{at}{path}"))
