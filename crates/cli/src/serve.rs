@@ -14,7 +14,7 @@ use davit_server::auth::{
     Access, AccessPolicy, Auth, Htdigest, Htpasswd, UserRules, realm_fits_digest,
 };
 use davit_server::metrics::Metrics;
-use davit_server::{Backends, CorsOrigins, DavServer, HiddenNames, ServerConfig};
+use davit_server::{Backends, CorsOrigins, DavServer, HiddenNames, ServerConfig, TrustedProxies};
 use davit_store::SyncPolicy;
 use davit_store::fs::FsStorage;
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
@@ -59,6 +59,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Checked before the folder is created or opened: a typo leaves nothing behind.
         let cors = CorsOrigins::new(&s.cors_origins)?;
         let hidden = HiddenNames::new(&s.hide)?;
+        let proxies = TrustedProxies::new(&s.trusted_proxies)?;
         let metrics = match s.metrics_listen {
             Some(addr) => {
                 let listener =
@@ -125,6 +126,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             .read_only(s.read_only)
             .cors_origins(cors)
             .hidden(hidden)
+            .trusted_proxies(proxies)
             .metrics(metrics.as_ref().map(|(m, _)| Arc::clone(m)))
             .build();
         let server = Arc::new(DavServer::new(backends, config));

@@ -179,6 +179,11 @@ pub(crate) struct ServeArgs {
     /// [default: none]
     #[arg(long)]
     pub(crate) hide: Vec<String>,
+    /// A reverse proxy (address or network: 127.0.0.1, 10.0.0.0/8) whose X-Forwarded-For
+    /// names the client, for the login-failure limit and the access log; its connections
+    /// do not count as one client's. Repeat for several [default: none]
+    #[arg(long)]
+    pub(crate) trusted_proxy: Vec<String>,
     /// Per-user rules, from the config file only.
     #[arg(skip)]
     pub(crate) users: BTreeMap<String, UserSection>,
@@ -240,6 +245,7 @@ pub(crate) struct Settings {
     pub(crate) read_only: bool,
     pub(crate) cors_origins: Vec<String>,
     pub(crate) hide: Vec<String>,
+    pub(crate) trusted_proxies: Vec<String>,
     pub(crate) users: BTreeMap<String, UserSection>,
 }
 
@@ -313,6 +319,11 @@ impl ServeArgs {
                 file.hide
             } else {
                 self.hide
+            },
+            trusted_proxies: if self.trusted_proxy.is_empty() {
+                file.trusted_proxy
+            } else {
+                self.trusted_proxy
             },
             users,
         })

@@ -885,3 +885,23 @@ fn passwd_removes_users() {
     assert_ne!(code, 0);
     assert!(stderr.contains("has no user ann"), "{stderr}");
 }
+
+/// A `--trusted-proxy` that is no address or network is refused before anything is made.
+#[test]
+fn a_trusted_proxy_must_be_an_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args([
+            "serve",
+            fresh.to_str().unwrap(),
+            "--trusted-proxy",
+            "proxy.local",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--trusted-proxy \"proxy.local\""), "{err}");
+    assert!(!fresh.exists(), "nothing was created");
+}

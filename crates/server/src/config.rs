@@ -10,6 +10,7 @@ use crate::cors::CorsOrigins;
 use crate::hidden::HiddenNames;
 use crate::lock::{Clock, SystemClock};
 use crate::metrics::Metrics;
+use crate::proxy::TrustedProxies;
 
 /// Settings of a [`crate::DavServer`]; build with [`ServerConfig::builder`].
 #[derive(Debug, Clone)]
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     pub metrics: Option<Arc<Metrics>>,
     /// Member names left out of listings (they stay reachable by name).
     pub hidden: HiddenNames,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the login limit and
+    /// the access log); their connections are not counted as one client's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             cors: CorsOrigins::default(),
             metrics: None,
             hidden: HiddenNames::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -223,6 +228,12 @@ impl ServerConfigBuilder {
     /// See [`ServerConfig::hidden`].
     pub fn hidden(mut self, hidden: HiddenNames) -> Self {
         self.0.hidden = hidden;
+        self
+    }
+
+    /// See [`ServerConfig::trusted_proxies`].
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.0.trusted_proxies = proxies;
         self
     }
 

@@ -70,6 +70,7 @@ mod method;
 pub mod metrics;
 mod precondition;
 mod protocol;
+mod proxy;
 mod recover;
 mod request;
 mod spin;
@@ -81,6 +82,7 @@ pub use cors::{CorsOrigins, InvalidOrigin};
 pub use error::DavError;
 pub use hidden::{HiddenNames, InvalidPattern};
 pub use lock::{Clock, ManualClock, SystemClock};
+pub use proxy::{InvalidProxy, TrustedProxies};
 pub use recover::Recovery;
 pub use request::RequestBody;
 
@@ -136,6 +138,11 @@ impl DavServer {
         req: Request<RequestBody>,
         client: SocketAddr,
     ) -> Response<DavBody> {
+        let client = if self.config.trusted_proxies.is_on() {
+            self.config.trusted_proxies.client(client, req.headers())
+        } else {
+            client
+        };
         let mut entry = self
             .config
             .access_log
@@ -344,13 +351,22 @@ pub async fn serve(
                 }
             },
         };
-        let Some(client_slot) = per_client.claim(peer.ip()) else {
-            tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
-            if let Some(metrics) = &server.config.metrics {
-                metrics.connection_refused();
+        // A trusted proxy carries many clients: its connections are not one client's.
+        let trusted = server.config.trusted_proxies.trusts(peer.ip());
+        let client_slot = if trusted {
+            None
+        } else {
+            match per_client.claim(peer.ip()) {
+                Some(claimed) => Some(claimed),
+                None => {
+                    tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
+                    if let Some(metrics) = &server.config.metrics {
+                        metrics.connection_refused();
+                    }
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
             }
-            tokio::spawn(refuse(stream));
-            continue;
         };
         let slot = (
             slot,

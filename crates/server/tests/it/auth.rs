@@ -444,3 +444,35 @@ async fn a_lock_token_works_only_for_the_user_who_took_the_lock() {
         204
     );
 }
+
+/// Behind a trusted proxy, the login-failure limit counts each client the proxy names in
+/// `X-Forwarded-For`, not the proxy; from anywhere else the header is not believed.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_failure_count() {
+    let guess = |s: &TestServer, client: &str| {
+        as_user(s, "GET", "/", "alice", "guess").header("X-Forwarded-For", client.to_owned())
+    };
+    let proxies = davit_server::TrustedProxies::new(&["127.0.0.1"]).unwrap();
+    let config = ServerConfig::builder()
+        .auth(Some(auth(Access::None, 2)))
+        .trusted_proxies(proxies)
+        .build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    for _ in 0..2 {
+        let r = guess(&s, "192.0.2.1").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = guess(&s, "192.0.2.1").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = guess(&s, "192.0.2.2").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "another client");
+
+    // Not trusted: the header is the client's own text, and the address counts.
+    let s = start(Kind::Memory, Access::None, 2).await;
+    for client in ["192.0.2.1", "192.0.2.2"] {
+        let r = guess(&s, client).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = guess(&s, "192.0.2.3").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
