@@ -179,9 +179,10 @@ pub(crate) struct ServeArgs {
     /// [default: none]
     #[arg(long)]
     pub(crate) hide: Vec<String>,
-    /// A reverse proxy (address or network: 127.0.0.1, 10.0.0.0/8) whose X-Forwarded-For
-    /// names the client, for the login-failure limit and the access log; its connections
-    /// do not count as one client's. Repeat for several [default: none]
+    /// A reverse proxy (its address, or its network: 127.0.0.1, 192.0.2.16/30) whose
+    /// X-Forwarded-For names the client, for the login-failure limit and the access log;
+    /// its connections do not count as one client's. A trusted address can claim to be any
+    /// client: name only the proxies. Repeat for several [default: none]
     #[arg(long)]
     pub(crate) trusted_proxy: Vec<String>,
     /// Per-user rules, from the config file only.

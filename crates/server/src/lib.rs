@@ -352,21 +352,18 @@ pub async fn serve(
             },
         };
         // A trusted proxy carries many clients: its connections are not one client's.
-        let trusted = server.config.trusted_proxies.trusts(peer.ip());
-        let client_slot = if trusted {
+        let client_slot = if server.config.trusted_proxies.trusts(peer.ip()) {
             None
         } else {
-            match per_client.claim(peer.ip()) {
-                Some(claimed) => Some(claimed),
-                None => {
-                    tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
-                    if let Some(metrics) = &server.config.metrics {
-                        metrics.connection_refused();
-                    }
-                    tokio::spawn(refuse(stream));
-                    continue;
+            let Some(claimed) = per_client.claim(peer.ip()) else {
+                tracing::warn!(client = %peer.ip(), "connection refused: this client holds its most connections");
+                if let Some(metrics) = &server.config.metrics {
+                    metrics.connection_refused();
                 }
-            }
+                tokio::spawn(refuse(stream));
+                continue;
+            };
+            Some(claimed)
         };
         let slot = (
             slot,

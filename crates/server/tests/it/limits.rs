@@ -190,8 +190,10 @@ async fn a_request_head_over_the_limit_is_refused_and_others_are_served() {
 
 #[tokio::test]
 async fn one_client_cannot_take_every_connection() {
+    // 127.0.0.3 is a trusted proxy: many clients, so not held to one client's share.
     let config = ServerConfig::builder()
         .max_connections_per_client(1)
+        .trusted_proxies(davit_server::TrustedProxies::new(&["127.0.0.3"]).unwrap())
         .build();
     let s = TestServer::start_with(Kind::Memory, config).await;
     let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
@@ -216,5 +218,12 @@ async fn one_client_cannot_take_every_connection() {
     assert!(
         other.starts_with("HTTP/1.1 200"),
         "another client is served: {other}"
+    );
+    let (_held_by_proxy, first) = from([127, 0, 0, 3]).await;
+    let (_, second) = from([127, 0, 0, 3]).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "a proxy's second client: {second}"
     );
 }
