@@ -311,24 +311,17 @@ impl ServeArgs {
                 None => BasePath::default(),
             },
             read_only: pick!(read_only, false),
-            cors_origins: if self.cors_origin.is_empty() {
-                file.cors_origin
-            } else {
-                self.cors_origin
-            },
-            hide: if self.hide.is_empty() {
-                file.hide
-            } else {
-                self.hide
-            },
-            trusted_proxies: if self.trusted_proxy.is_empty() {
-                file.trusted_proxy
-            } else {
-                self.trusted_proxy
-            },
+            cors_origins: listed(self.cors_origin, file.cors_origin),
+            hide: listed(self.hide, file.hide),
+            trusted_proxies: listed(self.trusted_proxy, file.trusted_proxy),
             users,
         })
     }
+}
+
+/// A repeatable flag: the command line's values, else the config file's.
+fn listed(cli: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if cli.is_empty() { file } else { cli }
 }
 
 /// `/dav`, `/dav/` and `dav` all name the same base.

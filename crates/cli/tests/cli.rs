@@ -132,6 +132,20 @@ fn connections_beyond_max_connections_wait_in_a_listen_queue_of_1024() {
 }
 
 /// Runs a client command; returns (exit code, stdout, stderr).
+/// `serve` of a fresh folder under `dir` with `flags`, which must be refused before the
+/// folder is created; the error it prints.
+fn refused_at_start(dir: &Path, flags: &[&str]) -> String {
+    let fresh = dir.join("fresh");
+    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
+        .args(["serve", fresh.to_str().unwrap()])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{flags:?}");
+    assert!(!fresh.exists(), "nothing was created");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn davit(args: &[&str]) -> (i32, String, String) {
     let Output {
         status,
@@ -647,15 +661,8 @@ fn cors_origin_answers_that_origins_preflights() {
     );
     stop(s);
 
-    let fresh = dir.path().join("fresh");
-    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args(["serve", fresh.to_str().unwrap(), "--cors-origin", "null"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_at_start(dir.path(), &["--cors-origin", "null"]);
     assert!(err.contains("CORS origin \"null\""), "{err}");
-    assert!(!fresh.exists(), "nothing was created");
 }
 
 /// `passwd --digest` writes an htdigest line; `serve --htdigest` challenges with Digest
@@ -847,15 +854,8 @@ fn hide_leaves_members_out_of_listings() {
     assert_eq!(code, 0, "named, a hidden file is served");
     stop(s);
 
-    let fresh = dir.path().join("fresh");
-    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args(["serve", fresh.to_str().unwrap(), "--hide", "*"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_at_start(dir.path(), &["--hide", "*"]);
     assert!(err.contains("--hide \"*\""), "{err}");
-    assert!(!fresh.exists(), "nothing was created");
 }
 
 /// `passwd --remove` takes a user out of a file, and fails for a user it does not hold.
@@ -890,18 +890,6 @@ fn passwd_removes_users() {
 #[test]
 fn a_trusted_proxy_must_be_an_address() {
     let dir = tempfile::tempdir().unwrap();
-    let fresh = dir.path().join("fresh");
-    let out = Command::new(env!("CARGO_BIN_EXE_davit"))
-        .args([
-            "serve",
-            fresh.to_str().unwrap(),
-            "--trusted-proxy",
-            "proxy.local",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_at_start(dir.path(), &["--trusted-proxy", "proxy.local"]);
     assert!(err.contains("--trusted-proxy \"proxy.local\""), "{err}");
-    assert!(!fresh.exists(), "nothing was created");
 }

@@ -326,10 +326,10 @@ impl Client {
             return self.execute(req).await;
         };
         let sent = login.authorize(&mut req)?;
+        let asked = req.url().origin();
         let resp = self.execute(req).await?;
         // Only this server's answers say how it wants logins: not one a redirect led to.
-        let ours = reqwest::Url::parse(&self.origin)
-            .is_ok_and(|origin| origin.origin() == resp.url().origin());
+        let ours = resp.url().origin() == asked;
         if ours {
             login.next_nonce(resp.headers(), &sent);
         }

@@ -175,20 +175,19 @@ impl Login {
 
     /// Takes the `nextnonce` of an answer's `Authentication-Info`, when the request went
     /// under the current nonce: the server is about to let that one expire.
-    pub(crate) fn next_nonce(&self, headers: &HeaderMap, sent: &Sent) -> Option<()> {
-        let Sent::Digest(used) = sent else {
-            return None;
-        };
-        let value = headers.get("authentication-info")?;
-        let next = davit_proto::digest::next_nonce(std::str::from_utf8(value.as_bytes()).ok()?)?;
-        if let Scheme::Digest(session) = &mut *self.scheme()
+    pub(crate) fn next_nonce(&self, headers: &HeaderMap, sent: &Sent) {
+        let next = headers
+            .get("authentication-info")
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .and_then(davit_proto::digest::next_nonce);
+        if let (Sent::Digest(used), Some(next)) = (sent, next)
+            && let Scheme::Digest(session) = &mut *self.scheme()
             && session.challenge.nonce == *used
             && next != *used
         {
             session.challenge.nonce = next;
             session.count = 0;
         }
-        Some(())
     }
 
     fn digest_value(&self, session: &Session, method: &str, uri: &str) -> String {

@@ -272,7 +272,7 @@ impl Nonces {
         let (Some(time), Some(mac)) = (nonce.get(..16), nonce.get(16..)) else {
             return NonceState::Unknown;
         };
-        let Ok(issued) = u64::from_str_radix(time, 16) else {
+        let Some(issued) = issued(nonce) else {
             return NonceState::Unknown;
         };
         // One spelling per nonce: `+`, upper case and the like are not ours.

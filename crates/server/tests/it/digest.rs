@@ -370,14 +370,9 @@ async fn digest_only_neither_offers_nor_takes_basic() {
     let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
     assert_eq!(challenges.len(), 1);
     assert!(challenges[0].to_str().unwrap().starts_with("Digest "));
-    let nonce = challenges[0]
-        .to_str()
+    let nonce = davit_proto::DigestChallenge::parse(challenges[0].to_str().unwrap())
         .unwrap()
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+        .nonce;
     let r = send(
         &s,
         "GET",
