@@ -44,6 +44,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 
 use login::Login;
+use redirect::{MAX_REDIRECTS, Redirect};
 
 pub use davit_proto::{DAV_NS, Depth, LockScope, Overwrite, PropName, PropOp, PropValue};
 
@@ -52,6 +53,7 @@ pub mod error;
 mod login;
 mod multipart;
 pub mod multistatus;
+mod redirect;
 mod request_body;
 pub mod sync;
 
@@ -192,7 +194,9 @@ impl ClientBuilder {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("davit/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            // Redirects are followed in `exchange`: reqwest's own following sends a Digest
+            // login signed for the old URL and cannot send a streamed upload again.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(t) = self.timeout {
             http = http.connect_timeout(t).read_timeout(t);
         }
@@ -284,28 +288,31 @@ impl Client {
             .header(ACCEPT, "application/xml, text/xml;q=0.9, */*;q=0.1")
     }
 
-    /// Sends a request with the credentials, if any, sending it once more when its 401
-    /// says how the server wants them (see [`login`]).
+    /// Sends a request with the credentials, if any, following redirects, and sending it
+    /// once more when its 401 says how the server wants them (see [`login`]).
     async fn send(&self, rb: RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let req = rb.build().map_err(ClientError::transport)?;
-        let mut again = req.try_clone();
-        self.send_twice(req, move || {
-            let req = again.take();
+        let mut template = Some(rb.build().map_err(ClientError::transport)?);
+        self.exchange(move || {
+            // Bodies here are bytes, so a copy can always be made; were one a stream, it
+            // would be sent once.
+            let req = match template.as_ref().and_then(reqwest::Request::try_clone) {
+                Some(copy) => Some(copy),
+                None => template.take(),
+            };
             async move { Ok(req) }
         })
         .await
     }
 
     /// [`Client::send`] for a streamed body, which cannot be sent twice: `build` makes the
-    /// request afresh for the second try.
+    /// request afresh for every try.
     async fn send_streamed<F, Fut>(&self, build: F) -> Result<reqwest::Response, ClientError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
-        let req = build().await?.build().map_err(ClientError::transport)?;
         let build = &build;
-        self.send_twice(req, move || async move {
+        self.exchange(move || async move {
             Ok(Some(
                 build().await?.build().map_err(ClientError::transport)?,
             ))
@@ -313,35 +320,54 @@ impl Client {
         .await
     }
 
-    async fn send_twice<F, Fut>(
-        &self,
-        mut req: reqwest::Request,
-        mut again: F,
-    ) -> Result<reqwest::Response, ClientError>
+    /// Sends what `next` makes until an answer is final: a redirect is followed with the
+    /// same method and body (only 303 asks for a GET), up to [`MAX_REDIRECTS`], and one
+    /// 401 that says how to log in is answered.
+    /// Credentials go only to the origin first asked, and a Digest login signs each
+    /// request for the URL it is sent to. When `next` can make no more requests, the last
+    /// answer is the result.
+    async fn exchange<F, Fut>(&self, mut next: F) -> Result<reqwest::Response, ClientError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<reqwest::Request>, ClientError>>,
     {
-        let Some(login) = &self.login else {
-            return self.execute(req).await;
-        };
-        let sent = login.authorize(&mut req)?;
-        let asked = req.url().origin();
-        let resp = self.execute(req).await?;
-        // Only this server's answers say how it wants logins: not one a redirect led to.
-        let ours = resp.url().origin() == asked;
-        if ours {
-            login.next_nonce(resp.headers(), &sent);
-        }
-        if resp.status() != StatusCode::UNAUTHORIZED || !ours || !login.learn(resp.headers(), &sent)
-        {
+        let mut moved: Option<Redirect> = None;
+        let mut redirects = 0;
+        let mut challenged = false;
+        let mut last = None;
+        let mut asked = None;
+        loop {
+            let Some(mut req) = next().await? else {
+                return last.ok_or_else(|| ClientError::usage("no request to send".to_owned()));
+            };
+            let home = asked.get_or_insert_with(|| req.url().origin()).clone();
+            if let Some(to) = &moved {
+                to.apply(&mut req);
+            }
+            let login = self.login.as_ref().filter(|_| req.url().origin() == home);
+            let sent = login.map(|l| l.authorize(&mut req)).transpose()?;
+            let resp = self.execute(req).await?;
+            if redirects < MAX_REDIRECTS
+                && let Some(to) = Redirect::of(&resp, moved.as_ref())
+            {
+                redirects += 1;
+                moved = Some(to);
+                last = Some(resp);
+                continue;
+            }
+            if let (Some(login), Some(sent)) = (login, sent) {
+                login.next_nonce(resp.headers(), &sent);
+                if resp.status() == StatusCode::UNAUTHORIZED
+                    && !challenged
+                    && login.learn(resp.headers(), &sent)
+                {
+                    challenged = true;
+                    last = Some(resp);
+                    continue;
+                }
+            }
             return Ok(resp);
         }
-        let Some(mut req) = again().await? else {
-            return Ok(resp);
-        };
-        login.authorize(&mut req)?;
-        self.execute(req).await
     }
 
     async fn execute(&self, req: reqwest::Request) -> Result<reqwest::Response, ClientError> {

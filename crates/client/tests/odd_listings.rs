@@ -1,12 +1,14 @@
 //! The recursive listing and download against a server whose listings are odd or hostile:
 //! the collection itself listed last, members outside the collection, a `..` path, and
-//! collections that name their ancestors (a loop). A small HTTP/1.1 server on loopback
-//! answers with fixed bodies.
+//! collections that name their ancestors (a loop), answered by a scripted server
+//! (`support`).
 
 use std::collections::HashMap;
 
 use davit_client::Client;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::Answer;
+
+mod support;
 
 fn response(href: &str, collection: bool) -> String {
     let (kind, len) = if collection {
@@ -24,62 +26,22 @@ fn multistatus(entries: &[(&str, bool)]) -> String {
     format!("<?xml version=\"1.0\"?><D:multistatus xmlns:D=\"DAV:\">{body}</D:multistatus>")
 }
 
-/// Answers PROPFIND with `listings[path]` and GET with `files[path]`, one request per
-/// connection.
+/// Answers PROPFIND with `listings[path]` and GET with `files[path]`.
 async fn odd_server(listings: HashMap<String, String>, files: HashMap<String, String>) -> Client {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let (listings, files) = (listings.clone(), files.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let head_end = loop {
-                    let mut chunk = [0u8; 4096];
-                    let n = sock.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the client closed before its request ended");
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    let mut chunk = [0u8; 4096];
-                    let n = sock.read(&mut chunk).await.unwrap();
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let mut words = head.split_whitespace();
-                let (method, path) = (words.next().unwrap(), words.next().unwrap());
-                let (status, body) = match method {
-                    "PROPFIND" => listings
-                        .get(path)
-                        .map_or(("404 Not Found", String::new()), |b| {
-                            ("207 Multi-Status", b.clone())
-                        }),
-                    "GET" => files
-                        .get(path)
-                        .map_or(("404 Not Found", String::new()), |b| ("200 OK", b.clone())),
-                    _ => ("405 Method Not Allowed", String::new()),
-                };
-                let answer = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                sock.write_all(answer.as_bytes()).await.unwrap();
-                let _ = sock.shutdown().await;
-            });
+    let (addr, _) = support::scripted(move |req| {
+        let found = match req.method.as_str() {
+            "PROPFIND" => listings.get(&req.target).map(|b| ("207 Multi-Status", b)),
+            "GET" => files.get(&req.target).map(|b| ("200 OK", b)),
+            _ => return Answer::new("405 Method Not Allowed", ""),
+        };
+        match found {
+            Some((status, body)) => {
+                Answer::new(status, body.clone()).header("Content-Type: application/xml")
+            }
+            None => Answer::new("404 Not Found", ""),
         }
-    });
+    })
+    .await;
     Client::new(&format!("http://{addr}")).unwrap()
 }
 
