@@ -347,6 +347,9 @@ impl Client {
             let login = self.login.as_ref().filter(|_| req.url().origin() == home);
             let sent = login.map(|l| l.authorize(&mut req)).transpose()?;
             let resp = self.execute(req).await?;
+            if let (Some(login), Some(sent)) = (login, &sent) {
+                login.next_nonce(resp.headers(), sent);
+            }
             if redirects < MAX_REDIRECTS
                 && let Some(to) = Redirect::of(&resp, moved.as_ref())
             {
@@ -355,16 +358,14 @@ impl Client {
                 last = Some(resp);
                 continue;
             }
-            if let (Some(login), Some(sent)) = (login, sent) {
-                login.next_nonce(resp.headers(), &sent);
-                if resp.status() == StatusCode::UNAUTHORIZED
-                    && !challenged
-                    && login.learn(resp.headers(), &sent)
-                {
-                    challenged = true;
-                    last = Some(resp);
-                    continue;
-                }
+            if let (Some(login), Some(sent)) = (login, sent)
+                && resp.status() == StatusCode::UNAUTHORIZED
+                && !challenged
+                && login.learn(resp.headers(), &sent)
+            {
+                challenged = true;
+                last = Some(resp);
+                continue;
             }
             return Ok(resp);
         }
