@@ -73,6 +73,7 @@ mod protocol;
 mod proxy;
 mod recover;
 mod request;
+mod spelling;
 mod spin;
 mod tree;
 

@@ -29,6 +29,8 @@ pub(crate) struct DavRequest {
     /// Whether any `If…` or `Range` header came: most requests carry none, and one pass
     /// over the names spares a hashed look-up for each of them.
     conditional: bool,
+    /// The Destination's path as it exists (see `spelling`), once looked up.
+    destination_found: Option<ResourcePath>,
 }
 
 impl DavRequest {
@@ -47,6 +49,7 @@ impl DavRequest {
             if_header: None,
             principal: Principal::unrestricted(),
             conditional,
+            destination_found: None,
         };
         if let Some(v) = req.condition(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?.served_under(base));
@@ -153,7 +156,40 @@ impl DavRequest {
                 ),
             )
         })?;
+        if let Some(found) = &self.destination_found {
+            dest.path = found.clone();
+        }
         Ok(dest)
+    }
+
+    /// Takes the paths the request names (its own, its `If` header's resources, its
+    /// Destination) as they exist on `storage`, where the client spelled a name in the
+    /// other Unicode normalization form (see `spelling`).
+    pub(crate) async fn match_spelling(
+        &mut self,
+        storage: &dyn davit_store::Storage,
+        base: &BasePath,
+    ) {
+        let path = std::mem::replace(&mut self.path, ResourcePath::root());
+        self.path = crate::spelling::existing(storage, path).await;
+        if let Some(header) = &mut self.if_header {
+            for list in &mut header.lists {
+                if let Some(resource) = list.resource.take() {
+                    list.resource = Some(crate::spelling::existing(storage, resource).await);
+                }
+            }
+        }
+        // Beyond ASCII, a URI is percent-encoded: without a `%`, one spelling only.
+        let spellable = |v: &str| v.contains('%') || !v.is_ascii();
+        if matches!(self.method().as_str(), "COPY" | "MOVE")
+            && self
+                .header(DESTINATION)
+                .is_ok_and(|v| v.as_deref().is_some_and(spellable))
+            && let Ok(dest) = self.destination(base)
+            && !dest.path.as_str().is_ascii()
+        {
+            self.destination_found = Some(crate::spelling::existing(storage, dest.path).await);
+        }
     }
 
     /// Whether `authority` names this server, compared without regard to case: the request's

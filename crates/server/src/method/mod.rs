@@ -158,6 +158,9 @@ async fn route(
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let mut req = DavRequest::new(parts, &server.config.base_path)?;
+    // Before the access rules: they judge the resources the request will act on.
+    req.match_spelling(server.storage(), &server.config.base_path)
+        .await;
     if server.config.read_only && writes(req.method()) {
         return Err(DavError::forbidden(format!(
             "{} refused: this server is read-only",

@@ -13,7 +13,7 @@ use crate::support::{Kind, TestServer};
 
 // Made with Apache's `htpasswd -B -C 4` and `-m`, and `openssl passwd -5`: every password
 // is "secret".
-const USERS: &str = "\
+pub(crate) const USERS: &str = "\
 alice:$2y$04$tl.O8ExrwquSXFrHl4BKUOar43nYcuU3FejG1I3R4hzSOSRl/niq2
 bob:$apr1$9PeRwwz.$3hQuqRMiINyjg9PspLZlu/
 carol:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA

@@ -26,3 +26,4 @@ mod proppatch;
 mod put;
 mod read_only;
 mod recover;
+mod spelling;
