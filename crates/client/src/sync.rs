@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use icu_normalizer::ComposingNormalizerBorrowed;
+
 use crate::{Client, ClientError, Entry, Failure, Progress};
 
 /// Files per bulk-upload request.
@@ -60,6 +62,15 @@ fn secs(t: SystemTime) -> u64 {
 
 fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+/// One key for a path however its names are spelled (Unicode composed or decomposed): a
+/// Mac's local names and the names another client gave the remote files are matched, so
+/// the sync neither uploads a twin nor deletes the file it stands for.
+fn key(path: &str) -> String {
+    ComposingNormalizerBorrowed::new_nfc()
+        .normalize(path.trim_end_matches('/'))
+        .into_owned()
 }
 
 struct LocalEntry {
@@ -131,10 +142,7 @@ pub async fn plan(
         })??;
     let mut plan = Plan::default();
     let remotes: HashMap<String, Entry> = match client.list_recursive(&remote_root).await {
-        Ok(list) => list
-            .into_iter()
-            .map(|e| (e.path.trim_end_matches('/').to_owned(), e))
-            .collect(),
+        Ok(list) => list.into_iter().map(|e| (key(&e.path), e)).collect(),
         Err(e) if e.is_not_found() => {
             plan.mkcols.push(remote_root.clone());
             HashMap::new()
@@ -142,11 +150,18 @@ pub async fn plan(
         Err(e) => return Err(e),
     };
     let mut seen = HashSet::new();
+    // Each local folder's remote path, spelled as the remote spells it.
+    let mut folders: HashMap<&str, String> = HashMap::new();
     for l in &locals {
-        let rpath = join(&remote_root, &l.rel);
-        seen.insert(rpath.clone());
-        let existing = remotes.get(&rpath);
+        let (parent, name) = l.rel.rsplit_once('/').unwrap_or(("", &l.rel));
+        let parent = folders.get(parent).unwrap_or(&remote_root);
+        let wanted = join(parent, name);
+        let k = key(&wanted);
+        let existing = remotes.get(&k);
+        seen.insert(k);
+        let rpath = existing.map_or(wanted, |r| r.path.trim_end_matches('/').to_owned());
         if l.is_dir {
+            folders.insert(&l.rel, rpath.clone());
             match existing {
                 Some(r) if r.is_collection => {}
                 // A file where a folder belongs is replaced by the folder.
@@ -173,16 +188,17 @@ pub async fn plan(
         }
     }
     if delete {
-        let root_key = remote_root.trim_end_matches('/');
-        let mut gone: Vec<&String> = remotes
-            .keys()
-            .filter(|p| p.as_str() != root_key && !seen.contains(*p))
+        let root_key = key(&remote_root);
+        let mut gone: Vec<&str> = remotes
+            .iter()
+            .filter(|(k, _)| **k != root_key && !seen.contains(*k))
+            .map(|(_, e)| e.path.trim_end_matches('/'))
             .collect();
-        gone.sort();
+        gone.sort_unstable();
         for p in gone {
             // Deleting a collection deletes what is below it.
             if !plan.deletes.iter().any(|d| p.starts_with(&format!("{d}/"))) {
-                plan.deletes.push(p.clone());
+                plan.deletes.push(p.to_owned());
             }
         }
     }

@@ -280,3 +280,54 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
         Some(401)
     );
 }
+
+/// A Mac's decomposed local names and the composed names another client gave the remote
+/// files are the same files to a sync: changed ones go over the remote's spelling, and
+/// nothing is deleted as "gone" or uploaded as a twin.
+#[tokio::test]
+async fn sync_matches_names_spelled_either_way() {
+    const ETE_NFC: &str = "\u{c9}t\u{e9}";
+    const ETE_NFD: &str = "E\u{301}te\u{301}";
+    let c = start().await;
+    c.mkcol("/s").await.unwrap();
+    c.mkcol(&format!("/s/{ETE_NFC}")).await.unwrap();
+    c.put_bytes(&format!("/s/{ETE_NFC}/a.txt"), "same".into())
+        .await
+        .unwrap();
+    c.put_bytes(&format!("/s/{ETE_NFC}.txt"), "old".into())
+        .await
+        .unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(local.path().join(ETE_NFD)).unwrap();
+    std::fs::write(local.path().join(ETE_NFD).join("a.txt"), "same").unwrap();
+    std::fs::write(local.path().join(format!("{ETE_NFD}.txt")), "new!").unwrap();
+
+    let plan = davit_client::sync::plan(&c, local.path(), "/s", true)
+        .await
+        .unwrap();
+    assert!(plan.deletes.is_empty(), "{:?}", plan.deletes);
+    assert!(plan.mkcols.is_empty(), "{:?}", plan.mkcols);
+    assert_eq!(plan.unchanged, 1);
+    let uploads: Vec<&str> = plan.uploads.iter().map(|u| u.1.as_str()).collect();
+    assert_eq!(uploads, [format!("/s/{ETE_NFC}.txt")]);
+
+    let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let mut listed: Vec<String> = c
+        .list_recursive("/s/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "/s/".to_owned(),
+            format!("/s/{ETE_NFC}.txt"),
+            format!("/s/{ETE_NFC}/"),
+            format!("/s/{ETE_NFC}/a.txt"),
+        ]
+    );
+}
