@@ -40,7 +40,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, PROXY_AUTHORIZATION,
+};
 use reqwest::{Method, RequestBuilder, StatusCode};
 
 use login::Login;
@@ -190,6 +192,10 @@ impl ClientBuilder {
     /// [`ClientError`] if the origin is not an `http(s)://host[:port]` URL.
     pub fn build(self) -> Result<Client, ClientError> {
         let (origin, _) = split_url(&self.origin)?;
+        // `user:password@` in the URL: credentials like any others, sent only as the
+        // server asks (reqwest would send them as Basic at once, and to any host).
+        let (origin, from_url) = userinfo(&origin);
+        let credentials = self.credentials.or(from_url);
         // reqwest is built without a default crypto provider; ring is the one we ship.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut http = reqwest::Client::builder()
@@ -204,11 +210,29 @@ impl ClientBuilder {
         Ok(Client {
             http,
             origin,
-            login: self
-                .credentials
-                .map(|(user, password)| Arc::new(Login::new(user, password))),
+            login: credentials.map(|(user, password)| Arc::new(Login::new(user, password))),
         })
     }
+}
+
+/// `origin` without its `user[:password]@`, and those, percent-decoded.
+fn userinfo(origin: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return (origin.to_owned(), None);
+    };
+    let Some((info, host)) = rest.rsplit_once('@') else {
+        return (origin.to_owned(), None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    (
+        format!("{scheme}://{host}"),
+        Some((decode(user), decode(password))),
+    )
 }
 
 /// Splits a URL into its origin (`http://host:port`) and its decoded path.
@@ -344,7 +368,18 @@ impl Client {
             if let Some(to) = &moved {
                 to.apply(&mut req);
             }
-            let login = self.login.as_ref().filter(|_| req.url().origin() == home);
+            let ours = req.url().origin() == home;
+            if !ours {
+                // Credentials are for the origin first asked only.
+                for name in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE] {
+                    req.headers_mut().remove(name);
+                }
+            }
+            // Headers that name the first origin's resources mean nothing elsewhere.
+            let names_home = ["destination", "if", "lock-token"]
+                .iter()
+                .any(|h| req.headers().contains_key(*h));
+            let login = self.login.as_ref().filter(|_| ours);
             let sent = login.map(|l| l.authorize(&mut req)).transpose()?;
             let resp = self.execute(req).await?;
             if let (Some(login), Some(sent)) = (login, &sent) {
@@ -352,6 +387,7 @@ impl Client {
             }
             if redirects < MAX_REDIRECTS
                 && let Some(to) = Redirect::of(&resp, moved.as_ref())
+                && (to.url().origin() == home || !names_home)
             {
                 redirects += 1;
                 moved = Some(to);

@@ -31,12 +31,18 @@ impl Redirect {
         ) {
             return None;
         }
-        let location = resp.headers().get(LOCATION)?.to_str().ok()?;
+        // Raw UTF-8 too: some servers send accented names so.
+        let location = std::str::from_utf8(resp.headers().get(LOCATION)?.as_bytes()).ok()?;
         let to = resp.url().join(location).ok()?;
         matches!(to.scheme(), "http" | "https").then(|| Redirect {
             to,
             see_other: status == StatusCode::SEE_OTHER || earlier.is_some_and(|e| e.see_other),
         })
+    }
+
+    /// Where the redirect points.
+    pub(crate) fn url(&self) -> &Url {
+        &self.to
     }
 
     /// Sends `req` where the redirect points; after a 303, as a GET without its body.

@@ -6,6 +6,7 @@
 use std::io::Write as _;
 
 use davit_client::{Client, Depth};
+use futures_util::StreamExt;
 use support::{Answer, Seen};
 
 mod support;
@@ -21,6 +22,15 @@ fn slash_redirect(req: &Seen) -> Answer {
         }
         _ => Answer::new("400 Bad Request", ""),
     }
+}
+
+async fn fetch(c: &Client, path: &str) -> Vec<u8> {
+    let mut download = c.get(path).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = download.body.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
 }
 
 fn paths(entries: &[davit_client::Entry]) -> Vec<&str> {
@@ -182,4 +192,65 @@ async fn a_redirect_loop_ends_with_the_redirect_as_the_error() {
         6,
         "the request, then five redirects followed"
     );
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_wait_for_a_401_and_stay_home() {
+    let (elsewhere, elsewhere_log) = support::scripted(|_| Answer::new("200 OK", "x")).await;
+    let (addr, log) = support::scripted(move |req| {
+        if req.headers.contains_key("authorization") {
+            Answer::new("302 Found", "").header(format!("Location: http://{elsewhere}/f.txt"))
+        } else {
+            Answer::new("401 Unauthorized", "").header(r#"WWW-Authenticate: Basic realm="files""#)
+        }
+    })
+    .await;
+    let c = Client::new(&format!("http://alice:s%40cret@{addr}/")).unwrap();
+    assert_eq!(fetch(&c, "/f.txt").await, b"x");
+    let log = log.lock().unwrap();
+    assert!(
+        !log[0].headers.contains_key("authorization"),
+        "before the 401"
+    );
+    // "alice:s@cret", decoded from the URL.
+    assert_eq!(log[1].headers["authorization"], "Basic YWxpY2U6c0BjcmV0");
+    let there = elsewhere_log.lock().unwrap();
+    assert!(
+        !there[0].headers.contains_key("authorization"),
+        "{:?}",
+        there[0].headers
+    );
+}
+
+#[tokio::test]
+async fn a_move_is_not_sent_to_another_origin() {
+    let (elsewhere, elsewhere_log) = support::scripted(|_| Answer::new("201 Created", "")).await;
+    let (addr, _) = support::scripted(move |_| {
+        Answer::new("307 Temporary Redirect", "")
+            .header(format!("Location: http://{elsewhere}/a.txt"))
+    })
+    .await;
+    let c = Client::new(&format!("http://{addr}")).unwrap();
+    let e = c
+        .move_to("/a.txt", "/b.txt", davit_client::Overwrite::Allow)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status_code(), Some(307));
+    assert!(
+        elsewhere_log.lock().unwrap().is_empty(),
+        "its Destination names the first server"
+    );
+}
+
+#[tokio::test]
+async fn a_location_in_raw_utf8_is_followed() {
+    let (addr, log) = support::scripted(|req| match req.target.as_str() {
+        "/old" => Answer::new("301 Moved Permanently", "").header("Location: /caf\u{e9}.txt"),
+        "/caf%C3%A9.txt" => Answer::new("200 OK", "found"),
+        _ => Answer::new("404 Not Found", ""),
+    })
+    .await;
+    let c = Client::new(&format!("http://{addr}")).unwrap();
+    assert_eq!(fetch(&c, "/old").await, b"found");
+    assert_eq!(log.lock().unwrap().len(), 2);
 }

@@ -13,7 +13,7 @@ use http::{Method, StatusCode, request::Parts};
 use http_body_util::{BodyDataStream, BodyExt};
 use hyper::body::Incoming;
 
-use crate::auth::Principal;
+use crate::auth::{Access, Principal};
 use crate::error::DavError;
 
 /// A request with its target decoded.
@@ -164,20 +164,41 @@ impl DavRequest {
 
     /// Takes the paths the request names (its own, its `If` header's resources, its
     /// Destination) as they exist on `storage`, where the client spelled a name in the
-    /// other Unicode normalization form (see `spelling`).
+    /// other Unicode normalization form (see `spelling`), looking only where the sender may
+    /// read. A Destination that differs from the source in spelling only keeps the
+    /// sender's: that MOVE renames a name into the other form.
     pub(crate) async fn match_spelling(
         &mut self,
         storage: &dyn davit_store::Storage,
         base: &BasePath,
     ) {
-        let path = std::mem::replace(&mut self.path, ResourcePath::root());
-        self.path = crate::spelling::existing(storage, path).await;
-        if let Some(header) = &mut self.if_header {
-            for list in &mut header.lists {
-                if let Some(resource) = list.resource.take() {
-                    list.resource = Some(crate::spelling::existing(storage, resource).await);
+        let rules = self.principal.rules().cloned();
+        let may_read =
+            move |p: &ResourcePath| rules.as_ref().is_none_or(|r| r.access(p) >= Access::Read);
+        if let Some(found) = crate::spelling::existing(storage, &self.path, &may_read).await {
+            self.path = found;
+        }
+        if let Some(mut header) = self.if_header.take() {
+            // Tags that cannot hold here are not looked up, nor more than a few.
+            let here = |l: &davit_proto::IfList| {
+                !l.unserved
+                    && l.authority
+                        .as_ref()
+                        .is_none_or(|a| self.is_own_authority(a).unwrap_or(false))
+            };
+            let own: Vec<bool> = header.lists.iter().map(here).collect();
+            let tagged = header
+                .lists
+                .iter_mut()
+                .zip(own)
+                .filter(|(_, own)| *own)
+                .filter_map(|(l, _)| l.resource.as_mut());
+            for resource in tagged.take(MAX_SPELLED_TAGS) {
+                if let Some(found) = crate::spelling::existing(storage, resource, &may_read).await {
+                    *resource = found;
                 }
             }
+            self.if_header = Some(header);
         }
         // Beyond ASCII, a URI is percent-encoded: without a `%`, one spelling only.
         let spellable = |v: &str| v.contains('%') || !v.is_ascii();
@@ -186,9 +207,10 @@ impl DavRequest {
                 .header(DESTINATION)
                 .is_ok_and(|v| v.as_deref().is_some_and(spellable))
             && let Ok(dest) = self.destination(base)
-            && !dest.path.as_str().is_ascii()
+            && let Some(found) = crate::spelling::existing(storage, &dest.path, &may_read).await
+            && found != self.path
         {
-            self.destination_found = Some(crate::spelling::existing(storage, dest.path).await);
+            self.destination_found = Some(found);
         }
     }
 
@@ -248,6 +270,9 @@ fn strip_default_port(authority: &str) -> &str {
         .or_else(|| authority.strip_suffix(":443"))
         .unwrap_or(authority)
 }
+
+/// `If` resource tags matched to their spelling on disk per request (see `spelling`).
+const MAX_SPELLED_TAGS: usize = 8;
 
 pub(crate) const DEPTH: HeaderName = HeaderName::from_static("depth");
 pub(crate) const OVERWRITE: HeaderName = HeaderName::from_static("overwrite");

@@ -10,22 +10,30 @@ use davit_proto::ResourcePath;
 use davit_store::Storage;
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 
-/// `path` as it exists: each name as sent when that exists, else composed, else
-/// decomposed.
-pub(crate) async fn existing(storage: &dyn Storage, path: ResourcePath) -> ResourcePath {
+/// `path` as it exists, where that differs from how it was sent: each name as sent when
+/// that exists, else composed, else decomposed. Other spellings are only tried in folders
+/// for which `may_look_in` holds (those the sender may read), so that what exists where
+/// the sender may not look stays unknown to them.
+pub(crate) async fn existing(
+    storage: &dyn Storage,
+    path: &ResourcePath,
+    may_look_in: &(dyn Fn(&ResourcePath) -> bool + Sync),
+) -> Option<ResourcePath> {
     // ASCII has one spelling, and most paths exist as sent: one look-up at most.
-    if path.as_str().is_ascii() || storage.metadata(&path).await.is_ok() {
-        return path;
+    if path.as_str().is_ascii() || storage.metadata(path).await.is_ok() {
+        return None;
     }
-    match name_by_name(storage, &path).await {
-        Some(found) => found,
-        None => path,
-    }
+    let found = name_by_name(storage, path, may_look_in).await?;
+    (found != *path).then_some(found)
 }
 
 /// The look-ups stop at the first name that exists in no spelling: nothing can exist below
 /// it, and a long path of made-up names costs no more than one.
-async fn name_by_name(storage: &dyn Storage, path: &ResourcePath) -> Option<ResourcePath> {
+async fn name_by_name(
+    storage: &dyn Storage,
+    path: &ResourcePath,
+    may_look_in: &(dyn Fn(&ResourcePath) -> bool + Sync),
+) -> Option<ResourcePath> {
     let mut found = ResourcePath::root();
     let mut missing = false;
     for name in path.segments() {
@@ -35,11 +43,13 @@ async fn name_by_name(storage: &dyn Storage, path: &ResourcePath) -> Option<Reso
             continue;
         }
         let mut matched = None;
-        for other in other_spellings(name) {
-            let candidate = found.join(&other).ok()?;
-            if storage.metadata(&candidate).await.is_ok() {
-                matched = Some(candidate);
-                break;
+        if may_look_in(&found) {
+            for other in other_spellings(name) {
+                let candidate = found.join(&other).ok()?;
+                if storage.metadata(&candidate).await.is_ok() {
+                    matched = Some(candidate);
+                    break;
+                }
             }
         }
         missing = matched.is_none();
@@ -118,12 +128,14 @@ mod tests {
             (format!("/x/{DECOMPOSED}"), format!("/x/{DECOMPOSED}")),
             ("/plain/ascii".to_owned(), "/plain/ascii".to_owned()),
         ];
+        let anywhere = |_: &ResourcePath| true;
         for (sent, meant) in cases {
-            assert_eq!(
-                existing(&storage, path(&sent)).await,
-                path(&meant),
-                "{sent:?}"
-            );
+            let found = existing(&storage, &path(&sent), &anywhere).await;
+            assert_eq!(found.unwrap_or(path(&sent)), path(&meant), "{sent:?}");
         }
+        // Only where the sender may look.
+        let not_in_root = |p: &ResourcePath| !p.is_root();
+        let sent = path(&format!("/{DECOMPOSED}"));
+        assert_eq!(existing(&storage, &sent, &not_in_root).await, None);
     }
 }

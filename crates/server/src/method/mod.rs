@@ -158,9 +158,6 @@ async fn route(
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
     let mut req = DavRequest::new(parts, &server.config.base_path)?;
-    // Before the access rules: they judge the resources the request will act on.
-    req.match_spelling(server.storage(), &server.config.base_path)
-        .await;
     if server.config.read_only && writes(req.method()) {
         return Err(DavError::forbidden(format!(
             "{} refused: this server is read-only",
@@ -168,6 +165,10 @@ async fn route(
         )));
     }
     req.principal = principal;
+    // Before the access rules, which judge the resources the request will act on; after
+    // the sender is known, whose rules say where other spellings may be looked for.
+    req.match_spelling(server.storage(), &server.config.base_path)
+        .await;
     authorize(
         server.config.auth.as_deref(),
         &req,

@@ -73,7 +73,8 @@ async fn folders_are_matched_name_by_name(s: TestServer) {
 
 both_backends!(
     a_file_is_one_file_in_both_spellings,
-    folders_are_matched_name_by_name
+    folders_are_matched_name_by_name,
+    a_move_can_change_only_the_spelling
 );
 
 #[tokio::test]
@@ -86,7 +87,8 @@ async fn access_rules_judge_what_the_request_reaches() {
                 .unwrap()
                 .with_rule(&format!("/{COMPOSED}"), Access::Read)
                 .unwrap(),
-        );
+        )
+        .with_user("carol", UserRules::new("/carol", Access::Write).unwrap());
     let auth = Auth::new(Htpasswd::parse(USERS).unwrap(), policy)
         .unwrap()
         .failure_delay(Duration::ZERO);
@@ -106,4 +108,32 @@ async fn access_rules_judge_what_the_request_reaches() {
     let moved = as_user("bob", "MOVE", "/mine.txt")
         .header("Destination", s.url(&format!("/{DECOMPOSED}/mine.txt")));
     assert_eq!(moved.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    // Where carol may not look, what exists is not matched: her refusal names her
+    // spelling, as for a name that does not exist.
+    let made = as_user("alice", "MKCOL", "/private/");
+    assert_eq!(made.send().await.unwrap().status(), StatusCode::CREATED);
+    let put = as_user("alice", "PUT", &format!("/private/{COMPOSED}.txt")).body("p");
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::CREATED);
+    for name in [DECOMPOSED, "nothing-e\u{301}"] {
+        let r = as_user("carol", "GET", &format!("/private/{name}.txt"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(&format!("/private/{name}.txt")), "{text}");
+    }
+}
+
+async fn a_move_can_change_only_the_spelling(s: TestServer) {
+    s.put(&format!("/{COMPOSED}.txt"), "x").await;
+    let r = s
+        .req("MOVE", &format!("/{COMPOSED}.txt"))
+        .header("Destination", s.url(&format!("/{DECOMPOSED}.txt")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let listing = s.propfind("/", "1", "").await;
+    assert_eq!(listing.hrefs(), ["/", &format!("/{DECOMPOSED_HREF}.txt")]);
 }
