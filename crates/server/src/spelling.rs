@@ -6,6 +6,8 @@
 //! A name that exists as sent is used as sent, and one that exists in no form keeps the
 //! client's spelling: Davit never renames anything.
 
+use std::borrow::Cow;
+
 use davit_proto::ResourcePath;
 use davit_store::Storage;
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
@@ -56,6 +58,15 @@ async fn name_by_name(
         found = matched.unwrap_or(as_sent);
     }
     Some(found)
+}
+
+/// `text` composed (NFC): one spelling for comparing names however they were sent.
+pub(crate) fn composed(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        Cow::Borrowed(text)
+    } else {
+        ComposingNormalizerBorrowed::new_nfc().normalize(text)
+    }
 }
 
 /// `name` composed and decomposed, where that differs from `name`.

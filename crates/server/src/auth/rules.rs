@@ -6,6 +6,7 @@ use std::sync::Arc;
 use davit_proto::ResourcePath;
 
 use super::AuthError;
+use crate::spelling::composed;
 
 /// What a user may do at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,7 +92,8 @@ impl UserRules {
 
     /// Access at `path`.
     pub fn access(&self, path: &ResourcePath) -> Access {
-        let path = path.as_str().trim_end_matches('/');
+        let path = composed(path.as_str());
+        let path = path.trim_end_matches('/');
         self.rules
             .iter()
             .find(|(prefix, _)| within(path, prefix))
@@ -102,7 +104,8 @@ impl UserRules {
     /// methods that change a whole tree (DELETE, MOVE, overwriting COPY).
     pub fn tree_access(&self, path: &ResourcePath) -> Access {
         let top = self.access(path);
-        let path = path.as_str().trim_end_matches('/');
+        let path = composed(path.as_str());
+        let path = path.trim_end_matches('/');
         self.rules
             .iter()
             .filter(|(prefix, _)| prefix.len() > path.len() && within(prefix, path))
@@ -166,7 +169,8 @@ fn normalize(path: &str) -> Result<String, AuthError> {
         return Ok(String::new());
     }
     match ResourcePath::from_decoded(trimmed) {
-        Ok(p) if p.as_str() == trimmed => Ok(trimmed.to_owned()),
+        // Composed: rules match a name however a request spells it (see `spelling`).
+        Ok(p) if p.as_str() == trimmed => Ok(composed(trimmed).into_owned()),
         _ => Err(AuthError::Config(format!(
             "{path:?} is not a plain path (no //, . or .. segments)"
         ))),
@@ -188,6 +192,28 @@ mod tests {
 
     fn p(s: &str) -> ResourcePath {
         ResourcePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn rules_match_names_however_they_are_spelled() {
+        let (nfc, nfd) = ("/Caf\u{e9}", "/Cafe\u{301}");
+        for (root, rule) in [(nfc, nfd), (nfd, nfc)] {
+            let r = UserRules::new(root, Access::Write)
+                .unwrap()
+                .with_rule(&format!("{rule}/archive"), Access::Read)
+                .unwrap();
+            for spelled in [nfc, nfd] {
+                let at =
+                    |rest: &str| ResourcePath::from_decoded(&format!("{spelled}{rest}")).unwrap();
+                assert_eq!(r.access(&at("/x")), Access::Write, "{root} {spelled}");
+                assert_eq!(
+                    r.access(&at("/archive/x")),
+                    Access::Read,
+                    "{root} {spelled}"
+                );
+                assert_eq!(r.tree_access(&at("")), Access::Read, "{root} {spelled}");
+            }
+        }
     }
 
     #[test]
