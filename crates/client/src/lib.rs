@@ -255,6 +255,14 @@ pub fn split_url(url: &str) -> Result<(String, String), ClientError> {
     Ok((origin, multistatus::href_path(path)))
 }
 
+/// One key for a path however its accented names are spelled (Unicode composed or
+/// decomposed), without a trailing slash.
+pub(crate) fn spelling_key(path: &str) -> String {
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfc()
+        .normalize(path.trim_end_matches('/'))
+        .into_owned()
+}
+
 /// Whether `rel` is a relative path of plain names: none empty, `.`, `..` or holding NUL.
 pub(crate) fn plain_relative(rel: &str) -> bool {
     rel.split('/')
@@ -565,13 +573,15 @@ impl Client {
         let mut visited = std::collections::HashSet::new();
         let mut dirs = vec![path.to_owned()];
         while let Some(dir) = dirs.pop() {
-            let want = dir.trim_end_matches('/').to_owned();
+            // Compared composed: a server may answer in another spelling than asked
+            // (a Mac's decomposed names for files stored composed, or the reverse).
+            let want = spelling_key(&dir);
             if !visited.insert(want.clone()) {
                 continue;
             }
             let top = out.is_empty();
             for e in self.list(&dir, Depth::One).await? {
-                let name = e.path.trim_end_matches('/');
+                let name = spelling_key(&e.path);
                 if name == want {
                     if top {
                         out.insert(0, e);

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use icu_normalizer::ComposingNormalizerBorrowed;
-
-use crate::{Client, ClientError, Entry, Failure, Progress};
+use crate::{Client, ClientError, Entry, Failure, Progress, spelling_key as key};
 
 /// Files per bulk-upload request.
 const BATCH_FILES: usize = 64;
@@ -62,15 +60,6 @@ fn secs(t: SystemTime) -> u64 {
 
 fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
-}
-
-/// One key for a path however its names are spelled (Unicode composed or decomposed): a
-/// Mac's local names and the names another client gave the remote files are matched, so
-/// the sync neither uploads a twin nor deletes the file it stands for.
-fn key(path: &str) -> String {
-    ComposingNormalizerBorrowed::new_nfc()
-        .normalize(path.trim_end_matches('/'))
-        .into_owned()
 }
 
 struct LocalEntry {
@@ -141,6 +130,8 @@ pub async fn plan(
             )
         })??;
     let mut plan = Plan::default();
+    // Keyed composed, so that a Mac's local names and the names another client gave the
+    // remote files match: the sync neither uploads a twin nor deletes what a name stands for.
     let remotes: HashMap<String, Entry> = match client.list_recursive(&remote_root).await {
         Ok(list) => list.into_iter().map(|e| (key(&e.path), e)).collect(),
         Err(e) if e.is_not_found() => {
