@@ -105,3 +105,23 @@ async fn the_download_writes_only_inside_its_folder() {
     assert!(!out.path().join("escape.txt").exists());
     assert!(!local.join("etc").exists());
 }
+
+/// A server that answers in another Unicode spelling than the one asked for (composed
+/// hrefs for a decomposed request): the collection's own entry and its members are
+/// still recognised.
+#[tokio::test]
+async fn a_listing_in_another_spelling_is_recognised() {
+    let listings = HashMap::from([(
+        "/Cafe%CC%81/".to_owned(),
+        multistatus(&[("/Caf%C3%A9/", true), ("/Caf%C3%A9/a.txt", false)]),
+    )]);
+    let c = odd_server(listings, HashMap::new()).await;
+    let paths: Vec<String> = c
+        .list_recursive("/Cafe\u{301}/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, ["/Caf\u{e9}/", "/Caf\u{e9}/a.txt"]);
+}

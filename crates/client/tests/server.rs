@@ -331,19 +331,3 @@ async fn sync_matches_names_spelled_either_way() {
         ]
     );
 }
-
-/// A tree asked for in the other spelling than the server's is listed all the same.
-#[tokio::test]
-async fn a_tree_asked_for_in_another_spelling_is_listed() {
-    let c = start().await;
-    c.mkcol("/Caf\u{e9}").await.unwrap();
-    c.put_bytes("/Caf\u{e9}/a.txt", "a".into()).await.unwrap();
-    let listed: Vec<String> = c
-        .list_recursive("/Cafe\u{301}/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
-    assert_eq!(listed, ["/Caf\u{e9}/", "/Caf\u{e9}/a.txt"]);
-}

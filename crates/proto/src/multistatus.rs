@@ -108,6 +108,8 @@ pub struct MultistatusWriter {
     buf: String,
     /// What every href starts with: [`BasePath::prefix`].
     prefix: String,
+    /// Hrefs of resources at or below the first path are written at or below the second.
+    respelled: Option<(ResourcePath, ResourcePath)>,
 }
 
 impl Default for MultistatusWriter {
@@ -125,7 +127,15 @@ impl MultistatusWriter {
         MultistatusWriter {
             buf,
             prefix: base.prefix().to_owned(),
+            respelled: None,
         }
+    }
+
+    /// Writes the hrefs of `found` and what lies below it as if at `sent`: the resource
+    /// as the client named it, where that differs from how it is stored (Unicode spelled
+    /// another way), so that a client finds the entry of what it asked for.
+    pub fn respell(&mut self, found: ResourcePath, sent: ResourcePath) {
+        self.respelled = Some((found, sent));
     }
 
     /// A `response` that carries only a status (and optionally a condition and a
@@ -157,7 +167,14 @@ impl MultistatusWriter {
     fn open_response(&mut self, path: &ResourcePath, kind: ResourceKind) {
         self.buf.push_str("<D:response><D:href>");
         self.buf.push_str(&self.prefix);
-        path.write_href(kind, &mut self.buf);
+        let rebased = self
+            .respelled
+            .as_ref()
+            .and_then(|(found, sent)| path.rebase(found, sent));
+        rebased
+            .as_ref()
+            .unwrap_or(path)
+            .write_href(kind, &mut self.buf);
         self.buf.push_str("</D:href>");
     }
 
@@ -356,6 +373,28 @@ mod tests {
             text.contains("<P:v xmlns:P=\"urn:x\" xml:lang=\"en\"><q xmlns=\"urn:q\">1</q></P:v>")
         );
         assert!(text.contains("<nons/>"));
+    }
+
+    #[test]
+    fn respelled_hrefs_follow_the_spelling_asked_for() {
+        let path = |s: &str| ResourcePath::from_decoded(s).unwrap();
+        let mut w = MultistatusWriter::default();
+        w.respell(path("/Cafe\u{301}"), path("/Caf\u{e9}"));
+        for (p, kind) in [
+            ("/Cafe\u{301}", ResourceKind::Collection),
+            ("/Cafe\u{301}/x", ResourceKind::File),
+            ("/Cafe\u{301}x", ResourceKind::File),
+        ] {
+            w.status_response(&path(p), kind, 200, None, None);
+        }
+        let body = String::from_utf8(w.take().to_vec()).unwrap();
+        let hrefs: Vec<&str> = body
+            .split("<D:href>")
+            .skip(1)
+            .filter_map(|h| h.split("</D:href>").next())
+            .collect();
+        // Below the respelled path only: a sibling that merely starts the same is kept.
+        assert_eq!(hrefs, ["/Caf%C3%A9/", "/Caf%C3%A9/x", "/Cafe%CC%81x"]);
     }
 
     #[test]

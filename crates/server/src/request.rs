@@ -31,6 +31,8 @@ pub(crate) struct DavRequest {
     conditional: bool,
     /// The Destination's path as it exists (see `spelling`), once looked up.
     destination_found: Option<ResourcePath>,
+    /// The path as the client spelled it, when `path` is how it exists instead.
+    pub(crate) path_as_sent: Option<ResourcePath>,
 }
 
 impl DavRequest {
@@ -50,6 +52,7 @@ impl DavRequest {
             principal: Principal::unrestricted(),
             conditional,
             destination_found: None,
+            path_as_sent: None,
         };
         if let Some(v) = req.condition(IF)? {
             req.if_header = Some(IfHeader::parse(&v)?.served_under(base));
@@ -176,7 +179,7 @@ impl DavRequest {
         let may_read =
             move |p: &ResourcePath| rules.as_ref().is_none_or(|r| r.access(p) >= Access::Read);
         if let Some(found) = crate::spelling::existing(storage, &self.path, &may_read).await {
-            self.path = found;
+            self.path_as_sent = Some(std::mem::replace(&mut self.path, found));
         }
         if let Some(mut header) = self.if_header.take() {
             // Tags that cannot hold here are not looked up, nor more than a few.

@@ -97,6 +97,11 @@ pub(super) async fn handle(
         read_only: server.config.read_only,
     };
     let mut w = MultistatusWriter::new(&shared.base);
+    // Hrefs as the client spelled what it asked for: clients find the entry of the
+    // collection itself by comparing it with the URL they sent.
+    if let Some(sent) = &req.path_as_sent {
+        w.respell(req.path.clone(), sent.clone());
+    }
     let mut scratch = Vec::new();
     let res = resource(&req.path, &meta, &locks, &shared, &mut scratch);
     write_resource(&mut w, &spec, res, &dead);

@@ -1,6 +1,7 @@
 //! Names spelled in the other Unicode normalization form (a Mac's decomposed "e" + accent
 //! for a composed "é" another client made, or the reverse) reach what exists: no twin is
-//! made beside it, nothing listed is "not found", and access rules judge what is reached.
+//! made beside it, nothing listed is "not found", a listing names what was asked for as
+//! asked, and access rules judge what is reached.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,16 @@ async fn folders_are_matched_name_by_name(s: TestServer) {
         [
             format!("/{DECOMPOSED_HREF}/"),
             format!("/{DECOMPOSED_HREF}/{COMPOSED_HREF}.txt")
+        ]
+    );
+    // Asked for in the other spelling, the listing names what was asked for as asked, so
+    // that a client finds the folder's own entry.
+    let listing = s.propfind(&format!("/{COMPOSED}/"), "1", "").await;
+    assert_eq!(
+        listing.hrefs(),
+        [
+            format!("/{COMPOSED_HREF}/"),
+            format!("/{COMPOSED_HREF}/{COMPOSED_HREF}.txt")
         ]
     );
     // Destinations too: a copy lands in the folder, over the file that is there.
