@@ -61,6 +61,12 @@ impl HiddenNames {
             .iter()
             .any(|p| matches(p.as_bytes(), name.as_bytes()))
     }
+
+    /// Whether a listing leaves `entry` out: a file whose name matches, never a folder.
+    pub(crate) fn hides_member(&self, entry: &davit_store::Entry) -> bool {
+        let folder = matches!(&entry.metadata, Ok(m) if m.kind.is_collection());
+        !folder && self.hides(&entry.name)
+    }
 }
 
 /// Glob matching with `*` and `?`, over bytes (a `?` matches one byte of a multi-byte

@@ -18,10 +18,7 @@ pub(crate) async fn listing(
         .list(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    entries.retain(|e| {
-        matches!(&e.metadata, Ok(m) if m.kind.is_collection())
-            || !server.config.hidden.hides(&e.name)
-    });
+    entries.retain(|e| !server.config.hidden.hides_member(e));
     entries.sort_by(|a, b| {
         let dir = |e: &davit_store::Entry| !matches!(&e.metadata, Ok(m) if m.kind.is_collection());
         dir(a).cmp(&dir(b)).then_with(|| a.name.cmp(&b.name))

@@ -198,8 +198,7 @@ impl Walk {
                 }
             };
             for entry in entries {
-                let is_dir = matches!(&entry.metadata, Ok(m) if m.kind.is_collection());
-                if !is_dir && self.hidden.hides(&entry.name) {
+                if self.hidden.hides_member(&entry) {
                     continue;
                 }
                 let Ok(child) = dir.join(&entry.name) else {
