@@ -258,9 +258,7 @@ pub fn split_url(url: &str) -> Result<(String, String), ClientError> {
 /// One key for a path however its accented names are spelled (Unicode composed or
 /// decomposed), without a trailing slash.
 pub(crate) fn spelling_key(path: &str) -> String {
-    icu_normalizer::ComposingNormalizerBorrowed::new_nfc()
-        .normalize(path.trim_end_matches('/'))
-        .into_owned()
+    davit_proto::composed(path.trim_end_matches('/')).into_owned()
 }
 
 /// Whether `rel` is a relative path of plain names: none empty, `.`, `..` or holding NUL.

@@ -52,7 +52,7 @@ pub use header::{
 pub use if_header::{IfCondition, IfHeader, IfList, IfTest};
 pub use lock::{ActiveLock, LockInfo, LockScope, Timeout, lock_response_body, parse_lock_token};
 pub use multistatus::{Condition, MultistatusWriter, reason_phrase};
-pub use path::{BasePath, Href, ResourceKind, ResourcePath, encode_path};
+pub use path::{BasePath, Href, ResourceKind, ResourcePath, composed, decomposed, encode_path};
 pub use prop::{DAV_NS, PropName, PropOp, PropValue};
 pub use request::{PropFind, PropertyUpdate};
 pub use time::{rfc3339, write_http_date, write_rfc3339};

@@ -3,6 +3,7 @@
 //! A [`ResourcePath`] is what storage sees; an href is what goes into XML and headers. They are
 //! different types so that one is never passed for the other.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -27,6 +28,26 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'=')
     .remove(b':')
     .remove(b'@');
+
+/// `text` composed (Unicode NFC, "é" as one character): one spelling for comparing names
+/// however a client sent them (macOS decomposes them).
+pub fn composed(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        Cow::Borrowed(text)
+    } else {
+        icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text)
+    }
+}
+
+/// `text` decomposed (Unicode NFD, "e" followed by a combining accent), as macOS spells
+/// names.
+pub fn decomposed(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        Cow::Borrowed(text)
+    } else {
+        icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(text)
+    }
+}
 
 /// Percent-encodes a decoded absolute path for the wire, segment by segment; `/` separators
 /// (a trailing one included) are kept.

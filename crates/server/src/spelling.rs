@@ -6,11 +6,8 @@
 //! A name that exists as sent is used as sent, and one that exists in no form keeps the
 //! client's spelling: Davit never renames anything.
 
-use std::borrow::Cow;
-
-use davit_proto::ResourcePath;
+use davit_proto::{ResourcePath, composed, decomposed};
 use davit_store::Storage;
-use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 
 /// `path` as it exists, where that differs from how it was sent: each name as sent when
 /// that exists, else composed, else decomposed. Other spellings are only tried in folders
@@ -40,7 +37,12 @@ async fn name_by_name(
     let mut missing = false;
     for name in path.segments() {
         let as_sent = found.join(name).ok()?;
-        if missing || name.is_ascii() || storage.metadata(&as_sent).await.is_ok() {
+        // The whole path as sent is already known to be missing.
+        let known_missing = as_sent == *path;
+        if missing
+            || name.is_ascii()
+            || (!known_missing && storage.metadata(&as_sent).await.is_ok())
+        {
             found = as_sent;
             continue;
         }
@@ -60,21 +62,10 @@ async fn name_by_name(
     Some(found)
 }
 
-/// `text` composed (NFC): one spelling for comparing names however they were sent.
-pub(crate) fn composed(text: &str) -> Cow<'_, str> {
-    if text.is_ascii() {
-        Cow::Borrowed(text)
-    } else {
-        ComposingNormalizerBorrowed::new_nfc().normalize(text)
-    }
-}
-
 /// `name` composed and decomposed, where that differs from `name`.
 fn other_spellings(name: &str) -> Vec<String> {
-    let composed = ComposingNormalizerBorrowed::new_nfc().normalize(name);
-    let decomposed = DecomposingNormalizerBorrowed::new_nfd().normalize(name);
     let mut out: Vec<String> = Vec::with_capacity(2);
-    for form in [composed, decomposed] {
+    for form in [composed(name), decomposed(name)] {
         if form != name && !out.iter().any(|o| *o == form) {
             out.push(form.into_owned());
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use davit_proto::ResourcePath;
 
 use super::AuthError;
-use crate::spelling::composed;
+use davit_proto::composed;
 
 /// What a user may do at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
