@@ -75,16 +75,16 @@ async fn odd_tree() -> Client {
     odd_server(listings, files).await
 }
 
+/// The paths `list_recursive` walks from `path`, in the order it gives them.
+async fn walked(c: &Client, path: &str) -> Vec<String> {
+    let entries = c.list_recursive(path).await.unwrap();
+    entries.into_iter().map(|e| e.path).collect()
+}
+
 #[tokio::test]
 async fn the_walk_stays_below_the_collection_and_ends() {
     let c = odd_tree().await;
-    let paths: Vec<String> = c
-        .list_recursive("/t/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
+    let paths = walked(&c, "/t/").await;
     assert_eq!(paths[0], "/t/", "the collection first: {paths:?}");
     let mut members = paths[1..].to_vec();
     members.sort();
@@ -116,12 +116,6 @@ async fn a_listing_in_another_spelling_is_recognised() {
         multistatus(&[("/Caf%C3%A9/", true), ("/Caf%C3%A9/a.txt", false)]),
     )]);
     let c = odd_server(listings, HashMap::new()).await;
-    let paths: Vec<String> = c
-        .list_recursive("/Cafe\u{301}/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
+    let paths = walked(&c, "/Cafe\u{301}/").await;
     assert_eq!(paths, ["/Caf\u{e9}/", "/Caf\u{e9}/a.txt"]);
 }
