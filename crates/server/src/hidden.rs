@@ -64,8 +64,7 @@ impl HiddenNames {
 
     /// Whether a listing leaves `entry` out: a file whose name matches, never a folder.
     pub(crate) fn hides_member(&self, entry: &davit_store::Entry) -> bool {
-        let folder = matches!(&entry.metadata, Ok(m) if m.kind.is_collection());
-        !folder && self.hides(&entry.name)
+        !entry.is_collection() && self.hides(&entry.name)
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) async fn listing(
         .map_err(DavError::from_storage)?;
     entries.retain(|e| !server.config.hidden.hides_member(e));
     entries.sort_by(|a, b| {
-        let dir = |e: &davit_store::Entry| !matches!(&e.metadata, Ok(m) if m.kind.is_collection());
+        let dir = |e: &davit_store::Entry| !e.is_collection();
         dir(a).cmp(&dir(b)).then_with(|| a.name.cmp(&b.name))
     });
     let base = &server.config.base_path;

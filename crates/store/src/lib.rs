@@ -104,6 +104,13 @@ pub struct Entry {
     pub metadata: Result<Metadata, StorageError>,
 }
 
+impl Entry {
+    /// Whether the member is known to be a collection (unreadable members are not).
+    pub fn is_collection(&self) -> bool {
+        matches!(&self.metadata, Ok(m) if m.kind.is_collection())
+    }
+}
+
 /// A plain resource opened for reading: its metadata as of the open, and its content.
 pub trait FileReader: Send + Debug {
     /// Metadata of the opened content (consistent with what [`FileReader::stream`] returns).

@@ -146,7 +146,7 @@ async fn count_entries(
             return Ok(count);
         }
         for e in entries {
-            if matches!(&e.metadata, Ok(m) if m.kind.is_collection())
+            if e.is_collection()
                 && let Ok(child) = dir.join(&e.name)
             {
                 dirs.push(child);
