@@ -317,9 +317,15 @@ pub(crate) async fn check_if(server: &DavServer, req: &DavRequest) -> Result<(),
     if header.evaluate(&req.path, applies, test) {
         return Ok(());
     }
-    Err(DavError::precondition_failed(
-        "no list of the If header holds for the current state",
-    ))
+    let failed =
+        DavError::precondition_failed("no list of the If header holds for the current state");
+    // RFC 4918 §9.10.6: a LOCK submitting tokens asks to refresh a lock, and the tokens
+    // name none that covers the Request-URI.
+    Err(if req.method().as_str() == "LOCK" {
+        failed.with_condition(Condition::LockTokenMatchesRequestUri)
+    } else {
+        failed
+    })
 }
 
 /// Whether the `If-Range` condition holds, so that a Range may be honoured.

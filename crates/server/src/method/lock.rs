@@ -189,7 +189,8 @@ async fn refresh(
     if refreshed.is_empty() {
         return Err(DavError::precondition_failed(
             "no submitted lock token applies to this resource",
-        ));
+        )
+        .with_condition(Condition::LockTokenMatchesRequestUri));
     }
     Ok(lock_response(server, req, &refreshed, kind, StatusCode::OK))
 }

@@ -1,5 +1,5 @@
-//! UNLOCK (RFC 4918 §9.11): remove the lock named by `Lock-Token`, which must apply to the
-//! Request-URI (else 409 `lock-token-matches-request-uri`).
+//! UNLOCK (RFC 4918 §9.11): remove the lock named by `Lock-Token` (400 without one), which
+//! must apply to the Request-URI (else 409 `lock-token-matches-request-uri`).
 
 use davit_proto::{Condition, parse_lock_token};
 use http::{Response, StatusCode};
@@ -17,8 +17,8 @@ pub(super) async fn handle(
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
     let Some(value) = req.header(LOCK_TOKEN)? else {
-        return Err(not_this_lock(
-            "UNLOCK needs the Lock-Token of a lock on this resource",
+        return Err(DavError::bad_request(
+            "UNLOCK needs a Lock-Token header naming a lock on this resource",
         ));
     };
     let token = parse_lock_token(&value)?;

@@ -169,8 +169,8 @@ async fn exclusive_lock_blocks_everyone_without_the_token(s: TestServer) {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(
         status_of(s.req("UNLOCK", "/f")).await,
-        StatusCode::CONFLICT,
-        "no token"
+        StatusCode::BAD_REQUEST,
+        "no token (RFC 4918 §9.11.1)"
     );
     assert_eq!(
         status_of(s.req("UNLOCK", "/f").header("Lock-Token", "no-brackets")).await,
@@ -332,11 +332,25 @@ async fn refresh_and_timeouts(s: TestServer) {
         StatusCode::BAD_REQUEST,
         "a refresh needs the token"
     );
-    assert_eq!(
-        lock(&s, "/f", "", &[("If", "(<urn:uuid:nope>)")])
-            .await
-            .status,
-        StatusCode::PRECONDITION_FAILED
+    // RFC 4918 §9.10.6: a refresh whose tokens name no lock here.
+    let unknown = lock(&s, "/f", "", &[("If", "(<urn:uuid:nope>)")]).await;
+    assert_eq!(unknown.status, StatusCode::PRECONDITION_FAILED);
+    assert!(
+        unknown.body.contains("<D:lock-token-matches-request-uri/>"),
+        "{}",
+        unknown.body
+    );
+    s.put("/other-file", "x").await;
+    // The tagged list holds (the token is /f's), but no lock of it covers this resource.
+    let tag = tagged(&s, "/f", &g.token);
+    let elsewhere = lock(&s, "/other-file", "", &[("If", tag.as_str())]).await;
+    assert_eq!(elsewhere.status, StatusCode::PRECONDITION_FAILED);
+    assert!(
+        elsewhere
+            .body
+            .contains("<D:lock-token-matches-request-uri/>"),
+        "{}",
+        elsewhere.body
     );
     // The configured maximum caps Infinite (3600 s by default).
     s.put("/g", "x").await;
