@@ -3,6 +3,7 @@
 //! - A body is refused with 415: Davit implements no MKCOL body format.
 //! - An existing resource at the URL is 405; a missing parent is 409.
 
+use davit_proto::ResourceKind;
 use davit_store::StorageError;
 use http::{Response, StatusCode};
 
@@ -13,7 +14,7 @@ use crate::precondition::{Change, check_write, metadata_now};
 use crate::request::{Body, DavRequest, read_body};
 use crate::tree::forget_stale;
 
-use super::status;
+use super::{allow_for, status};
 
 pub(super) async fn handle(
     server: &DavServer,
@@ -33,27 +34,30 @@ pub(super) async fn handle(
         ));
     }
     let _gate = server.locks.write_gate().await;
-    if metadata_now(server, &req.path).await?.is_some() {
-        return Err(DavError::method_not_allowed(
-            "a resource already exists at this URL",
-            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
-        ));
+    if let Some(meta) = metadata_now(server, &req.path).await? {
+        return Err(exists(meta.kind));
     }
     check_write(server, req, &req.path, None, Change::Create).await?;
-    server
-        .storage()
-        .create_collection(&req.path)
-        .await
-        .map_err(|e| match e {
-            StorageError::AlreadyExists => DavError::method_not_allowed(
-                "a resource already exists at this URL",
-                "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
-            ),
-            StorageError::ParentMissing | StorageError::NotACollection | StorageError::NotFound => {
-                DavError::conflict("the parent collection does not exist")
-            }
-            e => DavError::from_storage(e),
-        })?;
+    match server.storage().create_collection(&req.path).await {
+        Ok(()) => {}
+        // Made directly in the folder since the look-up above.
+        Err(StorageError::AlreadyExists) => {
+            let kind = metadata_now(server, &req.path).await?.map(|m| m.kind);
+            return Err(exists(kind.unwrap_or(ResourceKind::File)));
+        }
+        Err(
+            StorageError::ParentMissing | StorageError::NotACollection | StorageError::NotFound,
+        ) => return Err(DavError::conflict("the parent collection does not exist")),
+        Err(e) => return Err(DavError::from_storage(e)),
+    }
     forget_stale(server, &req.path).await?;
     Ok(status(StatusCode::CREATED))
+}
+
+/// 405 for a MKCOL where a resource of `kind` exists.
+fn exists(kind: ResourceKind) -> DavError {
+    DavError::method_not_allowed(
+        "a resource already exists at this URL",
+        allow_for(Some(kind), false),
+    )
 }

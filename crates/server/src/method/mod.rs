@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::Poll;
 
+use davit_proto::ResourceKind;
 use http::{Request, Response, StatusCode};
 
 use crate::DavServer;
@@ -26,14 +27,27 @@ mod put;
 mod transfer;
 mod unlock;
 
-/// Every method Davit implements, for `Allow`.
-pub(crate) const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
 /// Every method a handler answers.
 pub(crate) const IMPLEMENTED: &str =
     "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK, POST";
 /// The methods a read-only server answers.
 pub(crate) const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
+
+/// `Allow` for a resource of `kind` (`None`: nothing there), the same in OPTIONS and in
+/// every 405 (RFC 9110 §15.5.6: the methods the target supports).
+pub(crate) fn allow_for(kind: Option<ResourceKind>, read_only: bool) -> &'static str {
+    match (kind, read_only) {
+        (None, true) => "OPTIONS",
+        (Some(_), true) => READ_ONLY_ALLOW,
+        (None, false) => "OPTIONS, PUT, MKCOL, LOCK",
+        (Some(k), false) if k.is_collection() => {
+            "OPTIONS, GET, HEAD, POST, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+        }
+        (Some(_), false) => {
+            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+        }
+    }
+}
 
 /// Answers a request from `client`; `user` is set to who sent it once that is known.
 pub(crate) async fn dispatch(
@@ -175,11 +189,6 @@ async fn route(
         &server.config.base_path,
     )?;
     crate::precondition::check_if(server, &req).await?;
-    let allow = if server.config.read_only {
-        READ_ONLY_ALLOW
-    } else {
-        ALLOW
-    };
     // Each handler's future is boxed: unboxed, this future would be as large as the
     // largest of them (kilobytes), copied whole when a request task is spawned.
     let handler: Handler<'_> = match req.method().as_str() {
@@ -196,17 +205,26 @@ async fn route(
         "UNLOCK" => Box::pin(unlock::handle(server, &req)),
         "POST" => Box::pin(post::handle(server, &req, body)),
         "PATCH" | "TRACE" | "CONNECT" => {
+            let kind = server.storage().metadata(&req.path).await.ok();
             return Err(DavError::method_not_allowed(
                 format!("{} is not supported here", req.method()),
-                allow,
+                allow_for(kind.map(|m| m.kind), server.config.read_only),
             ));
         }
         other => {
+            let implemented = if server.config.read_only {
+                READ_ONLY_ALLOW
+            } else {
+                IMPLEMENTED
+            };
             return Err(DavError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("method {other} is not implemented"),
             )
-            .with_header(http::header::ALLOW, http::HeaderValue::from_static(allow)));
+            .with_header(
+                http::header::ALLOW,
+                http::HeaderValue::from_static(implemented),
+            ));
         }
     };
     handler.await

@@ -8,7 +8,7 @@ use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::DavRequest;
 
-use super::{ALLOW as ALL_METHODS, READ_ONLY_ALLOW, status};
+use super::{IMPLEMENTED, READ_ONLY_ALLOW, allow_for, status};
 
 /// The DAV compliance classes Davit implements: 3 is RFC 4918 itself (no lock-null
 /// resources, `If` evaluated as §10.4 says, PROPPATCH atomic).
@@ -52,7 +52,7 @@ pub(super) fn server_wide(read_only: bool) -> Response<DavBody> {
     let allow = if read_only {
         READ_ONLY_ALLOW
     } else {
-        ALL_METHODS
+        IMPLEMENTED
     };
     with_headers(status(StatusCode::OK), allow, read_only)
 }
@@ -62,20 +62,18 @@ pub(super) async fn handle(
     req: &DavRequest,
 ) -> Result<Response<DavBody>, DavError> {
     let read_only = server.config.read_only;
-    let (allow, collection) = match server.storage().metadata(&req.path).await {
-        Ok(m) if read_only => (READ_ONLY_ALLOW, m.kind.is_collection()),
-        Err(_) if read_only => ("OPTIONS", false),
-        Ok(m) if m.kind.is_collection() => (
-            "OPTIONS, GET, HEAD, POST, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
-            true,
-        ),
-        Ok(_) => (
-            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
-            false,
-        ),
-        Err(_) => ("OPTIONS, PUT, MKCOL, LOCK", false),
-    };
-    let mut resp = with_headers(status(StatusCode::OK), allow, read_only);
+    let kind = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .ok()
+        .map(|m| m.kind);
+    let collection = kind.is_some_and(|k| k.is_collection());
+    let mut resp = with_headers(
+        status(StatusCode::OK),
+        allow_for(kind, read_only),
+        read_only,
+    );
     if collection && !read_only {
         // RFC 5995: what a POST here accepts, which is how clients find bulk upload.
         resp.headers_mut().insert(

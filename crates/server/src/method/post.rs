@@ -20,7 +20,7 @@ use crate::request::{Body, DavRequest, body_stream, limit_stream, upload_too_lar
 use crate::tree::multistatus;
 
 use super::get::header_value;
-use super::status;
+use super::{allow_for, status};
 
 pub(super) async fn handle(
     server: &DavServer,
@@ -35,7 +35,7 @@ pub(super) async fn handle(
     if !meta.kind.is_collection() {
         return Err(DavError::method_not_allowed(
             "POST uploads files into a collection",
-            "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
+            allow_for(Some(meta.kind), false),
         ));
     }
     let content_type = req.header(CONTENT_TYPE)?.unwrap_or_default();

@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use davit_proto::ResourceKind;
 use davit_store::{Metadata, StorageError, WriteOutcome};
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 use http::{Response, StatusCode};
@@ -26,7 +27,7 @@ use crate::request::{
 use crate::tree::forget_stale;
 
 use super::get::header_value;
-use super::status;
+use super::{allow_for, status};
 
 /// The size the client says it sends: `Content-Length`, or for a chunked body macOS
 /// Finder's `X-Expected-Entity-Length`. Only to refuse early; what arrives is counted.
@@ -55,7 +56,7 @@ pub(super) async fn handle(
     if req.path.is_root() {
         return Err(DavError::method_not_allowed(
             "the root is a collection",
-            "OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH",
+            allow_for(Some(ResourceKind::Collection), false),
         ));
     }
     // Fail fast, before the body is read.
@@ -136,7 +137,7 @@ fn put_error(e: StorageError) -> DavError {
     match e {
         StorageError::IsCollection => DavError::method_not_allowed(
             "PUT cannot replace a collection",
-            "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH",
+            allow_for(Some(ResourceKind::Collection), false),
         ),
         StorageError::NotFound | StorageError::NotACollection => {
             DavError::conflict("the parent collection does not exist")

@@ -76,6 +76,39 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn options_asterisk_lists_every_method() {
+    let s = TestServer::start(Kind::Memory).await;
+    let out = exchange(
+        &s,
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), ["200"], "{out}");
+    let allow = out
+        .lines()
+        .find_map(|l| l.strip_prefix("allow: "))
+        .unwrap_or_else(|| panic!("no Allow: {out}"));
+    let methods: Vec<&str> = allow.split(", ").collect();
+    for m in [
+        "OPTIONS",
+        "GET",
+        "HEAD",
+        "PUT",
+        "DELETE",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "PROPFIND",
+        "PROPPATCH",
+        "LOCK",
+        "UNLOCK",
+        "POST",
+    ] {
+        assert!(methods.contains(&m), "{m} missing: {allow}");
+    }
+}
+
+#[tokio::test]
 async fn framings_two_parsers_could_read_differently_are_refused_and_end_the_connection() {
     let s = TestServer::start(Kind::Memory).await;
     // Each carries a second request that must never be answered: a proxy in front could

@@ -36,7 +36,52 @@ async fn unknown_method_is_501_and_post_is_405(s: TestServer) {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// `Allow` of an answer, as a list.
+fn allow(r: &reqwest::Response) -> Vec<String> {
+    let v = r.headers().get("allow").map(|v| v.to_str().unwrap());
+    v.unwrap_or_else(|| panic!("no Allow in the {} answer", r.status()))
+        .split(", ")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A 405 names what the resource takes (RFC 9110 §15.5.6): what OPTIONS lists for it,
+/// without the method refused.
+async fn every_405_allows_what_options_lists(s: TestServer) {
+    s.mkcol("/c/").await;
+    s.put("/f", "x").await;
+    for (method, path, body) in [
+        ("MKCOL", "/c/", ""),
+        ("MKCOL", "/f", ""),
+        ("PUT", "/c/", "x"),
+        ("PUT", "/", "x"),
+        ("POST", "/f", ""),
+        ("PATCH", "/f", ""),
+        ("PATCH", "/c/", ""),
+        ("TRACE", "/missing", ""),
+    ] {
+        let options = s.req("OPTIONS", path).send().await.unwrap();
+        let r = s.req(method, path).body(body).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let (listed, refused) = (allow(&options), allow(&r));
+        assert_eq!(refused, listed, "{method} {path}");
+        assert!(
+            !refused.iter().any(|m| m == method),
+            "{method} {path}: {refused:?}"
+        );
+    }
+    let locking = allow(&s.req("OPTIONS", "/c/").send().await.unwrap());
+    for m in ["LOCK", "UNLOCK", "PROPFIND", "POST"] {
+        assert!(locking.iter().any(|l| l == m), "{m}: {locking:?}");
+    }
+}
+
 both_backends!(
     options_advertises_dav_and_methods,
-    unknown_method_is_501_and_post_is_405
+    unknown_method_is_501_and_post_is_405,
+    every_405_allows_what_options_lists
 );
