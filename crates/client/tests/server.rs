@@ -206,7 +206,8 @@ async fn bulk_upload_answers_one_response_per_file() {
     assert_eq!(f3.size, Some(400_000));
     // Again: replaced.
     let ms = c.upload_many("/in/", &files[..2], None).await.unwrap();
-    assert!(ms.responses.iter().all(|r| r.status == Some(204)));
+    assert_eq!(ms.responses.len(), 2, "{ms:?}");
+    assert!(ms.responses.iter().all(|r| r.status == Some(204)), "{ms:?}");
     // Into a missing collection: the request itself fails.
     assert_eq!(
         c.upload_many("/nope/", &files[..1], None)

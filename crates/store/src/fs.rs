@@ -2167,8 +2167,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_tree_copy_of_files_not_in_memory_holds_no_descriptor_per_file() {
-        // The limit is the process's: only where each test has a process of its own.
+        // The limit is the process's: where tests share one (cargo test), this test runs
+        // alone in a process of its own, the test binary started again.
         if std::env::var_os("NEXTEST_EXECUTION_MODE").is_none_or(|m| m != "process-per-test") {
+            let name = "fs::tests::a_tree_copy_of_files_not_in_memory_holds_no_descriptor_per_file";
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();
