@@ -57,10 +57,10 @@ pub(crate) fn connect(conn: &Conn, url: &str) -> anyhow::Result<(Client, String)
 pub(crate) fn destination(client: &Client, src: &str, dst: &str) -> anyhow::Result<String> {
     if dst.contains("://") {
         let (origin, path) = split_url(dst)?;
-        if !client.url("/").starts_with(&origin) {
-            bail!("the destination {dst} is on another server; copy through get and put");
+        if same_origin(client.url("/").trim_end_matches('/'), &origin) {
+            return Ok(path);
         }
-        return Ok(path);
+        bail!("the destination {dst} is on another server; copy through get and put");
     }
     if dst.starts_with('/') {
         return Ok(dst.to_owned());
@@ -70,6 +70,22 @@ pub(crate) fn destination(client: &Client, src: &str, dst: &str) -> anyhow::Resu
         .rsplit_once('/')
         .map_or("", |(p, _)| p);
     Ok(format!("{parent}/{dst}"))
+}
+
+/// Whether two `scheme://authority` origins name one server: the host in any case, with or
+/// without a login or the scheme's default port.
+fn same_origin(a: &str, b: &str) -> bool {
+    fn normal(origin: &str) -> Option<(String, String)> {
+        let (scheme, authority) = origin.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let host = authority.rsplit('@').next()?.to_ascii_lowercase();
+        let default = if scheme == "https" { ":443" } else { ":80" };
+        let host = host
+            .strip_suffix(default)
+            .map_or(host.clone(), str::to_owned);
+        Some((scheme, host))
+    }
+    normal(a).is_some_and(|a| Some(a) == normal(b))
 }
 
 fn netrc_lookup(conn: &Conn, host: &str) -> anyhow::Result<Option<(String, String)>> {
@@ -136,7 +152,26 @@ fn parse_netrc(text: &str, host: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_netrc;
+    use super::{destination, parse_netrc};
+
+    #[test]
+    fn destination_table() {
+        let client = |origin: &str| davit_client::Client::builder(origin).build().unwrap();
+        for (origin, dst, want) in [
+            ("http://h:8080", "http://h:80/backup/doc", None),
+            ("http://h", "http://h:8080/doc", None),
+            ("http://example.com.au", "http://example.com/doc", None),
+            ("http://h", "https://h/doc", None),
+            ("http://h", "http://H:80/a%20b", Some("/a b")),
+            ("https://h:443", "https://ann@h/doc", Some("/doc")),
+            ("http://h:8080", "http://h:8080/d/", Some("/d/")),
+            ("http://h", "/abs", Some("/abs")),
+            ("http://h", "sibling", Some("/dir/sibling")),
+        ] {
+            let got = destination(&client(origin), "/dir/src", dst).ok();
+            assert_eq!(got.as_deref(), want, "{origin} -> {dst}");
+        }
+    }
 
     #[test]
     fn netrc_table() {
