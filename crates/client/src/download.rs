@@ -39,7 +39,8 @@ impl Client {
         local: &Path,
         progress: Option<Progress>,
     ) -> Result<TreeDownload, ClientError> {
-        let entries = self.list_recursive(path).await?;
+        let listing = self.list_recursive(path).await?;
+        let entries = listing.entries;
         let root = match entries.first() {
             Some(e) if e.is_collection => e.path.clone(),
             _ => {
@@ -55,6 +56,14 @@ impl Client {
             folders: 1,
             ..TreeDownload::default()
         };
+        // Listed as failing (not readable by this login, say): not downloaded.
+        for f in listing.failures {
+            let message = f
+                .description
+                .unwrap_or_else(|| "listed as failing".to_owned());
+            let error = ClientError::status(f.status, f.condition, message);
+            report.failed.push((f.path, error));
+        }
         let mut done = 0u64;
         for entry in entries.iter().skip(1) {
             let Some(rel) = local_relative(&root, &entry.path) else {

@@ -27,7 +27,10 @@
 //!         }
 //!     }
 //! }
-//! let entries = client.list("/", Depth::One).await?;
+//! let listing = client.list("/", Depth::One).await?;
+//! for e in &listing.entries {
+//!     println!("{}", e.path);
+//! }
 //! # Ok(())
 //! # }
 //! ```
@@ -90,6 +93,17 @@ pub struct Entry {
     pub modified: Option<SystemTime>,
     /// Entity tag (files).
     pub etag: Option<String>,
+}
+
+/// What a listing found: the resources, and those the server reported failing (a 403 for a
+/// member the sender may not see, a 507 for a listing cut short), which are not in
+/// `entries`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The resources listed.
+    pub entries: Vec<Entry>,
+    /// The resources listed with an error status.
+    pub failures: Vec<Failure>,
 }
 
 /// What OPTIONS says the server can do.
@@ -520,11 +534,11 @@ impl Client {
     }
 
     /// The resources at `path` (Depth 0), with its members (Depth 1) or everything below it
-    /// (Depth infinity; servers may refuse it).
+    /// (Depth infinity; servers may refuse it), and those the server reported failing.
     ///
     /// # Errors
     /// As [`Client::propfind`].
-    pub async fn list(&self, path: &str, depth: Depth) -> Result<Vec<Entry>, ClientError> {
+    pub async fn list(&self, path: &str, depth: Depth) -> Result<Listing, ClientError> {
         let names = [
             "resourcetype",
             "getcontentlength",
@@ -537,7 +551,12 @@ impl Client {
         let ms = self
             .propfind(path, depth, &PropRequest::Props(names))
             .await?;
-        Ok(ms
+        let failures = ms
+            .failures()
+            .into_iter()
+            .filter(|f| f.property.is_none())
+            .collect();
+        let entries = ms
             .responses
             .iter()
             .filter(|r| r.status.is_none_or(multistatus::is_success))
@@ -555,7 +574,8 @@ impl Client {
                     etag: r.etag(),
                 }
             })
-            .collect())
+            .collect();
+        Ok(Listing { entries, failures })
     }
 
     /// Everything below `path`, collection by collection (works where Depth infinity is
@@ -566,8 +586,9 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::propfind`], for the first collection that cannot be listed.
-    pub async fn list_recursive(&self, path: &str) -> Result<Vec<Entry>, ClientError> {
+    pub async fn list_recursive(&self, path: &str) -> Result<Listing, ClientError> {
         let mut out: Vec<Entry> = Vec::new();
+        let mut failures = Vec::new();
         let mut visited = std::collections::HashSet::new();
         let mut dirs = vec![path.to_owned()];
         while let Some(dir) = dirs.pop() {
@@ -578,7 +599,9 @@ impl Client {
                 continue;
             }
             let top = out.is_empty();
-            for e in self.list(&dir, Depth::One).await? {
+            let listing = self.list(&dir, Depth::One).await?;
+            failures.extend(listing.failures);
+            for e in listing.entries {
                 let name = spelling_key(&e.path);
                 if name == want {
                     if top {
@@ -599,7 +622,10 @@ impl Client {
                 out.push(e);
             }
         }
-        Ok(out)
+        Ok(Listing {
+            entries: out,
+            failures,
+        })
     }
 
     /// PROPPATCH: the instructions in order, all or nothing.

@@ -28,6 +28,8 @@ pub struct Plan {
     pub deletes: Vec<String>,
     /// Files already up to date.
     pub unchanged: usize,
+    /// Remote resources listed as failing: neither compared nor deleted, and reported.
+    pub failures: Vec<Failure>,
 }
 
 impl Plan {
@@ -50,8 +52,26 @@ pub struct Report {
     pub unchanged: usize,
     /// Whether uploads went through bulk upload.
     pub bulk: bool,
-    /// Everything that failed, per resource.
+    /// Everything that failed, per resource, as the server answered.
     pub failures: Vec<Failure>,
+    /// Paths that failed without an answer of the server's for them (a local file that
+    /// could not be read, an answer that could not be read), with the error.
+    pub errors: Vec<(String, String)>,
+}
+
+impl Report {
+    /// Records `e`, the error of an operation on `paths`: as the server's failures when it
+    /// answered with a status, else as an error of each path.
+    fn failed(&mut self, paths: &[&str], e: &ClientError) {
+        let failures = e.failures(paths.first().copied().unwrap_or("/"));
+        if failures.is_empty() {
+            let message = e.to_string();
+            self.errors
+                .extend(paths.iter().map(|p| ((*p).to_owned(), message.clone())));
+        } else {
+            self.failures.extend(failures);
+        }
+    }
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -133,7 +153,13 @@ pub async fn plan(
     // Keyed composed, so that a Mac's local names and the names another client gave the
     // remote files match: the sync neither uploads a twin nor deletes what a name stands for.
     let remotes: HashMap<String, Entry> = match client.list_recursive(&remote_root).await {
-        Ok(list) => list.into_iter().map(|e| (key(&e.path), e)).collect(),
+        Ok(list) => {
+            plan.failures = list.failures;
+            list.entries
+                .into_iter()
+                .map(|e| (key(&e.path), e))
+                .collect()
+        }
         Err(e) if e.is_not_found() => {
             plan.mkcols.push(remote_root.clone());
             HashMap::new()
@@ -148,6 +174,19 @@ pub async fn plan(
         let parent = folders.get(parent).unwrap_or(&remote_root);
         let wanted = join(parent, name);
         let k = key(&wanted);
+        // What the server could not report on is left as it is, with what is below it.
+        let unseen = plan.failures.iter().any(|f| {
+            let f = key(&f.path);
+            k.strip_prefix(f.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if unseen {
+            if l.is_dir {
+                // Its members are found under it, and left too.
+                folders.insert(&l.rel, wanted);
+            }
+            continue;
+        }
         let existing = remotes.get(&k);
         seen.insert(k);
         let rpath = existing.map_or(wanted, |r| r.path.trim_end_matches('/').to_owned());
@@ -208,6 +247,7 @@ pub async fn apply(
 ) -> Result<Report, ClientError> {
     let mut report = Report {
         unchanged: plan.unchanged,
+        failures: plan.failures.clone(),
         ..Report::default()
     };
     // Replaced resources go first, so their names are free.
@@ -218,14 +258,14 @@ pub async fn apply(
                 report.deleted.push(path.clone());
             }
             Err(e) if e.is_transport() => return Err(e),
-            Err(e) => report.failures.extend(e.failures(path)),
+            Err(e) => report.failed(&[path], &e),
         }
     }
     for dir in &plan.mkcols {
         match client.mkcol(dir).await {
             Ok(()) => report.created.push(dir.clone()),
             Err(e) if e.is_transport() => return Err(e),
-            Err(e) => report.failures.extend(e.failures(dir)),
+            Err(e) => report.failed(&[dir], &e),
         }
     }
     let bulk = match plan.uploads.first() {
@@ -277,7 +317,13 @@ pub async fn apply(
                             .extend(names.into_iter().filter(|n| !failed.contains(n)));
                     }
                     Err(e) if e.is_transport() => return Err(e),
-                    Err(e) => report.failures.extend(e.failures(&dir)),
+                    // Without an answer (a file that could not be read), every file of
+                    // the batch is left to do.
+                    Err(e) if e.failures(&dir).is_empty() => {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        report.failed(&names, &e);
+                    }
+                    Err(e) => report.failed(&[&dir], &e),
                 }
                 done_before += batch_bytes;
                 batch.clear();
@@ -289,7 +335,7 @@ pub async fn apply(
             match client.put_file(remote, local, offset(done_before)).await {
                 Ok(_) => report.uploaded.push(remote.clone()),
                 Err(e) if e.is_transport() => return Err(e),
-                Err(e) => report.failures.extend(e.failures(remote)),
+                Err(e) => report.failed(&[remote], &e),
             }
             done_before += size;
         }

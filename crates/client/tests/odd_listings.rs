@@ -77,7 +77,7 @@ async fn odd_tree() -> Client {
 
 /// The paths `list_recursive` walks from `path`, in the order it gives them.
 async fn walked(c: &Client, path: &str) -> Vec<String> {
-    let entries = c.list_recursive(path).await.unwrap();
+    let entries = c.list_recursive(path).await.unwrap().entries;
     entries.into_iter().map(|e| e.path).collect()
 }
 
@@ -118,4 +118,48 @@ async fn a_listing_in_another_spelling_is_recognised() {
     let c = odd_server(listings, HashMap::new()).await;
     let paths = walked(&c, "/Cafe\u{301}/").await;
     assert_eq!(paths, ["/Caf\u{e9}/", "/Caf\u{e9}/a.txt"]);
+}
+
+/// A member listed with an error status (a 403 here) is a failure of the listing, of the
+/// download and of a sync, not a member that is missing.
+#[tokio::test]
+async fn a_member_listed_as_failing_is_reported_not_dropped() {
+    let forbidden = "<D:response><D:href>/f/secret.txt</D:href>\
+        <D:href>/f/locked/</D:href><D:status>HTTP/1.1 403 Forbidden</D:status></D:response>";
+    let body = multistatus(&[("/f/", true), ("/f/a.txt", false)])
+        .replace("</D:multistatus>", &format!("{forbidden}</D:multistatus>"));
+    let listings = HashMap::from([("/f/".to_owned(), body)]);
+    let files = HashMap::from([("/f/a.txt".to_owned(), "a".to_owned())]);
+    let c = odd_server(listings, files).await;
+
+    let listing = c.list_recursive("/f/").await.unwrap();
+    let failed: Vec<(&str, u16)> = listing
+        .failures
+        .iter()
+        .map(|f| (f.path.as_str(), f.status))
+        .collect();
+    assert_eq!(failed, [("/f/secret.txt", 403), ("/f/locked/", 403)]);
+    assert!(listing.entries.iter().all(|e| e.path != "/f/secret.txt"));
+
+    let out = tempfile::tempdir().unwrap();
+    let done = c.download_tree("/f/", out.path(), None).await.unwrap();
+    assert_eq!(done.files.len(), 1, "{:?}", done.files);
+    let failed: Vec<&str> = done.failed.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(failed, ["/f/secret.txt", "/f/locked/"]);
+
+    // Neither uploaded over nor deleted, and reported; a folder of that name is left
+    // with what is in it.
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("secret.txt"), "mine").unwrap();
+    std::fs::write(local.path().join("b.txt"), "b").unwrap();
+    std::fs::create_dir(local.path().join("locked")).unwrap();
+    std::fs::write(local.path().join("locked").join("x.txt"), "x").unwrap();
+    let plan = davit_client::sync::plan(&c, local.path(), "/f", true)
+        .await
+        .unwrap();
+    let uploads: Vec<&str> = plan.uploads.iter().map(|u| u.1.as_str()).collect();
+    assert_eq!(uploads, ["/f/b.txt"]);
+    assert!(plan.mkcols.is_empty(), "{:?}", plan.mkcols);
+    assert_eq!(plan.deletes, ["/f/a.txt"]);
+    assert_eq!(plan.failures.len(), 2, "{:?}", plan.failures);
 }

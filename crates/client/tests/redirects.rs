@@ -41,7 +41,7 @@ fn paths(entries: &[davit_client::Entry]) -> Vec<&str> {
 async fn a_propfind_moved_with_301_stays_a_propfind() {
     let (addr, log) = support::scripted(slash_redirect).await;
     let c = Client::new(&format!("http://{addr}")).unwrap();
-    let entries = c.list("/dir", Depth::One).await.unwrap();
+    let entries = c.list("/dir", Depth::One).await.unwrap().entries;
     assert_eq!(paths(&entries), ["/dir/", "/dir/a.txt"]);
     let log = log.lock().unwrap();
     let hops: Vec<(&str, &str)> = log
@@ -76,7 +76,7 @@ async fn a_digest_login_signs_the_url_each_hop_goes_to() {
         .credentials("alice", "secret")
         .build()
         .unwrap();
-    let entries = c.list("/dir", Depth::One).await.unwrap();
+    let entries = c.list("/dir", Depth::One).await.unwrap().entries;
     assert_eq!(paths(&entries), ["/dir/", "/dir/a.txt"]);
     let log = log.lock().unwrap();
     let signed: Vec<Option<String>> = log.iter().map(signed_uri).collect();

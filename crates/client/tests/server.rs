@@ -41,7 +41,7 @@ async fn every_call_and_its_results() {
     let err = c.put_bytes("/none/x", "x".into()).await.unwrap_err();
     assert_eq!(err.status_code(), Some(409));
 
-    let entries = c.list("/d/", Depth::One).await.unwrap();
+    let entries = c.list("/d/", Depth::One).await.unwrap().entries;
     assert_eq!(entries.len(), 2);
     let file = entries.iter().find(|e| e.path == "/d/a b.txt").unwrap();
     assert_eq!(file.size, Some(6));
@@ -114,7 +114,7 @@ async fn every_call_and_its_results() {
     c.move_to("/e/a b.txt", "/e/moved.txt", Overwrite::Allow)
         .await
         .unwrap();
-    assert_eq!(c.list("/e/", Depth::One).await.unwrap().len(), 2);
+    assert_eq!(c.list("/e/", Depth::One).await.unwrap().entries.len(), 2);
 
     // LOCK, a refused write, UNLOCK.
     let lock = c
@@ -148,7 +148,7 @@ async fn every_call_and_its_results() {
         (failures[0].path.as_str(), failures[0].status),
         ("/d/a b.txt", 423)
     );
-    assert_eq!(c.list("/d/", Depth::One).await.unwrap().len(), 2);
+    assert_eq!(c.list("/d/", Depth::One).await.unwrap().entries.len(), 2);
     c.unlock("/d/a b.txt", &lock.token).await.unwrap();
     assert_eq!(
         c.unlock("/d/a b.txt", &lock.token)
@@ -198,7 +198,7 @@ async fn bulk_upload_answers_one_response_per_file() {
     let ms = c.upload_many("/in/", &files, None).await.unwrap();
     assert_eq!(ms.responses.len(), 6);
     assert!(ms.responses.iter().all(|r| r.status == Some(201)), "{ms:?}");
-    let listed = c.list("/in/", Depth::One).await.unwrap();
+    let listed = c.list("/in/", Depth::One).await.unwrap().entries;
     let f3 = listed
         .iter()
         .find(|e| e.path == "/in/name \"3\".bin")
@@ -258,6 +258,7 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
         .list("/", Depth::Infinity)
         .await
         .unwrap()
+        .entries
         .into_iter()
         .map(|e| e.path)
         .collect();
@@ -318,6 +319,7 @@ async fn sync_matches_names_spelled_either_way() {
         .list_recursive("/s/")
         .await
         .unwrap()
+        .entries
         .into_iter()
         .map(|e| e.path)
         .collect();
@@ -330,5 +332,28 @@ async fn sync_matches_names_spelled_either_way() {
             format!("/s/{ETE_NFC}/"),
             format!("/s/{ETE_NFC}/a.txt"),
         ]
+    );
+}
+
+#[tokio::test]
+async fn sync_reports_a_file_gone_before_its_upload() {
+    let c = start().await;
+    c.mkcol("/g").await.unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("kept.txt"), "k").unwrap();
+    std::fs::write(local.path().join("gone.txt"), "g").unwrap();
+    let plan = davit_client::sync::plan(&c, local.path(), "/g", false)
+        .await
+        .unwrap();
+    assert_eq!(plan.uploads.len(), 2, "{:?}", plan.uploads);
+    std::fs::remove_file(local.path().join("gone.txt")).unwrap();
+    let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+    assert!(
+        report.errors.iter().any(|(p, _)| p == "/g/gone.txt"),
+        "{report:?}"
+    );
+    assert!(
+        !report.uploaded.iter().any(|p| p == "/g/gone.txt"),
+        "{report:?}"
     );
 }

@@ -3,7 +3,7 @@
 use davit_client::{Depth, Entry};
 use serde::Serialize;
 
-use crate::output::{Outcome, report};
+use crate::output::{Outcome, print_failures, report};
 use crate::remote::{Conn, connect};
 
 #[derive(Debug, clap::Args)]
@@ -37,8 +37,8 @@ pub(crate) async fn run(a: Args) -> Outcome {
     } else {
         client.list(&path, Depth::One).await
     };
-    let mut entries = match listed {
-        Ok(e) => e,
+    let (mut entries, failures) = match listed {
+        Ok(l) => (l.entries, l.failures),
         Err(e) => return report(&path, e),
     };
     // The collection itself sorts first, then its members by path.
@@ -51,7 +51,8 @@ pub(crate) async fn run(a: Args) -> Outcome {
             println!("{}", line(e));
         }
     }
-    Ok(true)
+    print_failures(&failures);
+    Ok(failures.is_empty())
 }
 
 fn to_json(e: &Entry) -> JsonEntry<'_> {

@@ -32,14 +32,17 @@ pub(crate) async fn run(a: Args) -> Outcome {
         b.finish_and_clear();
     }
     print_failures(&report.failures);
+    for (path, error) in &report.errors {
+        eprintln!("{path}: {error}");
+    }
+    let failed = report.failures.len() + report.errors.len();
     println!(
-        "uploaded {}, created {}, deleted {}, unchanged {}, failed {}{}",
+        "uploaded {}, created {}, deleted {}, unchanged {}, failed {failed}{}",
         report.uploaded.len(),
         report.created.len(),
         report.deleted.len(),
         report.unchanged,
-        report.failures.len(),
         if report.bulk { " (bulk upload)" } else { "" }
     );
-    Ok(report.failures.is_empty())
+    Ok(failed == 0)
 }
