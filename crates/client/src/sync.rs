@@ -309,12 +309,13 @@ pub async fn apply(
                 let names: Vec<String> = batch.iter().map(|(n, _)| join(&dir, n)).collect();
                 match client.upload_many(&dir, &batch, offset(done_before)).await {
                     Ok(ms) => {
+                        // Matched however the server spells the names it reports.
                         let failed: HashSet<String> =
-                            ms.failures().iter().map(|f| f.path.clone()).collect();
+                            ms.failures().iter().map(|f| key(&f.path)).collect();
                         report.failures.extend(ms.failures());
                         report
                             .uploaded
-                            .extend(names.into_iter().filter(|n| !failed.contains(n)));
+                            .extend(names.into_iter().filter(|n| !failed.contains(&key(n))));
                     }
                     Err(e) if e.is_transport() => return Err(e),
                     // Without an answer (a file that could not be read), every file of
