@@ -462,8 +462,10 @@ impl Client {
     async fn multistatus(path: &str, resp: reqwest::Response) -> Result<Multistatus, ClientError> {
         let status = resp.status();
         if status == StatusCode::MULTI_STATUS {
+            // Where the answer came from, after redirects: what relative hrefs are to.
+            let at = resp.url().path().to_owned();
             let body = resp.bytes().await.map_err(ClientError::transport)?;
-            let ms = Multistatus::parse(&body)?;
+            let ms = Multistatus::parse_at(&body, &at)?;
             if ms.all_failed() {
                 return Err(ClientError::all_failed(ms));
             }
@@ -865,8 +867,9 @@ impl Client {
             .body(request_body::lockinfo(scope, owner));
         let resp = self.send(rb).await?;
         if resp.status() == StatusCode::MULTI_STATUS {
+            let at = resp.url().path().to_owned();
             let body = resp.bytes().await.map_err(ClientError::transport)?;
-            return Err(ClientError::all_failed(Multistatus::parse(&body)?));
+            return Err(ClientError::all_failed(Multistatus::parse_at(&body, &at)?));
         }
         if !resp.status().is_success() {
             return Err(Self::error(resp).await);

@@ -1,8 +1,8 @@
 //! Reading a `207 Multi-Status` body (RFC 4918 §13, §14.16) into one entry per resource.
 //!
 //! Written for what servers really send: any prefix (or none) for `DAV:`, `propstat` before
-//! or after its `prop`, hrefs as absolute URLs or paths, in any percent-encoding, several
-//! hrefs in one status-only response.
+//! or after its `prop`, hrefs as absolute URLs, paths or relative references, in any
+//! percent-encoding, several hrefs in one status-only response.
 
 use davit_proto::xml::{Element, XmlLimits, parse_document};
 use davit_proto::{DAV_NS, PropName};
@@ -86,7 +86,24 @@ pub(crate) fn is_success(status: u16) -> bool {
 }
 
 impl Multistatus {
-    /// Parses a body.
+    /// As [`Multistatus::parse`], for the answer to a request for `request_path` (as sent,
+    /// percent-encoded): hrefs relative to it (RFC 4918 §8.3, resolved as RFC 3986 §5.2
+    /// says) get the paths they stand for.
+    ///
+    /// # Errors
+    /// As [`Multistatus::parse`].
+    pub fn parse_at(body: &[u8], request_path: &str) -> Result<Multistatus, ClientError> {
+        let mut ms = Self::parse(body)?;
+        for r in &mut ms.responses {
+            if let Some(resolved) = resolve(request_path, &r.href) {
+                r.path = href_path(&resolved);
+            }
+        }
+        Ok(ms)
+    }
+
+    /// Parses a body. A relative href is taken as a path as it stands; [`Multistatus::parse_at`]
+    /// resolves it.
     ///
     /// # Errors
     /// [`ClientError`] (protocol) if the body is not a `DAV:multistatus`.
@@ -266,6 +283,40 @@ pub(crate) fn href_path(href: &str) -> String {
     percent_decode_str(path).decode_utf8_lossy().into_owned()
 }
 
+/// `href` resolved against the path `base` when it is a relative path reference; `None`
+/// for an absolute URL or path.
+fn resolve(base: &str, href: &str) -> Option<String> {
+    let href = href.trim();
+    if href.starts_with('/') || href.contains("://") {
+        return None;
+    }
+    if href.is_empty() {
+        return Some(base.to_owned());
+    }
+    let dir = base.rfind('/').map_or("/", |i| &base[..=i]);
+    let joined = format!("{dir}{href}");
+    let (path, rest) = joined
+        .find(['?', '#'])
+        .map_or((joined.as_str(), ""), |i| joined.split_at(i));
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let folder = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
+    let mut out = format!("/{}", segments.join("/"));
+    if folder && !segments.is_empty() {
+        out.push('/');
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 fn conditions(e: &Element) -> Vec<String> {
     dav_children(e)
         .filter(|c| c.local == "error")
@@ -334,6 +385,29 @@ fn parse_response(r: &Element) -> Result<Vec<MultistatusResponse>, ClientError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_hrefs_resolve_against_the_request() {
+        for (base, href, want) in [
+            ("/d/", "a.txt", Some("/d/a.txt")),
+            ("/d/", "sub/", Some("/d/sub/")),
+            ("/d/", "./b%20c", Some("/d/b%20c")),
+            ("/d/", "../x", Some("/x")),
+            ("/d/", "../../../x", Some("/x")),
+            ("/d/", "..", Some("/")),
+            ("/d/file", "a.txt", Some("/d/a.txt")),
+            ("/d/", "", Some("/d/")),
+            ("/d/", "a?q=1", Some("/d/a?q=1")),
+            ("/d/", "/abs", None),
+            ("/d/", "http://h/abs", None),
+        ] {
+            assert_eq!(resolve(base, href).as_deref(), want, "{base} + {href}");
+        }
+        let body = br#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>a%20b.txt</D:href><D:status>HTTP/1.1 200 OK</D:status></D:response></D:multistatus>"#;
+        let ms = Multistatus::parse_at(body, "/d%C3%A9/").unwrap();
+        assert_eq!(ms.responses[0].path, "/d\u{e9}/a b.txt");
+        assert_eq!(ms.responses[0].href, "a%20b.txt");
+    }
 
     #[test]
     fn href_paths() {

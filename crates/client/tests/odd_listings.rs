@@ -163,3 +163,60 @@ async fn a_member_listed_as_failing_is_reported_not_dropped() {
     assert_eq!(plan.deletes, ["/f/a.txt"]);
     assert_eq!(plan.failures.len(), 2, "{:?}", plan.failures);
 }
+
+/// Hrefs relative to the collection listed (RFC 4918 §8.3) name its members.
+#[tokio::test]
+async fn relative_hrefs_name_members() {
+    let listings = HashMap::from([
+        (
+            "/r/".to_owned(),
+            multistatus(&[("./", true), ("a%20b.txt", false), ("sub/", true)]),
+        ),
+        (
+            "/r/sub/".to_owned(),
+            multistatus(&[("/r/sub/", true), ("c.txt", false), ("../../x.txt", false)]),
+        ),
+    ]);
+    let c = odd_server(listings, HashMap::new()).await;
+    let paths = walked(&c, "/r/").await;
+    assert_eq!(paths[0], "/r/", "{paths:?}");
+    let mut members = paths[1..].to_vec();
+    members.sort();
+    assert_eq!(members, ["/r/a b.txt", "/r/sub/", "/r/sub/c.txt"]);
+}
+
+/// A bulk upload's answer that names a file in the other Unicode spelling than it was sent
+/// in: its failure is still that file's, not counted as uploaded too.
+#[tokio::test]
+async fn a_bulk_failure_spelled_otherwise_is_not_counted_as_uploaded() {
+    let (addr, _) = support::scripted(|req| match req.method.as_str() {
+        "PROPFIND" => Answer::new("207 Multi-Status", multistatus(&[("/u/", true)]))
+            .header("Content-Type: application/xml"),
+        "OPTIONS" => Answer::new("200 OK", "")
+            .header("DAV: 1, 2")
+            .header("Accept-Post: multipart/form-data"),
+        "POST" => Answer::new(
+            "207 Multi-Status",
+            "<?xml version=\"1.0\"?><D:multistatus xmlns:D=\"DAV:\">\
+             <D:response><D:href>/u/Caf%C3%A9.txt</D:href>\
+             <D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>\
+             <D:response><D:href>/u/ok.txt</D:href>\
+             <D:status>HTTP/1.1 201 Created</D:status></D:response></D:multistatus>",
+        )
+        .header("Content-Type: application/xml"),
+        _ => Answer::new("405 Method Not Allowed", ""),
+    })
+    .await;
+    let c = Client::new(&format!("http://{addr}")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("Cafe\u{301}.txt"), "x").unwrap();
+    std::fs::write(local.path().join("ok.txt"), "y").unwrap();
+    let plan = davit_client::sync::plan(&c, local.path(), "/u", false)
+        .await
+        .unwrap();
+    assert_eq!(plan.uploads.len(), 2, "{:?}", plan.uploads);
+    let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+    assert!(report.bulk);
+    assert_eq!(report.uploaded, ["/u/ok.txt"], "{report:?}");
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+}
