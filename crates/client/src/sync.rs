@@ -60,10 +60,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Records `e`, the error of an operation on `paths`: as the server's failures when it
-    /// answered with a status, else as an error of each path.
-    fn failed(&mut self, paths: &[&str], e: &ClientError) {
-        let failures = e.failures(paths.first().copied().unwrap_or("/"));
+    /// Records `e`, the error of an operation on `at` for `paths`: as the server's failures
+    /// (of `at`) when it answered with a status, else as an error of each path.
+    fn failed(&mut self, at: &str, paths: &[&str], e: &ClientError) {
+        let failures = e.failures(at);
         if failures.is_empty() {
             let message = e.to_string();
             self.errors
@@ -169,14 +169,14 @@ pub async fn plan(
     let mut seen = HashSet::new();
     // Each local folder's remote path, spelled as the remote spells it.
     let mut folders: HashMap<&str, String> = HashMap::new();
+    let unlisted: Vec<String> = plan.failures.iter().map(|f| key(&f.path)).collect();
     for l in &locals {
         let (parent, name) = l.rel.rsplit_once('/').unwrap_or(("", &l.rel));
         let parent = folders.get(parent).unwrap_or(&remote_root);
         let wanted = join(parent, name);
         let k = key(&wanted);
         // What the server could not report on is left as it is, with what is below it.
-        let unseen = plan.failures.iter().any(|f| {
-            let f = key(&f.path);
+        let unseen = unlisted.iter().any(|f| {
             k.strip_prefix(f.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
@@ -258,14 +258,14 @@ pub async fn apply(
                 report.deleted.push(path.clone());
             }
             Err(e) if e.is_transport() => return Err(e),
-            Err(e) => report.failed(&[path], &e),
+            Err(e) => report.failed(path, &[path], &e),
         }
     }
     for dir in &plan.mkcols {
         match client.mkcol(dir).await {
             Ok(()) => report.created.push(dir.clone()),
             Err(e) if e.is_transport() => return Err(e),
-            Err(e) => report.failed(&[dir], &e),
+            Err(e) => report.failed(dir, &[dir], &e),
         }
     }
     let bulk = match plan.uploads.first() {
@@ -320,11 +320,10 @@ pub async fn apply(
                     Err(e) if e.is_transport() => return Err(e),
                     // Without an answer (a file that could not be read), every file of
                     // the batch is left to do.
-                    Err(e) if e.failures(&dir).is_empty() => {
+                    Err(e) => {
                         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                        report.failed(&names, &e);
+                        report.failed(&dir, &names, &e);
                     }
-                    Err(e) => report.failed(&[&dir], &e),
                 }
                 done_before += batch_bytes;
                 batch.clear();
@@ -336,7 +335,7 @@ pub async fn apply(
             match client.put_file(remote, local, offset(done_before)).await {
                 Ok(_) => report.uploaded.push(remote.clone()),
                 Err(e) if e.is_transport() => return Err(e),
-                Err(e) => report.failed(&[remote], &e),
+                Err(e) => report.failed(remote, &[remote], &e),
             }
             done_before += size;
         }

@@ -20,7 +20,8 @@ carol:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA
 dave:$apr1$d4v3salt$3FjX//O76zSuV7YtlESux1
 ";
 
-const METHODS: [&str; 13] = [
+/// Every method Davit answers.
+pub(crate) const METHODS: [&str; 13] = [
     "OPTIONS",
     "GET",
     "HEAD",
