@@ -256,7 +256,9 @@ pub(crate) fn content_type(path: &ResourcePath) -> &'static str {
     thread_local! {
         // mime_guess searches a table of a thousand entries case-insensitively: per GET,
         // and per member of every PROPFIND listing, more than the rest of the lookup.
-        static KNOWN: std::cell::RefCell<std::collections::HashMap<String, &'static str>> =
+        // FNV, not SipHash: hashing a short extension took as long as the lookup itself,
+        // and the table is too small (REMEMBERED) for colliding names to matter.
+        static KNOWN: std::cell::RefCell<fnv::FnvHashMap<String, &'static str>> =
             std::cell::RefCell::default();
     }
     // As `Path::extension`: a leading dot starts a hidden name, not an extension.

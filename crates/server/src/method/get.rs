@@ -24,7 +24,10 @@ pub(super) async fn handle(
 ) -> Result<Response<DavBody>, DavError> {
     let reader = match server.storage().open(&req.path).await {
         Ok(r) => r,
-        Err(StorageError::IsCollection) => return crate::html::listing(server, req).await,
+        // Boxed: the listing's future is large, and GET's is held unboxed by every request's.
+        Err(StorageError::IsCollection) => {
+            return Box::pin(crate::html::listing(server, req)).await;
+        }
         Err(e) => return Err(DavError::from_storage(e)),
     };
     serve_file(req, reader)
