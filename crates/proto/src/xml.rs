@@ -107,6 +107,18 @@ impl Element {
     }
 }
 
+/// Whether two attributes share a namespace and local name (in linear time: a bounded
+/// body still holds tens of thousands of attributes).
+fn repeats_a_name(attributes: &[Attribute]) -> bool {
+    if attributes.len() < 2 {
+        return false;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(attributes.len());
+    attributes
+        .iter()
+        .any(|a| !seen.insert((a.namespace.as_str(), a.local.as_str())))
+}
+
 fn write_node(node: &Node, default_ns: &str, out: &mut String) {
     match node {
         Node::Text(t) => escape_text_into(t, out),
@@ -283,6 +295,14 @@ pub fn parse_document(body: &[u8], limits: XmlLimits) -> Result<Element, ParseEr
                         value,
                     });
                 }
+                // XML Namespaces §6.3: `a:y` and `b:y` are one attribute when `a` and `b`
+                // name one namespace. Stored, such a value would make every listing of its
+                // resource a document no namespace-aware client can read.
+                if repeats_a_name(&attributes) {
+                    return Err(xml_err(
+                        "an attribute appears twice once its namespace is resolved".to_owned(),
+                    ));
+                }
                 let local = start.local_name();
                 check_name(local.as_ref()).map_err(&xml_err)?;
                 let element = Element {
@@ -439,10 +459,23 @@ mod tests {
             "<1x/>",
             "<x 1a=\"v\"/>",
             "<a:b:c xmlns:a=\"urn:a\"/>",
+            r#"<x xmlns:a="urn:n" xmlns:b="urn:n" a:y="1" b:y="2"/>"#,
+            r#"<x xmlns:a="urn:n" a:y="1"><y xmlns:b="urn:n" b:z="1" a:z="2"/></x>"#,
         ];
         for b in bad {
             assert!(parse(b).is_err(), "accepted {b:?}");
         }
+    }
+
+    #[test]
+    fn one_local_name_in_several_namespaces_is_several_attributes() {
+        let doc = parse(r#"<x xmlns:a="urn:a" xmlns:b="urn:b" y="0" a:y="1" b:y="2"/>"#).unwrap();
+        let names: Vec<_> = doc
+            .attributes
+            .iter()
+            .map(|a| (a.namespace.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(names, [("", "0"), ("urn:a", "1"), ("urn:b", "2")]);
     }
 
     #[test]
