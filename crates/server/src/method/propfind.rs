@@ -9,6 +9,7 @@
 //! - Dead properties of all members of a collection come from one store query.
 //! - Files whose names are hidden (`--hide`) are left out.
 
+use std::collections::HashMap;
 use std::io;
 use std::time::SystemTime;
 
@@ -265,6 +266,9 @@ fn wants_space(spec: &PropFind) -> bool {
     }
 }
 
+/// Dead properties on one resource from which they are looked up by hashing.
+const INDEX_DEAD_FROM: usize = 32;
+
 /// Writes one `response`: found properties in a 200 propstat, missing ones in a 404.
 fn write_resource(
     w: &mut MultistatusWriter,
@@ -273,7 +277,14 @@ fn write_resource(
     dead: &[(PropName, PropValue)],
 ) {
     let (path, meta) = (res.path, res.meta);
-    let find_dead = |n: &PropName| dead.iter().find(|(d, _)| d == n).map(|(_, v)| v);
+    // Indexed when there are many: a `prop` list of thousands of names against thousands
+    // of dead properties was scanned in quadratic time.
+    let index: Option<HashMap<&PropName, &PropValue>> =
+        (dead.len() > INDEX_DEAD_FROM).then(|| dead.iter().map(|(n, v)| (n, v)).collect());
+    let find_dead = |n: &PropName| match &index {
+        Some(index) => index.get(n).copied(),
+        None => dead.iter().find(|(d, _)| d == n).map(|(_, v)| v),
+    };
     w.begin_response(path, meta.kind);
     match spec {
         PropFind::Prop(names) => {

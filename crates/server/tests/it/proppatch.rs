@@ -182,7 +182,49 @@ async fn win32_last_modified_time_becomes_the_resources_date(s: TestServer) {
     );
 }
 
+/// More dead properties than are looked up by scanning, each named in one PROPPATCH twice
+/// (reported once), then some found and some missing by name.
+async fn many_properties_named_in_one_request(s: TestServer) {
+    s.put("/f", "x").await;
+    let sets: String = (0..100).map(|i| format!("<Z:p{i}>v{i}</Z:p{i}>")).collect();
+    let body = format!(
+        r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>{sets}</D:prop></D:set><D:set><D:prop>{sets}</D:prop></D:set></D:propertyupdate>"#
+    );
+    let ms = patch(&s, "/f", &body).await;
+    let r = ms.get("/f");
+    assert_eq!(r.props.len(), 100, "each property reported once");
+    assert!((0..100).all(|i| r.status_of("urn:z", &format!("p{i}")) == Some(200)));
+    let got = s
+        .propfind(
+            "/f",
+            "0",
+            r#"<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:p7/><Z:p99/><Z:p100/><D:getetag/></D:prop></D:propfind>"#,
+        )
+        .await;
+    let f = got.get("/f");
+    assert_eq!(f.text("urn:z", "p7").as_deref(), Some("v7"));
+    assert_eq!(f.text("urn:z", "p99").as_deref(), Some("v99"));
+    assert_eq!(f.status_of("urn:z", "p100"), Some(404));
+    assert_eq!(f.status_of("DAV:", "getetag"), Some(200));
+}
+
+/// One attribute twice once namespaces are resolved: refused, nothing stored.
+async fn a_value_with_one_attribute_twice_is_refused(s: TestServer) {
+    s.put("/f", "x").await;
+    let r = s
+        .proppatch(
+            "/f",
+            r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:p><Z:v xmlns:a="urn:n" xmlns:b="urn:n" a:y="1" b:y="2"/></Z:p></D:prop></D:set></D:propertyupdate>"#,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let got = s.propfind("/f", "0", crate::support::PROPFIND_ALL).await;
+    assert!(got.get("/f").prop("urn:z", "p").is_none());
+}
+
 both_backends!(
+    many_properties_named_in_one_request,
+    a_value_with_one_attribute_twice_is_refused,
     win32_last_modified_time_becomes_the_resources_date,
     set_and_remove_in_document_order,
     values_round_trip_with_namespaces_and_language,
