@@ -90,7 +90,7 @@ pub(super) async fn handle(
             .filter(|l| conflicts(l, info.scope))
             .collect();
         if !below.is_empty() {
-            return Ok(conflict_below(server, req, kind, &below));
+            return Ok(conflict_below(server, req, kind, &below).await);
         }
     }
 
@@ -255,7 +255,7 @@ fn lock_response(
 }
 
 /// RFC 4918 §9.10.9: a 207 naming each conflicting lock below, and 424 for the request.
-fn conflict_below(
+async fn conflict_below(
     server: &DavServer,
     req: &DavRequest,
     kind: ResourceKind,
@@ -264,11 +264,16 @@ fn conflict_below(
     let base = &server.config.base_path;
     let mut w = MultistatusWriter::new(base);
     for l in below {
-        let cond =
-            Condition::NoConflictingLock(vec![base.href(&l.root, ResourceKind::File).to_string()]);
+        // A locked folder's href ends in a slash, as in every other answer naming it.
+        let root_kind = server
+            .storage()
+            .metadata(&l.root)
+            .await
+            .map_or(ResourceKind::File, |m| m.kind);
+        let cond = Condition::NoConflictingLock(vec![base.href(&l.root, root_kind).to_string()]);
         w.status_response(
             &l.root,
-            ResourceKind::File,
+            root_kind,
             423,
             Some(&cond),
             Some("a conflicting lock is held here"),

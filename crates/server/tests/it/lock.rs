@@ -593,6 +593,16 @@ async fn depth_infinity_lock_conflicting_below_answers_207(s: TestServer) {
         lock(&s, "/p/", EXCLUSIVE, &[("Depth", "0")]).await.status,
         StatusCode::OK
     );
+    // A locked folder below is named as a folder, with its slash.
+    s.mkcol("/q").await;
+    s.mkcol("/q/sub").await;
+    lock(&s, "/q/sub", EXCLUSIVE, &[]).await;
+    let r = s.req("LOCK", "/q/").body(EXCLUSIVE).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let body = r.text().await.unwrap();
+    let ms = Multistatus::parse(&body);
+    assert_eq!(ms.get("/q/sub/").status, Some(423));
+    assert!(!body.contains("/q/sub<"), "{body}");
 }
 
 /// MOVE under `Overwrite: F` leaves finding an existing destination to the rename; the
