@@ -108,6 +108,10 @@ pub struct DavServer {
     pub(crate) backends: Backends,
     pub(crate) config: ServerConfig,
     pub(crate) locks: LockManager,
+    /// Held by a conditional PUT from its last check to its commit: two PUTs that saw one
+    /// ETag would otherwise both pass `If-Match`, and the second replace the first unseen
+    /// (the lost update of RFC 9110 §13.1). Unconditional writes do not wait for it.
+    pub(crate) conditional_puts: tokio::sync::Mutex<()>,
 }
 
 impl DavServer {
@@ -122,6 +126,7 @@ impl DavServer {
             backends,
             config,
             locks,
+            conditional_puts: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -755,6 +755,40 @@ impl Temp {
         self.committed(&file, outcome)
     }
 
+    /// As [`commit`](Self::commit), only if nothing is at `target`: the link of an unnamed
+    /// file, or a rename that may not replace, refuses an existing name in the same step.
+    fn commit_new(mut self, target: &str) -> Result<Metadata, StorageError> {
+        let file = self.file.take().expect("commit happens once");
+        let placed = match self.unnamed {
+            Some(via) => via.link(&file, &self.parent, target),
+            None => match rustix::fs::renameat_with(
+                &self.parent,
+                self.name.as_str(),
+                &self.parent,
+                target,
+                RenameFlags::NOREPLACE,
+            ) {
+                // A filesystem without the flag: a hard link refuses an existing name too,
+                // and dropping `self` unlinks the temporary name after it.
+                Err(Errno::INVAL) => rustix::fs::linkat(
+                    &self.parent,
+                    self.name.as_str(),
+                    &self.parent,
+                    target,
+                    AtFlags::empty(),
+                ),
+                renamed => renamed.inspect(|()| self.name.clear()),
+            },
+        };
+        match placed {
+            Ok(()) => self
+                .committed(&file, WriteOutcome::Created)
+                .map(|(_, metadata)| metadata),
+            Err(Errno::EXIST) => Err(StorageError::AlreadyExists),
+            Err(e) => Err(link_error(e)),
+        }
+    }
+
     /// Once `file` is in place: its parent synced if every write must survive a power loss,
     /// and its metadata.
     fn committed(
@@ -897,6 +931,20 @@ impl PendingWrite for FsPendingWrite {
             let path = self.path.clone();
             self.storage
                 .blocking(move |_| temp.commit(path.name()))
+                .await
+        };
+        self.storage.inner.changed(&self.path);
+        done
+    }
+
+    async fn commit_new(mut self: Box<Self>) -> Result<Metadata, StorageError> {
+        let temp = self.temp.take().expect("commit happens once");
+        let done = if temp.sync == SyncPolicy::Never {
+            temp.commit_new(self.path.name())
+        } else {
+            let path = self.path.clone();
+            self.storage
+                .blocking(move |_| temp.commit_new(path.name()))
                 .await
         };
         self.storage.inner.changed(&self.path);

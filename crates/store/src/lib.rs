@@ -140,6 +140,15 @@ pub trait PendingWrite: Send + Debug {
     /// [`StorageError::ParentMissing`] if the parent went away.
     async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError>;
 
+    /// As [`commit`](Self::commit), but only where nothing exists yet: the check and the
+    /// creation are one step, so of two create-only writes to one path just one creates
+    /// (a PUT with `If-None-Match: *`, RFC 9110 §13.1.2).
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyExists`] if something is at the path, and nothing changes;
+    /// otherwise as [`commit`](Self::commit).
+    async fn commit_new(self: Box<Self>) -> Result<Metadata, StorageError>;
+
     /// Dates the new content `modified` (a sync client's X-OC-Mtime) before it becomes
     /// visible, so no one sees it with another date and the commit's metadata has this
     /// one. The default is [`StorageError::Unsupported`].

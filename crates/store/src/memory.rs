@@ -156,6 +156,16 @@ impl PendingWrite for MemoryPendingWrite {
     }
 
     async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
+        self.put_in_place(false)
+    }
+
+    async fn commit_new(self: Box<Self>) -> Result<Metadata, StorageError> {
+        self.put_in_place(true).map(|(_, metadata)| metadata)
+    }
+}
+
+impl MemoryPendingWrite {
+    fn put_in_place(self, create_only: bool) -> Result<(WriteOutcome, Metadata), StorageError> {
         let s = &self.storage;
         let now = SystemTime::now();
         let version = s.next_version();
@@ -163,6 +173,7 @@ impl PendingWrite for MemoryPendingWrite {
         // The tree may have changed while the body was arriving.
         MemoryStorage::check_parent(&nodes, &self.path)?;
         let (outcome, created) = match nodes.get(self.path.as_str()) {
+            Some(_) if create_only => return Err(StorageError::AlreadyExists),
             Some(n) if n.kind.is_collection() => return Err(StorageError::IsCollection),
             Some(n) => (WriteOutcome::Replaced, n.created),
             None => (WriteOutcome::Created, now),

@@ -88,10 +88,27 @@ pub(super) async fn handle(
     // The body may have taken long to arrive: what held then is checked again, under the
     // gate that orders writes against LOCK, right before the new content becomes visible.
     let _gate = server.locks.write_gate().await;
+    let _checked = if conditional(req) {
+        Some(server.conditional_puts.lock().await)
+    } else {
+        None
+    };
     check_if(server, req).await?;
     let current = current_state(server, req).await?;
     check_write(server, req, &req.path, current.as_ref(), Change::Write).await?;
-    let (outcome, meta) = pending.commit().await.map_err(put_error)?;
+    let (outcome, meta) = if create_only(req) {
+        // Atomic in the storage too: a PUT without conditions may create the file between
+        // the check above and this commit.
+        let meta = pending.commit_new().await.map_err(|e| match e {
+            StorageError::AlreadyExists => {
+                DavError::precondition_failed("the resource exists and If-None-Match is *")
+            }
+            e => put_error(e),
+        })?;
+        (WriteOutcome::Created, meta)
+    } else {
+        pending.commit().await.map_err(put_error)?
+    };
     if outcome == WriteOutcome::Created {
         forget_stale(server, &req.path).await?;
     }
@@ -122,12 +139,25 @@ fn client_mtime(parts: &http::request::Parts) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(secs).ok()?)
 }
 
+/// Whether the PUT has conditions on the resource's current state.
+fn conditional(req: &DavRequest) -> bool {
+    [IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|h| req.parts.headers.contains_key(h))
+}
+
+/// `If-None-Match: *`: create, never replace.
+fn create_only(req: &DavRequest) -> bool {
+    let mut values = req.parts.headers.get_all(IF_NONE_MATCH).iter();
+    values
+        .next()
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*")
+        && values.next().is_none()
+}
+
 /// The resource's state, needed only to evaluate conditional headers.
 async fn current_state(server: &DavServer, req: &DavRequest) -> Result<Option<Metadata>, DavError> {
-    let conditional = [IF_MATCH, IF_NONE_MATCH, IF_UNMODIFIED_SINCE]
-        .iter()
-        .any(|h| req.parts.headers.contains_key(h));
-    if !conditional {
+    if !conditional(req) {
         return Ok(None);
     }
     metadata_now(server, &req.path).await

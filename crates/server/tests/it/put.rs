@@ -208,7 +208,57 @@ async fn expect_continue_is_answered(s: TestServer) {
     );
 }
 
+/// PUTs racing on one name with the same condition: one wins, every other gets 412, and
+/// the content is the winner's. First create-only (`If-None-Match: *`), then replacing
+/// the ETag all of them saw (`If-Match`).
+async fn racing_conditional_puts_have_one_winner(s: TestServer) {
+    async fn race(s: &TestServer, path: &str, header: (&str, &str)) -> (Vec<StatusCode>, String) {
+        let puts = (0..6).map(|i| {
+            s.req("PUT", path)
+                .header(header.0, header.1)
+                .body(format!("body {i}"))
+                .send()
+        });
+        let answers = futures_util::future::join_all(puts).await;
+        let mut statuses = Vec::new();
+        let mut winner = None;
+        for (i, r) in answers.into_iter().enumerate() {
+            let status = r.unwrap().status();
+            if status.is_success() {
+                winner = Some(format!("body {i}"));
+            }
+            statuses.push(status);
+        }
+        (statuses, winner.unwrap_or_default())
+    }
+    for round in 0..8 {
+        let path = format!("/race{round}");
+        let (statuses, winner) = race(&s, &path, ("If-None-Match", "*")).await;
+        let created = statuses
+            .iter()
+            .filter(|&&c| c == StatusCode::CREATED)
+            .count();
+        let refused = statuses
+            .iter()
+            .filter(|&&c| c == StatusCode::PRECONDITION_FAILED)
+            .count();
+        assert_eq!((created, refused), (1, 5), "round {round}: {statuses:?}");
+        assert_eq!(s.get_text(&path).await.1, winner);
+
+        let r = s.req("GET", &path).send().await.unwrap();
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let (statuses, winner) = race(&s, &path, ("If-Match", &etag)).await;
+        let replaced = statuses
+            .iter()
+            .filter(|&&c| c == StatusCode::NO_CONTENT)
+            .count();
+        assert_eq!(replaced, 1, "round {round}: {statuses:?}");
+        assert_eq!(s.get_text(&path).await.1, winner);
+    }
+}
+
 both_backends!(
+    racing_conditional_puts_have_one_winner,
     put_creates_then_replaces,
     x_oc_mtime_becomes_the_files_date,
     put_needs_an_existing_parent,
