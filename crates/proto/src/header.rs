@@ -227,7 +227,10 @@ pub fn resolve_range(specs: &[ByteRangeSpec], len: u64) -> RangeRequest {
             end: b.saturating_add(1).min(len),
         },
         ByteRangeSpec::From(a) if a < len => ByteRange { start: a, end: len },
-        ByteRangeSpec::Suffix(n) if n > 0 && len > 0 => ByteRange {
+        // RFC 9110 §14.1.1: a non-zero suffix is satisfiable even by an empty
+        // representation, which is then the whole of it; no 206 can state an empty range.
+        ByteRangeSpec::Suffix(n) if n > 0 && len == 0 => return RangeRequest::Full,
+        ByteRangeSpec::Suffix(n) if n > 0 => ByteRange {
             start: len.saturating_sub(n),
             end: len,
         },
@@ -455,7 +458,9 @@ mod tests {
         assert_eq!(resolve_range(&[From(49)], 50), r(49, 50));
         assert_eq!(resolve_range(&[From(50)], 50), RangeRequest::Unsatisfiable);
         assert_eq!(resolve_range(&[Suffix(0)], 50), RangeRequest::Unsatisfiable);
-        assert_eq!(resolve_range(&[Suffix(1)], 0), RangeRequest::Unsatisfiable);
+        assert_eq!(resolve_range(&[Suffix(1)], 0), RangeRequest::Full);
+        assert_eq!(resolve_range(&[Suffix(0)], 0), RangeRequest::Unsatisfiable);
+        assert_eq!(resolve_range(&[From(0)], 0), RangeRequest::Unsatisfiable);
         assert_eq!(resolve_range(&[From(0), From(1)], 50), RangeRequest::Full);
     }
 

@@ -111,6 +111,11 @@ impl DavRequest {
         Ok(Some(Cow::Owned(s)))
     }
 
+    /// Whether the request has a conditional header (`If…`, `Range`).
+    pub(crate) fn is_conditional(&self) -> bool {
+        self.conditional
+    }
+
     /// [`DavRequest::header`] for a conditional header (`If…`, `Range`).
     pub(crate) fn condition(
         &self,

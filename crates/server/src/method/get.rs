@@ -26,11 +26,33 @@ pub(super) async fn handle(
         Ok(r) => r,
         // Boxed: the listing's future is large, and GET's is held unboxed by every request's.
         Err(StorageError::IsCollection) => {
+            if let Some(resp) = folder_conditions(server, req).await? {
+                return Ok(resp);
+            }
             return Box::pin(crate::html::listing(server, req)).await;
         }
         Err(e) => return Err(DavError::from_storage(e)),
     };
     serve_file(req, reader)
+}
+
+/// A folder's listing has no validators of its own, but the request's conditions on the
+/// folder still hold (RFC 9110 §13.1): 412 for a failed `If-Match`, 304 for a matching
+/// `If-None-Match`. `None`: answer with the listing.
+async fn folder_conditions(
+    server: &DavServer,
+    req: &DavRequest,
+) -> Result<Option<Response<DavBody>>, DavError> {
+    if !req.is_conditional() {
+        return Ok(None);
+    }
+    let meta = server
+        .storage()
+        .metadata(&req.path)
+        .await
+        .map_err(DavError::from_storage)?;
+    Ok((check_read(req, &meta)? == ReadCondition::NotModified)
+        .then(|| status(StatusCode::NOT_MODIFIED)))
 }
 
 fn serve_file(

@@ -115,6 +115,17 @@ async fn ranges(s: TestServer) {
         "a stale If-Range gets the whole body"
     );
     assert_eq!(r.text().await.unwrap(), "0123456789");
+
+    // A suffix of an empty file is satisfiable (RFC 9110 §14.1.1): the whole, empty, body.
+    s.put("/empty", "").await;
+    let r = s
+        .req("GET", "/empty")
+        .header("Range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "");
 }
 
 async fn collection_get_is_an_html_listing(s: TestServer) {
@@ -136,6 +147,21 @@ async fn collection_get_is_an_html_listing(s: TestServer) {
     let html = r.text().await.unwrap();
     assert!(html.contains("href=\"/dir/a%20%26%20b.txt\""), "{html}");
     assert!(html.contains(">a &amp; b.txt<"), "{html}");
+    // The folder's conditions hold for its listing too.
+    let cond =
+        |name: &'static str, value: &'static str| s.req("GET", "/dir/").header(name, value).send();
+    assert_eq!(
+        cond("If-Match", "\"nope\"").await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        cond("If-None-Match", "*").await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        cond("If-Match", "*").await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 async fn large_file_streams_intact(s: TestServer) {
