@@ -155,12 +155,30 @@ fn create_only(req: &DavRequest) -> bool {
         && values.next().is_none()
 }
 
-/// The resource's state, needed only to evaluate conditional headers.
+/// The resource's state, needed only to evaluate conditional headers. What the PUT would
+/// answer without them comes first when it is a refusal: conditions never turn a 405 or a
+/// 409 into a 412 (RFC 9110 §13.2.1).
 async fn current_state(server: &DavServer, req: &DavRequest) -> Result<Option<Metadata>, DavError> {
     if !conditional(req) {
         return Ok(None);
     }
-    metadata_now(server, &req.path).await
+    let current = metadata_now(server, &req.path).await?;
+    match &current {
+        Some(meta) if meta.kind.is_collection() => {
+            return Err(put_error(StorageError::IsCollection));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(parent) = req.path.parent() {
+                match server.storage().metadata(&parent).await {
+                    Ok(meta) if meta.kind.is_collection() => {}
+                    Ok(_) => return Err(put_error(StorageError::NotACollection)),
+                    Err(e) => return Err(put_error(e)),
+                }
+            }
+        }
+    }
+    Ok(current)
 }
 
 fn put_error(e: StorageError) -> DavError {

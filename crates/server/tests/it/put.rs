@@ -28,6 +28,16 @@ async fn put_on_a_collection_is_405(s: TestServer) {
     s.mkcol("/c").await;
     assert_eq!(s.put("/c", "x").await, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(s.put("/", "x").await, StatusCode::METHOD_NOT_ALLOWED);
+    // Conditions do not turn the refusal into a 412 (RFC 9110 §13.2.1), nor a 409.
+    let conditional = |path: &'static str, name: &'static str, value: &'static str| {
+        s.req("PUT", path).header(name, value).body("x").send()
+    };
+    for (name, value) in [("If-Match", "\"nope\""), ("If-None-Match", "*")] {
+        let r = conditional("/c", name, value).await.unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    }
+    let r = conditional("/no/parent", "If-Match", "*").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 
 async fn put_with_chunked_body(s: TestServer) {
