@@ -922,29 +922,30 @@ impl PendingWrite for FsPendingWrite {
         rustix::fs::futimens(temp.file(), &dated(modified)).map_err(errno)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
+    async fn commit(self: Box<Self>) -> Result<(WriteOutcome, Metadata), StorageError> {
+        self.put_in_place(Temp::commit).await
+    }
+
+    async fn commit_new(self: Box<Self>) -> Result<Metadata, StorageError> {
+        self.put_in_place(Temp::commit_new).await
+    }
+}
+
+impl FsPendingWrite {
+    /// Puts the temporary file in place with `place`, then forgets what the caches knew of
+    /// the path.
+    async fn put_in_place<T: Send + 'static>(
+        mut self: Box<Self>,
+        place: fn(Temp, &str) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let temp = self.temp.take().expect("commit happens once");
         let done = if temp.sync == SyncPolicy::Never {
             // A rename and two stats, nothing waiting for the disk: inline.
-            temp.commit(self.path.name())
+            place(temp, self.path.name())
         } else {
             let path = self.path.clone();
             self.storage
-                .blocking(move |_| temp.commit(path.name()))
-                .await
-        };
-        self.storage.inner.changed(&self.path);
-        done
-    }
-
-    async fn commit_new(mut self: Box<Self>) -> Result<Metadata, StorageError> {
-        let temp = self.temp.take().expect("commit happens once");
-        let done = if temp.sync == SyncPolicy::Never {
-            temp.commit_new(self.path.name())
-        } else {
-            let path = self.path.clone();
-            self.storage
-                .blocking(move |_| temp.commit_new(path.name()))
+                .blocking(move |_| place(temp, path.name()))
                 .await
         };
         self.storage.inner.changed(&self.path);

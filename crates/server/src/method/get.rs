@@ -24,11 +24,12 @@ pub(super) async fn handle(
 ) -> Result<Response<DavBody>, DavError> {
     let reader = match server.storage().open(&req.path).await {
         Ok(r) => r,
-        // Boxed: the listing's future is large, and GET's is held unboxed by every request's.
         Err(StorageError::IsCollection) => {
             if let Some(resp) = folder_conditions(server, req).await? {
                 return Ok(resp);
             }
+            // Boxed: the listing's future is large, and GET's is held unboxed by every
+            // request's.
             return Box::pin(crate::html::listing(server, req)).await;
         }
         Err(e) => return Err(DavError::from_storage(e)),
