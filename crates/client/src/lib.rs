@@ -439,7 +439,12 @@ impl Client {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("xml"));
-        let body = resp.bytes().await.unwrap_or_default();
+        // Only a short text or a `D:error` is of use; a page past the bound is not read.
+        let body = read_at_most(resp, SHORT_BODY_MAX)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let mut condition = None;
         let mut message = status.canonical_reason().unwrap_or("error").to_owned();
         if is_xml {
@@ -464,7 +469,7 @@ impl Client {
         if status == StatusCode::MULTI_STATUS {
             // Where the answer came from, after redirects: what relative hrefs are to.
             let at = resp.url().path().to_owned();
-            let body = resp.bytes().await.map_err(ClientError::transport)?;
+            let body = multistatus_body(resp).await?;
             let ms = Multistatus::parse_at(&body, &at)?;
             if ms.all_failed() {
                 return Err(ClientError::all_failed(ms));
@@ -587,7 +592,8 @@ impl Client {
     /// or a later download or deletion, elsewhere, nor round in a loop.
     ///
     /// # Errors
-    /// As [`Client::propfind`], for the first collection that cannot be listed.
+    /// As [`Client::propfind`], for `path` itself or a transport failure. A member
+    /// collection the server will not list (or no longer has) is one of the failures.
     pub async fn list_recursive(&self, path: &str) -> Result<Listing, ClientError> {
         let mut out: Vec<Entry> = Vec::new();
         let mut failures = Vec::new();
@@ -601,7 +607,19 @@ impl Client {
                 continue;
             }
             let top = out.is_empty();
-            let listing = self.list(&dir, Depth::One).await?;
+            let listing = match self.list(&dir, Depth::One).await {
+                Ok(listing) => listing,
+                // A member's listing refused, or the member gone since its parent was
+                // listed, is that member's failure; only the top's is the whole walk's.
+                Err(e) => {
+                    let failed = e.failures(&dir);
+                    if top || failed.is_empty() {
+                        return Err(e);
+                    }
+                    failures.extend(failed);
+                    continue;
+                }
+            };
             failures.extend(listing.failures);
             for e in listing.entries {
                 let name = spelling_key(&e.path);
@@ -849,7 +867,8 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError`] on an error status (423 when a conflicting lock is held) or a
-    /// response without a usable lock token.
+    /// response without a `Lock-Token` header. What the body does not show of the lock is
+    /// taken as asked.
     pub async fn lock(
         &self,
         path: &str,
@@ -868,7 +887,7 @@ impl Client {
         let resp = self.send(rb).await?;
         if resp.status() == StatusCode::MULTI_STATUS {
             let at = resp.url().path().to_owned();
-            let body = resp.bytes().await.map_err(ClientError::transport)?;
+            let body = multistatus_body(resp).await?;
             return Err(ClientError::all_failed(Multistatus::parse_at(&body, &at)?));
         }
         if !resp.status().is_success() {
@@ -882,8 +901,17 @@ impl Client {
             .ok_or_else(|| {
                 ClientError::protocol("the LOCK answer has no Lock-Token header".to_owned())
             })?;
-        let body = resp.bytes().await.map_err(ClientError::transport)?;
-        request_body::lock_info(&body, &token)
+        let body = read_at_most(resp, SHORT_BODY_MAX)
+            .await
+            .map_err(ClientError::transport)?
+            .unwrap_or_default();
+        let asked = LockInfo {
+            token,
+            scope,
+            depth: depth.to_string(),
+            timeout,
+        };
+        Ok(request_body::lock_info(&body, asked))
     }
 
     /// UNLOCK.
@@ -930,6 +958,40 @@ impl Client {
         let resp = self.send_streamed(build).await?;
         Self::multistatus(dir, resp).await
     }
+}
+
+/// Bytes read of a body that should be short: an error's condition or reason, a LOCK's
+/// `lockdiscovery`.
+const SHORT_BODY_MAX: usize = 64 * 1024;
+/// Bytes of a 207 answer read: a Depth 1 listing of 500,000 members fits.
+const MULTISTATUS_MAX: usize = 256 * 1024 * 1024;
+
+/// The body of `resp`, or `None` once it is past `limit` bytes (the rest is not read).
+async fn read_at_most(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// A 207 answer's body, bounded: a server that never stops cannot take all the memory.
+async fn multistatus_body(resp: reqwest::Response) -> Result<Bytes, ClientError> {
+    read_at_most(resp, MULTISTATUS_MAX)
+        .await
+        .map_err(ClientError::transport)?
+        .ok_or_else(|| {
+            ClientError::protocol(format!(
+                "the multistatus answer is larger than {} MiB",
+                MULTISTATUS_MAX >> 20
+            ))
+        })
 }
 
 fn overwrite_header(o: Overwrite) -> &'static str {

@@ -3,7 +3,7 @@
 use davit_proto::xml::{XmlLimits, escape_attr_into, parse_document};
 use davit_proto::{DAV_NS, LockScope, PropName, PropOp};
 
-use crate::{ClientError, LockInfo, PropRequest};
+use crate::{LockInfo, PropRequest};
 
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
@@ -76,47 +76,74 @@ pub(crate) fn lockinfo(scope: LockScope, owner: Option<&str>) -> String {
     out
 }
 
-/// The `activelock` for `token` in a LOCK answer (`prop` / `lockdiscovery`).
-pub(crate) fn lock_info(body: &[u8], token: &str) -> Result<LockInfo, ClientError> {
-    let bad = |what: &str| ClientError::protocol(format!("the LOCK answer {what}"));
-    let root =
-        parse_document(body, XmlLimits::default()).map_err(|e| bad(&format!("is not XML: {e}")))?;
-    let discovery = root
-        .elements()
-        .find(|e| e.is(DAV_NS, "lockdiscovery"))
-        .ok_or_else(|| bad("has no lockdiscovery"))?;
+/// The granted lock as the LOCK answer's `lockdiscovery` shows it; `asked` where the body
+/// does not show it. RFC 4918 §9.10.1 makes the body say it, but the `Lock-Token` header is
+/// what unlocks: failing here would leave the lock held with its token unknown.
+pub(crate) fn lock_info(body: &[u8], asked: LockInfo) -> LockInfo {
+    let Ok(root) = parse_document(body, XmlLimits::default()) else {
+        return asked;
+    };
+    let Some(discovery) = root.elements().find(|e| e.is(DAV_NS, "lockdiscovery")) else {
+        return asked;
+    };
     for active in discovery.elements().filter(|e| e.is(DAV_NS, "activelock")) {
         let child = |local: &str| active.elements().find(|e| e.is(DAV_NS, local));
         let this_token = child("locktoken")
             .and_then(|t| t.elements().find(|e| e.is(DAV_NS, "href")))
             .map(|h| h.text().trim().to_owned());
-        if this_token.as_deref() != Some(token) {
+        if this_token.as_deref() != Some(asked.token.as_str()) {
             continue;
         }
         let scope = child("lockscope")
             .and_then(|s| s.elements().find_map(|e| LockScope::from_name(&e.local)))
-            .unwrap_or(LockScope::Exclusive);
-        let depth = child("depth").map_or("0".to_owned(), |d| d.text().trim().to_owned());
+            .unwrap_or(asked.scope);
+        let depth = child("depth").map_or(asked.depth.clone(), |d| d.text().trim().to_owned());
         let timeout = child("timeout").and_then(|t| {
             let t = t.text();
             t.trim()
                 .strip_prefix("Second-")
                 .and_then(|s| s.parse().ok())
         });
-        return Ok(LockInfo {
-            token: token.to_owned(),
+        return LockInfo {
             scope,
             depth,
             timeout,
-        });
+            ..asked
+        };
     }
-    Err(bad("does not show the granted lock"))
+    asked
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use davit_proto::{PropFind, PropValue, PropertyUpdate};
+
+    #[test]
+    fn a_lock_answer_that_does_not_show_the_lock_still_gives_its_token() {
+        let asked = || LockInfo {
+            token: "urn:uuid:1".to_owned(),
+            scope: LockScope::Shared,
+            depth: "0".to_owned(),
+            timeout: Some(60),
+        };
+        for body in [
+            "",
+            "not xml",
+            r#"<D:prop xmlns:D="DAV:"/>"#,
+            r#"<D:prop xmlns:D="DAV:"><D:lockdiscovery><D:activelock><D:depth>0</D:depth></D:activelock></D:lockdiscovery></D:prop>"#,
+        ] {
+            assert_eq!(lock_info(body.as_bytes(), asked()), asked(), "{body}");
+        }
+        let shown = r#"<D:prop xmlns:D="DAV:"><D:lockdiscovery><D:activelock>
+            <D:lockscope><D:exclusive/></D:lockscope><D:depth>infinity</D:depth>
+            <D:timeout>Second-30</D:timeout>
+            <D:locktoken><D:href>urn:uuid:1</D:href></D:locktoken>
+            </D:activelock></D:lockdiscovery></D:prop>"#;
+        let got = lock_info(shown.as_bytes(), asked());
+        assert_eq!(got.scope, LockScope::Exclusive);
+        assert_eq!((got.depth.as_str(), got.timeout), ("infinity", Some(30)));
+    }
 
     #[test]
     fn bodies_parse_back() {

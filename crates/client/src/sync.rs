@@ -16,6 +16,8 @@ const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A file to upload into a collection: its name there, local path and size.
 type Upload = (String, PathBuf, u64);
+/// A local entry left out of a sync, and why.
+type Skipped = (PathBuf, &'static str);
 
 /// What a sync will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub struct Plan {
     pub unchanged: usize,
     /// Remote resources listed as failing: neither compared nor deleted, and reported.
     pub failures: Vec<Failure>,
+    /// Local entries left out, with why: symbolic links, special files (pipes, sockets,
+    /// devices) and names that are not UTF-8. Their remote namesakes are not deleted.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Plan {
@@ -90,10 +95,10 @@ struct LocalEntry {
     modified: SystemTime,
 }
 
-/// Every entry below `root`, parents before children; symlinks and names that are not
-/// UTF-8 are skipped.
-fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ClientError> {
+/// Every entry below `root`, parents before children, and the entries left out.
+fn walk_local(root: &Path) -> Result<(Vec<LocalEntry>, Vec<Skipped>), ClientError> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let mut dirs = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = dirs.pop() {
         let read = std::fs::read_dir(&dir)
@@ -102,11 +107,18 @@ fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ClientError> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let Ok(name) = e.file_name().into_string() else {
+                skipped.push((e.path(), "the name is not UTF-8"));
                 continue;
             };
             let meta = std::fs::symlink_metadata(e.path())
                 .map_err(|err| ClientError::io(format!("reading {}", e.path().display()), err))?;
             if meta.file_type().is_symlink() {
+                skipped.push((e.path(), "a symbolic link"));
+                continue;
+            }
+            // Opening a pipe would wait for a writer; sockets and devices hold no file.
+            if !meta.is_dir() && !meta.is_file() {
+                skipped.push((e.path(), "not a regular file"));
                 continue;
             }
             let rel_path = if rel.is_empty() {
@@ -126,7 +138,13 @@ fn walk_local(root: &Path) -> Result<Vec<LocalEntry>, ClientError> {
             }
         }
     }
-    Ok(out)
+    Ok((out, skipped))
+}
+
+/// Whether the key `k` is `at` or below it.
+fn at_or_below(k: &str, at: &str) -> bool {
+    k.strip_prefix(at)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Compares `local` with the collection `remote`.
@@ -141,7 +159,7 @@ pub async fn plan(
 ) -> Result<Plan, ClientError> {
     let remote_root = format!("{}/", remote.trim_end_matches('/'));
     let local_root = local.to_path_buf();
-    let locals = tokio::task::spawn_blocking(move || walk_local(&local_root))
+    let (locals, skipped) = tokio::task::spawn_blocking(move || walk_local(&local_root))
         .await
         .map_err(|e| {
             ClientError::io(
@@ -149,7 +167,10 @@ pub async fn plan(
                 std::io::Error::other(e),
             )
         })??;
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        skipped,
+        ..Plan::default()
+    };
     // Keyed composed, so that a Mac's local names and the names another client gave the
     // remote files match: the sync neither uploads a twin nor deletes what a name stands for.
     let remotes: HashMap<String, Entry> = match client.list_recursive(&remote_root).await {
@@ -176,10 +197,7 @@ pub async fn plan(
         let wanted = join(parent, name);
         let k = key(&wanted);
         // What the server could not report on is left as it is, with what is below it.
-        let unseen = unlisted.iter().any(|f| {
-            k.strip_prefix(f.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        });
+        let unseen = unlisted.iter().any(|f| at_or_below(&k, f));
         if unseen {
             if l.is_dir {
                 // Its members are found under it, and left too.
@@ -219,9 +237,23 @@ pub async fn plan(
     }
     if delete {
         let root_key = key(&remote_root);
+        // Left out locally is not gone: a skipped name keeps its remote namesake, and
+        // what is below that.
+        let kept: Vec<String> = plan
+            .skipped
+            .iter()
+            .filter_map(|(p, _)| {
+                let rel = p.strip_prefix(local).ok()?.to_str()?;
+                Some(key(&join(&remote_root, rel)))
+            })
+            .collect();
         let mut gone: Vec<&str> = remotes
             .iter()
-            .filter(|(k, _)| **k != root_key && !seen.contains(*k))
+            .filter(|(k, _)| {
+                **k != root_key
+                    && !seen.contains(*k)
+                    && !kept.iter().chain(&unlisted).any(|f| at_or_below(k, f))
+            })
             .map(|(_, e)| e.path.trim_end_matches('/'))
             .collect();
         gone.sort_unstable();
@@ -285,10 +317,16 @@ pub async fn apply(
             .clone()
             .map(|p| Arc::new(move |n: u64| p(base + n)) as Progress)
     };
+    let mut singles: Vec<&(PathBuf, String, u64)> = Vec::new();
     if bulk {
         let mut by_dir: Vec<(String, Vec<Upload>)> = Vec::new();
-        for (local, remote, size) in &plan.uploads {
+        for upload in &plan.uploads {
+            let (local, remote, size) = upload;
             let (dir, name) = remote.rsplit_once('/').unwrap_or(("", remote));
+            if !form_safe(name) {
+                singles.push(upload);
+                continue;
+            }
             let dir = format!("{dir}/");
             match by_dir.iter_mut().find(|(d, _)| *d == dir) {
                 Some((_, files)) => files.push((name.to_owned(), local.clone(), *size)),
@@ -300,10 +338,18 @@ pub async fn apply(
             let mut batch_bytes = 0u64;
             let mut rest = files.into_iter().peekable();
             while let Some((name, local, size)) = rest.next() {
-                batch.push((name, local));
-                batch_bytes += size;
+                // A file that cannot be opened would end the form half sent, and with it
+                // the sync: it fails alone.
+                if let Err(e) = tokio::fs::File::open(&local).await {
+                    let what = format!("reading {}: {e}", local.display());
+                    report.errors.push((join(&dir, &name), what));
+                    done_before += size;
+                } else {
+                    batch.push((name, local));
+                    batch_bytes += size;
+                }
                 let full = batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES;
-                if !full && rest.peek().is_some() {
+                if batch.is_empty() || (!full && rest.peek().is_some()) {
                     continue;
                 }
                 let names: Vec<String> = batch.iter().map(|(n, _)| join(&dir, n)).collect();
@@ -331,14 +377,22 @@ pub async fn apply(
             }
         }
     } else {
-        for (local, remote, size) in &plan.uploads {
-            match client.put_file(remote, local, offset(done_before)).await {
-                Ok(_) => report.uploaded.push(remote.clone()),
-                Err(e) if e.is_transport() => return Err(e),
-                Err(e) => report.failed(remote, &[remote], &e),
-            }
-            done_before += size;
+        singles.extend(&plan.uploads);
+    }
+    for (local, remote, size) in singles {
+        match client.put_file(remote, local, offset(done_before)).await {
+            Ok(_) => report.uploaded.push(remote.clone()),
+            Err(e) if e.is_transport() => return Err(e),
+            Err(e) => report.failed(remote, &[remote], &e),
         }
+        done_before += size;
     }
     Ok(report)
+}
+
+/// Whether a form part's file name reaches the server unchanged. Servers keep what follows
+/// the last `/` or `\` (browsers once sent whole client paths), and may decode `%22`,
+/// `%0D` and `%0A` (the HTML form escapes): such a name would land on another file.
+fn form_safe(name: &str) -> bool {
+    !name.contains(['\\', '%'])
 }

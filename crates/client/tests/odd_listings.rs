@@ -220,3 +220,57 @@ async fn a_bulk_failure_spelled_otherwise_is_not_counted_as_uploaded() {
     assert_eq!(report.uploaded, ["/u/ok.txt"], "{report:?}");
     assert_eq!(report.failures.len(), 1, "{report:?}");
 }
+
+/// A collection whose own listing failed (cut short with a 507 here) is not deleted by a
+/// sync, nor is anything the server did list below it.
+#[tokio::test]
+async fn a_sync_deletes_nothing_at_or_below_a_listing_that_failed() {
+    let cut = "<D:response><D:href>/d/sub/</D:href>\
+        <D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>";
+    let listings = HashMap::from([
+        (
+            "/d/".to_owned(),
+            multistatus(&[("/d/", true), ("/d/sub/", true), ("/d/gone.txt", false)]),
+        ),
+        (
+            "/d/sub/".to_owned(),
+            multistatus(&[("/d/sub/a.txt", false)])
+                .replace("</D:multistatus>", &format!("{cut}</D:multistatus>")),
+        ),
+    ]);
+    let c = odd_server(listings, HashMap::new()).await;
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(local.path().join("sub")).unwrap();
+    let plan = davit_client::sync::plan(&c, local.path(), "/d", true)
+        .await
+        .unwrap();
+    assert_eq!(plan.deletes, ["/d/gone.txt"]);
+    let failed: Vec<&str> = plan.failures.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(failed, ["/d/sub/"]);
+}
+
+/// A member collection gone between its parent's listing and its own (another client
+/// deleted it) is that member's failure, not the whole collection missing.
+#[tokio::test]
+async fn a_member_gone_while_listing_is_its_failure_not_the_roots() {
+    let listings = HashMap::from([(
+        "/g/".to_owned(),
+        multistatus(&[("/g/", true), ("/g/sub/", true), ("/g/a.txt", false)]),
+    )]);
+    let c = odd_server(listings, HashMap::new()).await;
+    let listing = c.list_recursive("/g/").await.unwrap();
+    let failed: Vec<(&str, u16)> = listing
+        .failures
+        .iter()
+        .map(|f| (f.path.as_str(), f.status))
+        .collect();
+    assert_eq!(failed, [("/g/sub/", 404)]);
+
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("a.txt"), "a").unwrap();
+    let plan = davit_client::sync::plan(&c, local.path(), "/g", true)
+        .await
+        .unwrap();
+    assert!(plan.mkcols.is_empty(), "{:?}", plan.mkcols);
+    assert!(plan.deletes.is_empty(), "{:?}", plan.deletes);
+}

@@ -8,6 +8,16 @@ use davit_server::{Backends, DavServer, ServerConfig, serve};
 use davit_store::memory::{MemoryLockStore, MemoryPropertyStore, MemoryStorage};
 use davit_store::testing::FaultyStorage;
 
+/// The whole body of a GET.
+async fn fetch(c: &Client, path: &str) -> Vec<u8> {
+    let mut body = c.get(path).await.unwrap().body;
+    let mut got = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    got
+}
+
 async fn start() -> Client {
     let backends = Backends {
         storage: Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new())).stuck("stuck")),
@@ -348,12 +358,72 @@ async fn sync_reports_a_file_gone_before_its_upload() {
     assert_eq!(plan.uploads.len(), 2, "{:?}", plan.uploads);
     std::fs::remove_file(local.path().join("gone.txt")).unwrap();
     let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+    assert!(report.bulk);
+    let failed: Vec<&str> = report.errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(failed, ["/g/gone.txt"], "{report:?}");
+    // The rest of its batch goes on without it.
+    assert_eq!(report.uploaded, ["/g/kept.txt"], "{report:?}");
+}
+
+/// Names a form part would not carry intact (the server keeps what follows a `\`, and
+/// decodes `%22`) go by PUT: neither lands on another file.
+#[tokio::test]
+async fn sync_puts_names_a_form_would_change() {
+    let c = start().await;
+    c.mkcol("/n").await.unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let files = [
+        ("x\\y.txt", "1"),
+        ("y.txt", "2"),
+        ("100%22.txt", "3"),
+        ("z.txt", "4"),
+    ];
+    for (name, body) in files {
+        std::fs::write(local.path().join(name), body).unwrap();
+    }
+    let plan = davit_client::sync::plan(&c, local.path(), "/n", false)
+        .await
+        .unwrap();
+    let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+    assert!(report.bulk);
     assert!(
-        report.errors.iter().any(|(p, _)| p == "/g/gone.txt"),
+        report.failures.is_empty() && report.errors.is_empty(),
         "{report:?}"
     );
-    assert!(
-        !report.uploaded.iter().any(|p| p == "/g/gone.txt"),
-        "{report:?}"
-    );
+    for (name, body) in files {
+        let got = fetch(&c, &format!("/n/{name}")).await;
+        assert_eq!(got, body.as_bytes(), "{name}");
+    }
+    assert_eq!(c.list_recursive("/n/").await.unwrap().entries.len(), 5);
+}
+
+/// A pipe, a socket or a device in the folder is left out and reported, not opened (a
+/// pipe would wait for a writer forever), and its remote namesake is not deleted.
+#[tokio::test]
+async fn sync_leaves_special_files_out() {
+    let c = start().await;
+    c.mkcol("/p").await.unwrap();
+    c.put_bytes("/p/pipe", "remote".into()).await.unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("a.txt"), "a").unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(local.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let synced = async {
+        let plan = davit_client::sync::plan(&c, local.path(), "/p", true)
+            .await
+            .unwrap();
+        let report = davit_client::sync::apply(&c, &plan, None).await.unwrap();
+        (plan, report)
+    };
+    let (plan, report) = tokio::time::timeout(std::time::Duration::from_secs(20), synced)
+        .await
+        .expect("the sync waited on the pipe");
+    assert_eq!(plan.skipped.len(), 1, "{plan:?}");
+    assert!(plan.skipped[0].0.ends_with("pipe"), "{plan:?}");
+    assert!(plan.deletes.is_empty(), "{plan:?}");
+    assert_eq!(report.uploaded, ["/p/a.txt"], "{report:?}");
+    assert_eq!(fetch(&c, "/p/pipe").await, b"remote");
 }

@@ -23,6 +23,9 @@ pub(crate) struct Args {
 pub(crate) async fn run(a: Args) -> Outcome {
     let (client, path) = connect(&a.conn, &a.url)?;
     let plan = plan(&client, &a.local, &path, a.delete).await?;
+    for (local, why) in &plan.skipped {
+        eprintln!("{}: left out, {why}", local.display());
+    }
     let bar = progress(
         Some(plan.upload_bytes()),
         &format!("{} files", plan.uploads.len()),
