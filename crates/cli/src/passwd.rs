@@ -29,8 +29,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    if args.user.is_empty() || args.user.contains([':', '\n', '\r']) {
-        bail!("a user name must be non-empty and hold no ':' or line break");
+    if !valid_user(&args.user) {
+        bail!(
+            "a user name must be non-empty, hold no ':' or line break, not start with '#', \
+             and not start or end with a space"
+        );
     }
     if args.remove {
         return remove(&args);
@@ -55,6 +58,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     write_private(&args.file, new.as_bytes())?;
     eprintln!("{}: password set for {}", args.file.display(), args.user);
     Ok(())
+}
+
+/// Whether `name` reads back as itself from a password file: lines are trimmed there, and
+/// a `#` starts a comment.
+fn valid_user(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains([':', '\n', '\r'])
+        && !name.starts_with('#')
+        && name.trim() == name
 }
 
 fn remove(args: &Args) -> anyhow::Result<()> {
@@ -137,6 +149,23 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_names_that_would_not_read_back_are_refused() {
+        for (name, ok) in [
+            ("ann", true),
+            ("ann smith", true),
+            ("b#", true),
+            ("", false),
+            ("a:b", false),
+            ("a\nb", false),
+            ("#bob", false),
+            (" ann", false),
+            ("ann ", false),
+        ] {
+            assert_eq!(valid_user(name), ok, "{name:?}");
+        }
+    }
 
     #[test]
     fn removing_a_user_keeps_every_other_line() {

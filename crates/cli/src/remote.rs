@@ -35,9 +35,24 @@ impl std::fmt::Debug for Conn {
 pub(crate) fn connect(conn: &Conn, url: &str) -> anyhow::Result<(Client, String)> {
     let (origin, path) = split_url(url)?;
     let mut builder = Client::builder(&origin);
-    let host = origin.split("://").nth(1).unwrap_or_default();
-    let credentials = match (&conn.user, &conn.password) {
+    let authority = origin.split("://").nth(1).unwrap_or_default();
+    if let Some((u, p)) = credentials(conn, authority)? {
+        builder = builder.credentials(&u, &p);
+    }
+    Ok((builder.build()?, path))
+}
+
+/// The login to send to `authority` (`[user[:password]@]host[:port]`), besides one the URL
+/// carries: `--user` and `--password`, completed from the netrc entry of the host. A login
+/// in the URL is used as it is, never overridden by a netrc entry.
+fn credentials(conn: &Conn, authority: &str) -> anyhow::Result<Option<(String, String)>> {
+    let (in_url, host) = match authority.rsplit_once('@') {
+        Some((_, host)) => (true, host),
+        None => (false, authority),
+    };
+    Ok(match (&conn.user, &conn.password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (None, None) if in_url => None,
         (user, password) => netrc_lookup(conn, host)?
             .filter(|(u, _)| user.as_ref().is_none_or(|want| want == u))
             .map(|(u, p)| (u, password.clone().unwrap_or(p)))
@@ -45,11 +60,7 @@ pub(crate) fn connect(conn: &Conn, url: &str) -> anyhow::Result<(Client, String)
                 user.clone()
                     .map(|u| (u, password.clone().unwrap_or_default()))
             }),
-    };
-    if let Some((u, p)) = credentials {
-        builder = builder.credentials(&u, &p);
-    }
-    Ok((builder.build()?, path))
+    })
 }
 
 /// Resolves a destination given as a URL on the same server or as a path (absolute, or
@@ -152,7 +163,32 @@ fn parse_netrc(text: &str, host: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{destination, parse_netrc};
+    use super::{Conn, credentials, destination, parse_netrc};
+
+    #[test]
+    fn a_login_in_the_url_is_not_overridden_by_netrc() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        std::fs::write(
+            &netrc,
+            "machine alice login al password n\ndefault login anon password x",
+        )
+        .unwrap();
+        let conn = |user: Option<&str>| Conn {
+            user: user.map(str::to_owned),
+            password: None,
+            netrc: Some(netrc.clone()),
+        };
+        let got = |c: &Conn, authority| credentials(c, authority).unwrap();
+        assert_eq!(got(&conn(None), "alice:pw@h"), None);
+        assert_eq!(got(&conn(None), "alice@h:8080"), None);
+        assert_eq!(got(&conn(None), "h"), Some(("anon".into(), "x".into())));
+        // Asked for by name, the user's netrc password is looked up by host alone.
+        assert_eq!(
+            got(&conn(Some("anon")), "bob@h"),
+            Some(("anon".into(), "x".into()))
+        );
+    }
 
     #[test]
     fn destination_table() {

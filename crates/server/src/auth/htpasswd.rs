@@ -170,7 +170,8 @@ pub fn upsert_line(text: &str, user: &str, hash: &str) -> String {
     let mut out = String::with_capacity(text.len() + user.len() + hash.len() + 2);
     let mut replaced = false;
     for line in text.lines() {
-        if line.split_once(':').is_some_and(|(u, _)| u == user) {
+        // Matched as `parse` reads it: an indented line is that user's too.
+        if line.trim().split_once(':').is_some_and(|(u, _)| u == user) {
             if !replaced {
                 out.push_str(&format!("{user}:{hash}\n"));
                 replaced = true;
@@ -245,5 +246,7 @@ erin:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSp
         );
         assert_eq!(upsert_line(text, "c", "NEW"), format!("{text}c:NEW\n"));
         assert_eq!(upsert_line("", "c", "NEW"), "c:NEW\n");
+        let indented = "  a:$apr1$x$y\n";
+        assert_eq!(upsert_line(indented, "a", "NEW"), "a:NEW\n");
     }
 }
