@@ -18,7 +18,7 @@ mod htpasswd;
 mod limiter;
 mod rules;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -98,8 +98,6 @@ struct DigestLogins {
     nonces: Nonces,
     /// Checked instead when the user does not exist.
     decoy: [u8; 16],
-    /// Users whose Digest login has verified (bounded by the file's users).
-    verified_users: Mutex<HashSet<String>>,
     replays: digest::Replays,
 }
 
@@ -156,7 +154,6 @@ impl Auth {
             users,
             nonces: Nonces::new(&self.cache_key),
             decoy,
-            verified_users: Mutex::new(HashSet::new()),
             replays: digest::Replays::default(),
         });
         self
@@ -194,7 +191,8 @@ impl Auth {
         self
     }
 
-    /// How long a wrong password waits before its 401.
+    /// How long a wrong password waits before its 401, counted from when its check began
+    /// (so the time of the check itself does not show when it is shorter).
     pub fn failure_delay(mut self, delay: Duration) -> Self {
         self.failure_delay = delay;
         self
@@ -234,14 +232,14 @@ impl Auth {
                 false,
             ));
         };
-        let digest = self.digest(&user, &password);
-        // A password that verified before is let in even while the address is blocked:
-        // someone else guessing from the same address does not lock the owner out.
-        if self.remembered(&user, &digest) {
-            return Ok(self.principal(user));
-        }
+        // A blocked address gets 429 for every login, the right ones too: were a password
+        // that verified before let in, each guess would learn at once whether it is one.
         if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
             return Err(self.too_many(client, &user, wait));
+        }
+        let digest = self.digest(&user, &password);
+        if self.remembered(&user, &digest) {
+            return Ok(self.principal(user));
         }
         // Counted as a failure until it verifies, so guesses sent at once (many connections,
         // HTTP/2 streams) all count against the limit before any hash is computed.
@@ -259,6 +257,7 @@ impl Auth {
         // too, so the time taken does not tell that the user exists.
         let pad = matches!(stored, Some(StoredHash::Ha1 { .. })).then(|| self.decoy.clone());
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
+        let started = Instant::now();
         let ok = {
             let _permit = self
                 .checks
@@ -286,7 +285,9 @@ impl Auth {
         }
         // Debug formatting: a user name is the client's text, and must not forge log lines.
         tracing::warn!(%client, user = ?user, known, "login failed");
-        tokio::time::sleep(self.failure_delay).await;
+        // Counted from before the hash: a user's hash faster than the decoy (an `$apr1$`
+        // line beside the argon2 decoy) would otherwise show that the user exists.
+        tokio::time::sleep_until((started + self.failure_delay).into()).await;
         Err(self.challenge("wrong user name or password"))
     }
 
@@ -346,20 +347,11 @@ impl Auth {
             expected.as_bytes(),
             creds.response.to_ascii_lowercase().as_bytes(),
         ) && stored.is_some();
-        // As with Basic: while the address is blocked only a user whose login verified
-        // before gets in (a guess is refused whether right or wrong), so guessing from a
-        // shared address (a NAT, a proxy) does not lock the owners out.
+        // As with Basic: a blocked address gets 429 for every login, right or wrong.
         if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
-            let known = right
-                && logins
-                    .verified_users
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&creds.username);
-            if !known {
-                return Err(self.too_many(client, &creds.username, wait));
-            }
-        } else if !right {
+            return Err(self.too_many(client, &creds.username, wait));
+        }
+        if !right {
             self.limiter.record_failure(client, Instant::now());
         }
         if !right {
@@ -367,11 +359,6 @@ impl Auth {
             tokio::time::sleep(self.failure_delay).await;
             return Err(self.challenge("wrong user name or password"));
         }
-        logins
-            .verified_users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(creds.username.clone());
         match logins
             .nonces
             .check(&creds.nonce, SystemTime::now(), self.nonce_lifetime)
@@ -580,6 +567,39 @@ pub(crate) fn authorize(
         return Err(deny(&format!("{method} to {}", dest.path)));
     }
     Ok(())
+}
+
+/// For PUT and LOCK, which create what they name where nothing is: in a folder the user
+/// may only read, that adds a member, as the MKCOL [`authorize`] refuses would. Storage is
+/// asked only then; replacing or locking what exists changes no folder.
+pub(crate) async fn authorize_creation(
+    auth: Option<&Auth>,
+    req: &DavRequest,
+    storage: &dyn davit_store::Storage,
+) -> Result<(), DavError> {
+    let principal = &req.principal;
+    let (Some(auth), Some(rules)) = (auth, &principal.rules) else {
+        return Ok(());
+    };
+    let in_read_only = req
+        .path
+        .parent()
+        .is_some_and(|parent| rules.access(&parent) < Access::Write);
+    if !in_read_only {
+        return Ok(());
+    }
+    let method = req.method();
+    match storage.metadata(&req.path).await {
+        Err(davit_store::StorageError::NotFound) => {
+            Err(auth.challenge_for(principal).unwrap_or_else(|| {
+                DavError::forbidden(format!(
+                    "{method} {} (would create it in a folder you may only read)",
+                    req.path
+                ))
+            }))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether `value` is credentials of the scheme `name` (any case), with a space or tab

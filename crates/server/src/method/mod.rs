@@ -8,7 +8,7 @@ use davit_proto::ResourceKind;
 use http::{Request, Response, StatusCode};
 
 use crate::DavServer;
-use crate::auth::{Principal, authorize};
+use crate::auth::{Principal, authorize, authorize_creation};
 use crate::body::DavBody;
 use crate::error::DavError;
 use crate::request::{Body, DavRequest, RequestBody};
@@ -188,6 +188,9 @@ async fn route(
         &req,
         &server.config.base_path,
     )?;
+    if matches!(req.method().as_str(), "PUT" | "LOCK") {
+        authorize_creation(server.config.auth.as_deref(), &req, server.storage()).await?;
+    }
     crate::precondition::check_if(server, &req).await?;
     // Each handler's future is boxed: unboxed, this future would be as large as the
     // largest of them (kilobytes), copied whole when a request task is spawned. GET's is

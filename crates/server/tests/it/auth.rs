@@ -323,6 +323,42 @@ async fn a_user_stays_inside_their_root_and_rules() {
     );
 }
 
+/// Write access to a name inside a folder the user may only read covers what is there, not
+/// creating it: PUT and LOCK would add a member to the folder, as MKCOL would.
+#[tokio::test]
+async fn a_write_rule_in_a_read_only_folder_creates_nothing_there() {
+    let s = start(Kind::Fs, Access::None, 10_000).await;
+    let alice = |m, p| as_user(&s, m, p, "alice", "secret");
+    for dir in ["/carol", "/carol/archive"] {
+        assert_eq!(alice("MKCOL", dir).send().await.unwrap().status(), 201);
+    }
+    let carol = |m, p| as_user(&s, m, p, "carol", "secret");
+    let lock = r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#;
+    let put = carol("PUT", "/carol/archive/inbox").body("x");
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let locked = carol("LOCK", "/carol/archive/inbox")
+        .header("Depth", "0")
+        .body(lock);
+    assert_eq!(locked.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        alice("GET", "/carol/archive/inbox")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // Once it is there, carol may replace and lock it.
+    let made = alice("PUT", "/carol/archive/inbox").body("a");
+    assert_eq!(made.send().await.unwrap().status(), 201);
+    let put = carol("PUT", "/carol/archive/inbox").body("x");
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let locked = carol("LOCK", "/carol/archive/inbox")
+        .header("Depth", "0")
+        .body(lock);
+    assert_eq!(locked.send().await.unwrap().status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn anonymous_readers_are_asked_to_log_in_to_write() {
     let s = start(Kind::Memory, Access::Read, 10_000).await;
@@ -367,9 +403,12 @@ async fn an_address_that_fails_too_often_gets_429_even_with_the_right_password()
             .unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
     }
-    // Someone guessing from the same address does not lock out a user who logged in.
+    // Nor does a user who logged in before get through: the answer would tell a guess of
+    // that user's password from the others.
     let dave = as_user(&s, "GET", "/", "dave", "secret");
-    assert_eq!(dave.send().await.unwrap().status(), 200);
+    assert_eq!(dave.send().await.unwrap().status(), 429);
+    let guess = as_user(&s, "GET", "/", "dave", "guess");
+    assert_eq!(guess.send().await.unwrap().status(), 429);
     // Requests without credentials are not failures, and are still challenged.
     assert_eq!(s.req("GET", "/").send().await.unwrap().status(), 401);
 }
