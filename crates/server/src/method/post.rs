@@ -17,7 +17,7 @@ use crate::body::DavBody;
 use crate::error::DavError;
 use crate::precondition::{Change, check_write};
 use crate::request::{Body, DavRequest, body_stream, limit_stream, upload_too_large};
-use crate::tree::multistatus;
+use crate::tree::{forget_stale, multistatus};
 
 use super::get::header_value;
 use super::{allow_for, status};
@@ -188,6 +188,9 @@ async fn store_part(
         .await
         .map_err(fail)?;
     let (outcome, _) = pending.commit().await.map_err(storage_error)?;
+    if outcome == WriteOutcome::Created {
+        forget_stale(server, &path).await.map_err(fail)?;
+    }
     Ok((path, outcome))
 }
 

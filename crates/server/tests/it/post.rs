@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::{Multistatus, TestServer};
+use crate::support::{Multistatus, PROPFIND_ALL, TestServer, remembering_server};
 
 fn form(parts: &[(&str, &str)]) -> (String, String) {
     let mut body = String::new();
@@ -110,3 +110,32 @@ both_backends!(
     a_browser_form_is_sent_back_to_the_listing,
     options_advertise_bulk_upload_on_collections,
 );
+
+/// A file removed from the folder directly leaves its dead properties behind: a part that
+/// creates a file of that name starts it without them, as a PUT does.
+#[tokio::test]
+async fn a_part_where_a_file_was_removed_outside_davit_starts_without_its_properties() {
+    let (s, root) = remembering_server().await;
+    s.mkcol("/d").await;
+    assert_eq!(s.put("/d/f", "old").await, StatusCode::CREATED);
+    let set = r#"<propertyupdate xmlns="DAV:"><set><prop><old xmlns="urn:t">1</old></prop></set></propertyupdate>"#;
+    assert_eq!(
+        s.proppatch("/d/f", set).await.status(),
+        StatusCode::MULTI_STATUS
+    );
+    std::fs::remove_file(root.join("d").join("f")).unwrap();
+    let (ct, body) = form(&[("f", "new")]);
+    let r = s
+        .req("POST", "/d/")
+        .header("Content-Type", ct)
+        .header("Accept", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    let ms = Multistatus::parse(&r.text().await.unwrap());
+    assert_eq!(ms.get("/d/f").status, Some(201));
+    let ms = s.propfind("/d/f", "0", PROPFIND_ALL).await;
+    assert_eq!(ms.get("/d/f").text("urn:t", "old"), None);
+}
