@@ -14,8 +14,8 @@
 //! the database's only writer (see [`crate::LockStore::is_exclusive`]).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, OnceLock};
 
 /// Notes kept at most (about 16 bytes each); past them rows may be anywhere.
 const MOST_NOTES: usize = 1 << 16;
@@ -80,10 +80,10 @@ impl Notes {
         if self.everywhere {
             return;
         }
+        // Every ancestor, even past one noted already: that note may be another path's
+        // whose hash is the same.
         for at in self_and_ancestors(path) {
-            if !self.paths.insert(hash(at)) {
-                break; // Its ancestors are noted already.
-            }
+            self.paths.insert(hash(at));
         }
         self.check_size();
     }
@@ -108,13 +108,24 @@ fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Keyed at random per process: paths chosen to collide would each cost a query.
 fn hash(path: &str) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(path)
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_whose_hash_is_noted_already_still_notes_its_ancestors() {
+        let h = Holders::default();
+        // As if another path had the same hash as `/e/b`.
+        h.notes().paths.insert(hash("/e/b"));
+        h.note_path("/e/b");
+        assert!(h.may_hold("/e"));
+    }
 
     #[test]
     fn walks_up_to_the_root() {

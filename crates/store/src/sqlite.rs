@@ -66,6 +66,9 @@ pub struct SqliteStore {
     locks: Arc<LockWriter>,
     reads: Arc<Mutex<Connection>>,
     holders: Arc<Holders>,
+    /// Held while this store is open; last, so it goes after the connections (closing any
+    /// descriptor of the file drops the process's SQLite locks on it).
+    _claim: Arc<std::fs::File>,
 }
 
 /// Work for the lock thread.
@@ -338,40 +341,22 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn open_with(path: impl AsRef<Path>, sync: SyncPolicy) -> Result<Self, StorageError> {
         let path = path.as_ref();
-        let props = connect(
+        let claim = claim(path, true)?;
+        let mut props = connect(
             path,
             match sync {
                 SyncPolicy::Always => "FULL",
                 SyncPolicy::Never => "NORMAL",
             },
         )?;
-        let version: i64 = props
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db)?;
-        if version > SCHEMA_VERSION {
-            return Err(StorageError::Database(
-                format!("database schema version {version} is newer than this Davit knows ({SCHEMA_VERSION})").into(),
-            ));
-        }
-        if version == 1 {
-            // Version 1 had no lock creators: its locks keep working for anyone, as then.
-            props
-                .execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
-                .map_err(db)?;
-        }
-        if (1..3).contains(&version) {
-            number_moves(&props)?;
-        }
-        props.execute_batch(SCHEMA).map_err(db)?;
-        props
-            .pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db)?;
+        upgrade(&mut props)?;
         let holders = holders_of(&props)?;
         Ok(SqliteStore {
             props: Arc::new(Mutex::new(props)),
             locks: Arc::new(LockWriter::start(connect(path, "NORMAL")?)?),
             reads: Arc::new(Mutex::new(connect(path, "NORMAL")?)),
             holders: Arc::new(holders),
+            _claim: Arc::new(claim),
         })
     }
 
@@ -384,6 +369,7 @@ impl SqliteStore {
     /// version of Davit (serve it writable once to upgrade it).
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
+        let claim = claim(path, false)?;
         let props = connect_read_only(path)?;
         let version: i64 = props
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -399,8 +385,43 @@ impl SqliteStore {
             locks: Arc::new(LockWriter::start(connect_read_only(path)?)?),
             reads: Arc::new(Mutex::new(connect_read_only(path)?)),
             holders: Arc::new(holders),
+            _claim: Arc::new(claim),
         })
     }
+}
+
+/// Claims the database file for this process: alone to write it, or with other readers.
+/// The property filter and the lock list are kept in memory, right only while no other
+/// process changes the file; a second server on it would also replay this one's moves in
+/// progress as if they had been cut off.
+fn claim(path: &Path, write: bool) -> Result<std::fs::File, StorageError> {
+    use rustix::fs::{FlockOperation, flock};
+    let file = if write {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    } else {
+        std::fs::File::open(path)
+    }
+    .map_err(|e| StorageError::Database(format!("opening {}: {e}", path.display()).into()))?;
+    let how = if write {
+        FlockOperation::NonBlockingLockExclusive
+    } else {
+        FlockOperation::NonBlockingLockShared
+    };
+    flock(&file, how).map_err(|e| {
+        StorageError::Database(
+            format!(
+                "{} is in use by another process (another Davit serving the same folder?): {e}",
+                path.display()
+            )
+            .into(),
+        )
+    })?;
+    Ok(file)
 }
 
 /// The paths that hold properties, as far as the filter keeps them.
@@ -450,6 +471,42 @@ fn connect_read_only(path: &Path) -> Result<Connection, StorageError> {
 
 /// Gives the move records of an older database their order: early version 2 databases kept
 /// moves keyed by (src, dst), without the sequence number recovery replays them by.
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction: a crash part way leaves the
+/// version it found.
+fn upgrade(conn: &mut Connection) -> Result<(), StorageError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db)?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::Database(
+            format!("database schema version {version} is newer than this Davit knows ({SCHEMA_VERSION})").into(),
+        ));
+    }
+    // Version 1 had no lock creators: its locks keep working for anyone, as then. The
+    // column may be there already: earlier upgrades added it in a step of its own.
+    let has_creator: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('locks') WHERE name = 'creator'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if version == 1 && !has_creator {
+        tx.execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
+            .map_err(db)?;
+    }
+    if (1..3).contains(&version) {
+        number_moves(&tx)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(db)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
 fn number_moves(conn: &Connection) -> Result<(), StorageError> {
     // No columns: no table (a version 1 database); a `seq` column: numbered already.
     let (columns, seq): (i64, i64) = conn
@@ -463,12 +520,10 @@ fn number_moves(conn: &Connection) -> Result<(), StorageError> {
         return Ok(());
     }
     conn.execute_batch(
-        "BEGIN IMMEDIATE;
-         ALTER TABLE moves RENAME TO moves_unnumbered;
+        "ALTER TABLE moves RENAME TO moves_unnumbered;
          CREATE TABLE moves (seq INTEGER PRIMARY KEY, src TEXT NOT NULL, dst TEXT NOT NULL);
          INSERT INTO moves (src, dst) SELECT src, dst FROM moves_unnumbered;
-         DROP TABLE moves_unnumbered;
-         COMMIT;",
+         DROP TABLE moves_unnumbered;",
     )
     .map_err(db)
 }
@@ -1118,6 +1173,54 @@ mod tests {
         store.insert(&lock("last")).await.unwrap();
         drop(store);
         assert_eq!(count(&file), 2);
+    }
+
+    #[test]
+    fn one_process_at_a_time_writes_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.db");
+        let first = SqliteStore::open(&file).unwrap();
+        let in_use = |e: StorageError| {
+            let why = std::error::Error::source(&e).map(ToString::to_string);
+            assert!(
+                why.as_ref().is_some_and(|w| w.contains("in use")),
+                "{why:?}"
+            );
+        };
+        in_use(SqliteStore::open(&file).unwrap_err());
+        in_use(SqliteStore::open_read_only(&file).unwrap_err());
+        drop(first);
+        let readers = (
+            SqliteStore::open_read_only(&file).unwrap(),
+            SqliteStore::open_read_only(&file).unwrap(),
+        );
+        assert!(SqliteStore::open(&file).is_err());
+        drop(readers);
+        SqliteStore::open(&file).unwrap();
+    }
+
+    /// Upgrades once added the lock creators' column in a step of their own: a crash right
+    /// after it left a version 1 database that has it.
+    #[test]
+    fn a_version_1_database_upgraded_half_way_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("half.db");
+        {
+            let old = Connection::open(&file).unwrap();
+            old.execute_batch(
+                "CREATE TABLE locks (token TEXT PRIMARY KEY, root TEXT NOT NULL,
+                     scope TEXT NOT NULL, depth TEXT NOT NULL, owner TEXT, timeout INTEGER,
+                     expires INTEGER, creator TEXT);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        drop(SqliteStore::open(&file).unwrap());
+        let conn = Connection::open(&file).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[tokio::test]

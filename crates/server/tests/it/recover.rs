@@ -65,6 +65,8 @@ async fn interrupted_moves_and_deletes_are_finished_and_nothing_else_is_touched(
         Recovery::default(),
         "nothing left to do"
     );
+    // One server at a time holds the database.
+    drop(server);
 
     // Back after the repair (the mount came up): its properties are still there.
     std::fs::write(root.join("unmounted"), "u").unwrap();
@@ -111,6 +113,7 @@ async fn chained_moves_are_finished_in_order() {
     }
     let server = DavServer::new(fs_backends(&root), ServerConfig::default());
     assert_eq!(server.recover().await.unwrap().moves_finished, 2);
+    drop(server);
     let s = TestServer::with_backends(fs_backends(&root), ServerConfig::default(), None).await;
     for (path, tag) in [("/c/x", "tag of /a"), ("/c", "tag of /b")] {
         let ms = s.propfind(path, "0", ASK).await;
