@@ -103,8 +103,9 @@ impl LockManager {
         self.gate.read().await
     }
 
-    /// Held by a LOCK from its conflict check until the lock is stored.
-    pub(crate) async fn lock_gate(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+    /// Held alone, with no write beside it: by a LOCK from its conflict check until the
+    /// lock is stored, and by a MOVE throughout.
+    pub(crate) async fn sole_gate(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
         self.gate.write().await
     }
 

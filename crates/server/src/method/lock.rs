@@ -47,7 +47,7 @@ pub(super) async fn handle(
         d => d,
     };
 
-    let _gate = server.locks.lock_gate().await;
+    let _gate = server.locks.sole_gate().await;
     server.locks.purge().await;
     let meta = metadata_if_any(server, &req.path).await?;
     check_conditions(req, meta.as_ref())?;

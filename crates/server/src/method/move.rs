@@ -28,7 +28,9 @@ pub(super) async fn handle(
     if req.depth(Depth::Infinity)? != Depth::Infinity {
         return Err(DavError::bad_request("MOVE takes Depth infinity only"));
     }
-    let _gate = server.locks.write_gate().await;
+    // Alone: a write beside it (a PROPPATCH below the source, another MOVE into it)
+    // could commit at the old path after the rename and the property move, and be lost.
+    let _gate = server.locks.sole_gate().await;
     let meta = existing_for(server, req, Change::Remove).await?;
     let locked = if meta.kind.is_collection() {
         locked_members(server, req, &req.path).await?

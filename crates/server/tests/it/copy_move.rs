@@ -251,7 +251,8 @@ both_backends!(
     copy_file_statuses_and_props,
     copy_collection_depths,
     move_file_and_collection,
-    destination_checks
+    destination_checks,
+    a_property_set_during_a_move_follows_it,
 );
 
 async fn tree(s: &TestServer) {
@@ -372,6 +373,37 @@ async fn a_destination_gone_while_it_is_cleared_is_created() {
             let r = send(&s, method, "/src", "/gone", &[("Overwrite", "T")]).await;
             assert_eq!(r.status(), StatusCode::CREATED, "{kind:?} {method}");
             assert_eq!(s.get_text("/gone").await.1, "data", "{kind:?} {method}");
+        }
+    }
+}
+
+/// A PROPPATCH on a member while its folder is moved: a property set (200) is found at
+/// the member's new place. Run side by side, the PROPPATCH could commit at the old path
+/// after the rename and the property move, and the property was lost.
+async fn a_property_set_during_a_move_follows_it(s: TestServer) {
+    const SET: &str = r#"<propertyupdate xmlns="DAV:"><set><prop><tag xmlns="urn:t">x</tag></prop></set></propertyupdate>"#;
+    const ASK: &str = r#"<propfind xmlns="DAV:"><prop><tag xmlns="urn:t"/></prop></propfind>"#;
+    for round in 0..12 {
+        let (from, to) = (format!("/r{round}"), format!("/m{round}"));
+        s.mkcol(&from).await;
+        let member = format!("{from}/f");
+        s.put(&member, "f").await;
+        let patch = s.proppatch(&member, SET);
+        let moved = s
+            .req("MOVE", &from)
+            .header("Destination", s.url(&to))
+            .send();
+        let (patch, moved) = tokio::join!(patch, moved);
+        assert_eq!(moved.unwrap().status(), StatusCode::CREATED);
+        let set = patch.status() == StatusCode::MULTI_STATUS
+            && Multistatus::parse(&patch.text().await.unwrap())
+                .responses
+                .iter()
+                .all(|r| r.status_of("urn:t", "tag") == Some(200));
+        if set {
+            let ms = s.propfind(&format!("{to}/f"), "0", ASK).await;
+            let tag = ms.responses[0].text("urn:t", "tag");
+            assert_eq!(tag.as_deref(), Some("x"), "round {round}");
         }
     }
 }
