@@ -240,6 +240,17 @@ fn auth(s: &Settings) -> anyhow::Result<Option<Arc<Auth>>> {
     let mut policy = AccessPolicy::new(access(s.anonymous.unwrap_or(AccessArg::None)));
     for (name, section) in &s.users {
         warn_if_under_base(s, name, section);
+        let in_digest = digest_users
+            .as_ref()
+            .is_some_and(|d| d.users().any(|u| u == name));
+        if !users_in(name) && !in_digest {
+            // Likely a misspelling (`Alice` for `alice`): the real user would get the
+            // default, write access everywhere.
+            tracing::warn!(
+                user = %name,
+                "a [users.{name}] section names no user of the password files: its rules apply to nobody"
+            );
+        }
         let mut rules = UserRules::new(
             section.root.as_deref().unwrap_or("/"),
             access(section.access.unwrap_or(AccessArg::Write)),
