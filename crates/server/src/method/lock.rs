@@ -176,6 +176,9 @@ async fn refresh(
         .map_err(DavError::from_storage)?
         .kind;
     let secs = server.locks.grant(timeout);
+    // Beside writes, not beside a LOCK's purge of lapsed locks: a refresh just before its
+    // lock lapsed could reach the store after the purge removed it, and be lost at restart.
+    let _gate = server.locks.write_gate().await;
     let mut refreshed = Vec::new();
     for mut lock in server.locks.covering(&req.path).await? {
         if !req.holds(&lock) {
