@@ -22,7 +22,10 @@ use crate::{
 /// - [`vanishing`](Self::vanishing): something else removes it just as it is removed, so
 ///   the removal finds nothing ([`StorageError::NotFound`]).
 ///
-/// `rename` is always refused as unsupported, so the server must use its member-by-member
+/// - [`renamed_then_failing`](Self::renamed_then_failing): a rename onto such a name is
+///   done, then reported failed (as when syncing the folders after it fails).
+///
+/// Other renames are refused as unsupported, so the server must use its member-by-member
 /// fallback, where the faults show.
 #[derive(Debug)]
 pub struct FaultyStorage {
@@ -30,6 +33,7 @@ pub struct FaultyStorage {
     stuck_marker: Option<String>,
     read_marker: Option<String>,
     vanish_marker: Option<String>,
+    rename_marker: Option<String>,
 }
 
 impl FaultyStorage {
@@ -40,6 +44,7 @@ impl FaultyStorage {
             stuck_marker: None,
             read_marker: None,
             vanish_marker: None,
+            rename_marker: None,
         }
     }
 
@@ -58,6 +63,12 @@ impl FaultyStorage {
     /// Makes resources whose name contains `marker` disappear as they are removed.
     pub fn vanishing(mut self, marker: &str) -> Self {
         self.vanish_marker = Some(marker.to_owned());
+        self
+    }
+
+    /// Makes renames onto names containing `marker` happen, then fail.
+    pub fn renamed_then_failing(mut self, marker: &str) -> Self {
+        self.rename_marker = Some(marker.to_owned());
         self
     }
 
@@ -125,8 +136,14 @@ impl Storage for FaultyStorage {
         self.check_change(from)?;
         self.inner.copy_file(from, to).await
     }
-    async fn rename(&self, _: &ResourcePath, _: &ResourcePath) -> Result<(), StorageError> {
-        Err(StorageError::Unsupported)
+    async fn rename(&self, from: &ResourcePath, to: &ResourcePath) -> Result<(), StorageError> {
+        if !Self::hit(&self.rename_marker, to.name()) {
+            return Err(StorageError::Unsupported);
+        }
+        self.inner.rename(from, to).await?;
+        Err(StorageError::Io(std::io::Error::other(
+            "sync after the rename failed",
+        )))
     }
     async fn space(&self) -> Result<crate::Space, StorageError> {
         self.inner.space().await

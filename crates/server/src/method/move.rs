@@ -74,6 +74,18 @@ pub(super) async fn handle(
             Ok(finish(server, &t, &[]))
         }
         Err(e) => {
+            // A rename reported failed may still have happened (the folders' sync after
+            // it failed): the properties and locks follow where the content is.
+            if !matches!(e, StorageError::Unsupported) && moved_anyway(server, &t).await {
+                server.locks.remove_tree(&t.src).await?;
+                if carry {
+                    props
+                        .move_tree(&t.src, &t.dst)
+                        .await
+                        .map_err(DavError::from_storage)?;
+                }
+                return Err(destination_error(e));
+            }
             if carry {
                 props
                     .abandon_move(&t.src, &t.dst)
@@ -86,6 +98,15 @@ pub(super) async fn handle(
             }
         }
     }
+}
+
+/// Whether the content left the source for the destination.
+async fn moved_anyway(server: &DavServer, t: &Transfer) -> bool {
+    let storage = server.storage();
+    matches!(
+        storage.metadata(&t.src).await,
+        Err(StorageError::NotFound | StorageError::NotACollection)
+    ) && storage.metadata(&t.dst).await.is_ok()
 }
 
 /// Copy, then remove what was copied: for storage that cannot rename, and for trees with

@@ -312,6 +312,30 @@ async fn move_with_a_failing_member_answers_207_and_keeps_it_at_the_source() {
     }
 }
 
+/// A rename that happened but was reported failed (the folders' sync after it failed):
+/// the MOVE fails, and the properties are where the content went, not left behind.
+#[tokio::test]
+async fn a_rename_reported_failed_after_it_happened_keeps_the_properties_with_the_content() {
+    for kind in [Kind::Memory, Kind::Fs] {
+        let s = TestServer::with_faults(kind, |f| f.renamed_then_failing("landed")).await;
+        s.put("/a", "a").await;
+        let set = r#"<propertyupdate xmlns="DAV:"><set><prop><p xmlns="urn:t">kept</p></prop></set></propertyupdate>"#;
+        assert_eq!(
+            s.proppatch("/a", set).await.status(),
+            StatusCode::MULTI_STATUS
+        );
+        let r = send(&s, "MOVE", "/a", "/landed", &[]).await;
+        assert!(r.status().is_server_error(), "{kind:?}: {}", r.status());
+        assert_eq!(s.get_text("/landed").await.1, "a");
+        let ms = s.propfind("/landed", "0", PROPFIND_ALL).await;
+        assert_eq!(
+            ms.get("/landed").text("urn:t", "p").as_deref(),
+            Some("kept"),
+            "{kind:?}"
+        );
+    }
+}
+
 /// A destination removed from the folder directly, while Davit's lookups still remember it,
 /// is created anew (201) rather than failing to be cleared (404) or refused as existing
 /// (412), and keeps none of the old one's properties.
