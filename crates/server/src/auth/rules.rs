@@ -6,7 +6,7 @@ use std::sync::Arc;
 use davit_proto::ResourcePath;
 
 use super::AuthError;
-use davit_proto::composed;
+use davit_proto::{composed, decomposed};
 
 /// What a user may do at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,25 +92,25 @@ impl UserRules {
 
     /// Access at `path`.
     pub fn access(&self, path: &ResourcePath) -> Access {
-        let path = composed(path.as_str());
-        let path = path.trim_end_matches('/');
-        self.rules
-            .iter()
-            .find(|(prefix, _)| within(path, prefix))
-            .map_or(Access::None, |(_, a)| *a)
+        spellings(path.as_str(), |path| {
+            self.rules
+                .iter()
+                .find(|(prefix, _)| within(path, prefix))
+                .map_or(Access::None, |(_, a)| *a)
+        })
     }
 
     /// The least access anywhere in the tree at `path` (itself and everything below), for
     /// methods that change a whole tree (DELETE, MOVE, overwriting COPY).
     pub fn tree_access(&self, path: &ResourcePath) -> Access {
         let top = self.access(path);
-        let path = composed(path.as_str());
-        let path = path.trim_end_matches('/');
-        self.rules
-            .iter()
-            .filter(|(prefix, _)| prefix.len() > path.len() && within(prefix, path))
-            .map(|(_, a)| *a)
-            .fold(top, Access::min)
+        spellings(path.as_str(), |path| {
+            self.rules
+                .iter()
+                .filter(|(prefix, _)| prefix.len() > path.len() && within(prefix, path))
+                .map(|(_, a)| *a)
+                .fold(top, Access::min)
+        })
     }
 }
 
@@ -177,6 +177,20 @@ fn normalize(path: &str) -> Result<String, AuthError> {
     }
 }
 
+/// `rule` applied to `path` composed, so a rule matches a name however its accents are
+/// spelled. A path in neither normal form (one holding a KELVIN SIGN, which composes to
+/// `K`) gets the lesser of that and `rule` applied to it as sent: storage opens it as
+/// sent, which may be another folder than the composed spelling names.
+fn spellings(path: &str, rule: impl Fn(&str) -> Access) -> Access {
+    let nfc = composed(path);
+    let access = rule(nfc.trim_end_matches('/'));
+    if nfc == path || decomposed(path) == path {
+        access
+    } else {
+        access.min(rule(path.trim_end_matches('/')))
+    }
+}
+
 fn within(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -214,6 +228,17 @@ mod tests {
                 assert_eq!(r.tree_access(&at("")), Access::Read, "{root} {spelled}");
             }
         }
+    }
+
+    /// The KELVIN SIGN composes to `K`: `/\u{212A}im` is `/Kim` to the rules, but another
+    /// folder on disk.
+    #[test]
+    fn a_name_that_composes_to_another_is_judged_as_sent_too() {
+        let r = UserRules::new("/Kim", Access::Write).unwrap();
+        let at = |s: &str| ResourcePath::from_decoded(s).unwrap();
+        assert_eq!(r.access(&at("/\u{212A}im/x")), Access::None);
+        assert_eq!(r.tree_access(&at("/\u{212A}im")), Access::None);
+        assert_eq!(r.access(&at("/Kim/5 \u{212A}")), Access::Write);
     }
 
     #[test]
