@@ -625,8 +625,14 @@ fn signed_for(signed: &str, uri: &Uri) -> bool {
             .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
         _ => signed.to_owned(),
     };
-    let decoded = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
-    signed == target || decoded(&signed) == decoded(target)
+    // Path and query compared apart: decoded whole, `/r%3F1` (a file named `r?1`) would
+    // sign for `/r?1`, the resource `/r`.
+    let split = |s: &str| -> (Vec<u8>, String) {
+        let (path, query) = s.split_once('?').map_or((s, None), |(p, q)| (p, Some(q)));
+        let path = percent_encoding::percent_decode_str(path).collect();
+        (path, query.map(|q| format!("?{q}")).unwrap_or_default())
+    };
+    signed == target || split(&signed) == split(target)
 }
 
 /// User and password from `Basic base64(user:password)`.
@@ -676,6 +682,22 @@ mod tests {
             let got = basic_credentials(&HeaderValue::from_str(&header).unwrap());
             let want = want.map(|(u, p)| (u.to_owned(), p.to_owned()));
             assert_eq!(got, want, "{header}");
+        }
+    }
+
+    #[test]
+    fn a_signed_target_names_the_same_path_and_query() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        for (signed, target, same) in [
+            ("/d%c3%a9.txt", "/d%C3%A9.txt", true),
+            ("/a%20b?x=1", "/a%20b?x=1", true),
+            ("http://h:8080/a?q", "/a?q", true),
+            ("/r%3F1", "/r?1", false),
+            ("/r?1", "/r%3F1", false),
+            ("/a?x=%41", "/a?x=A", false),
+            ("/other", "/", false),
+        ] {
+            assert_eq!(signed_for(signed, &uri(target)), same, "{signed} {target}");
         }
     }
 
