@@ -281,6 +281,20 @@ impl Conn<crate::Stream> {
         }
     }
 
+    /// Readiness to write on the plain socket, for writes made on it directly
+    /// (`sendfile`): an error once the watchdog has closed the connection as idle (a
+    /// client that stopped reading), which it wakes this wait to see.
+    pub(crate) fn poll_plain_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.activity.expired()?;
+        let r = match &self.inner {
+            tokio_util::either::Either::Left(tcp) => tcp.poll_write_ready(cx),
+            tokio_util::either::Either::Right(_) => {
+                Poll::Ready(Err(io::Error::other("not a plain socket")))
+            }
+        };
+        self.activity.parked(r, cx)
+    }
+
     /// The TLS handshake wrote to the socket before this wrapper did: its last flight may
     /// still wait for an acknowledgement, so even the first answer must not.
     pub(crate) fn handshake_written(&mut self) {

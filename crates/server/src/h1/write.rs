@@ -242,11 +242,13 @@ async fn send_file(
         }
         let want =
             usize::try_from(cached_to - offset).map_or(SENDFILE_CALL, |n| n.min(SENDFILE_CALL));
-        let tcp = io
-            .plain_tcp()
-            .ok_or_else(|| io::Error::other("the socket changed"))?;
         let sent = loop {
-            tcp.writable().await?;
+            // Through the connection, not the socket alone: a client that stops reading
+            // is let go once idle, instead of holding its connection forever.
+            std::future::poll_fn(|cx| io.poll_plain_writable(cx)).await?;
+            let tcp = io
+                .plain_tcp()
+                .ok_or_else(|| io::Error::other("the socket changed"))?;
             match tcp.try_io(tokio::io::Interest::WRITABLE, || {
                 rustix::fs::sendfile(tcp, src, Some(&mut offset), want).map_err(io::Error::from)
             }) {

@@ -575,3 +575,33 @@ async fn slow_and_idle_connections_are_closed_others_are_served() {
         .ok();
     assert_eq!(s.get_text("/stalled").await.0, StatusCode::NOT_FOUND);
 }
+
+/// A client that stops reading in the middle of a large file (sent by `sendfile`) is let
+/// go once its connection has been idle for the idle timeout, as one that stops sending
+/// is: its connection no longer holds a slot forever.
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_file_is_let_go() {
+    let config = davit_server::ServerConfig::builder()
+        .idle_timeout(Duration::from_secs(1))
+        .max_connections(1)
+        .build();
+    let s = TestServer::start_with(Kind::Fs, config).await;
+    let size = 8 << 20;
+    let root = s.root.as_ref().unwrap().path();
+    std::fs::write(root.join("big"), vec![b'x'; size]).unwrap();
+    let addr = s.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The only connection slot is free again: another client is served.
+    let other = tokio::time::timeout(Duration::from_secs(5), s.req("OPTIONS", "/").send())
+        .await
+        .expect("served while the stalled client still holds its socket");
+    assert_eq!(other.unwrap().status(), StatusCode::OK);
+    drop(stalled);
+}
