@@ -164,8 +164,12 @@ fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &
         .filter(|t| !t.is_empty())
 }
 
-/// RFC 9112 §6.3, refusing instead of resolving every case two parsers could disagree on.
-fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
+/// The Content-Length of `headers`: one value, or a list of one value repeated (RFC 9110
+/// §8.6), over every field of the name.
+///
+/// # Errors
+/// [`HeadError::Malformed`] for a value that is not digits, or values that differ.
+pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         for element in value.as_bytes().split(|&b| b == b',') {
@@ -177,6 +181,12 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> 
             length = Some(n);
         }
     }
+    Ok(length)
+}
+
+/// RFC 9112 §6.3, refusing instead of resolving every case two parsers could disagree on.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
+    let length = declared_length(headers)?;
     if !headers.contains_key(TRANSFER_ENCODING) {
         return Ok(match length {
             None | Some(0) => Framing::None,

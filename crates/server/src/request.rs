@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
-use http::header::{CONTENT_LENGTH, HOST, HeaderName};
+use http::header::{HOST, HeaderName};
 use http::{Method, StatusCode, request::Parts};
 use http_body_util::{BodyDataStream, BodyExt};
 use hyper::body::Incoming;
@@ -371,15 +371,10 @@ pub(crate) async fn read_body(
             format!("the request body is larger than {limit} bytes"),
         )
     };
-    if let Some(len) = parts.headers.get(CONTENT_LENGTH) {
-        let len: u64 = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| DavError::bad_request("invalid Content-Length"))?;
-        if len > limit as u64 {
-            return Err(too_large());
-        }
+    let declared = davit_proto::h1::declared_length(&parts.headers)
+        .map_err(|_| DavError::bad_request("invalid Content-Length"))?;
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
     }
     let mut body = body;
     let mut buf = BytesMut::new();
@@ -435,13 +430,7 @@ pub(crate) fn upload_too_large(max: u64) -> DavError {
 
 /// The declared length of the body, when there is a valid one.
 pub(crate) fn content_length(parts: &Parts) -> Option<u64> {
-    parts
-        .headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    davit_proto::h1::declared_length(&parts.headers).ok()?
 }
 
 /// The request body, for a handler to take if it reads it. What a handler leaves unread

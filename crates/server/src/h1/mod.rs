@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use davit_proto::h1::{Framing, Head, HeadError, parse_head};
 use http::{Method, Request, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,6 +148,16 @@ async fn read_head(
     // not parsed again from its start at every byte.
     let mut unseen = 0usize;
     loop {
+        // RFC 9112 §2.2: empty lines before a request line are ignored. Dropped as they
+        // come: kept, every later byte would have the whole head parsed again (a line end
+        // then an empty line looks like its end). They count as a head under way, for
+        // the header timeout.
+        let blank = leading_blank_lines(&wire.buf);
+        if blank > 0 {
+            wire.buf.advance(blank);
+            unseen = unseen.saturating_sub(blank);
+            wire.io.head_begins();
+        }
         let ends = head_may_end(&wire.buf, unseen);
         unseen = wire.buf.len();
         if !wire.buf.is_empty() && !ends {
@@ -156,7 +166,12 @@ async fn read_head(
             }
             wire.io.head_begins();
         } else if ends {
+            let buffered = wire.buf.len();
             match parse_head(&mut wire.buf) {
+                // A head that came whole in one read is held to the bound too.
+                Ok(Some(_)) if buffered - wire.buf.len() > max_head => {
+                    return Err(too_large(max_head));
+                }
                 Ok(Some(head)) => {
                     wire.io.head_ends();
                     return Ok(Some(head));
@@ -185,6 +200,19 @@ async fn read_head(
                 tracing::debug!(error = %e, "connection ended while reading a request head");
                 return Ok(None);
             }
+        }
+    }
+}
+
+/// Bytes of empty lines (CRLF or LF) at the start of `buf`; a CR that may begin one is
+/// left until its LF comes.
+fn leading_blank_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\n', ..] => at += 1,
+            [b'\r', b'\n', ..] => at += 2,
+            _ => return at,
         }
     }
 }
@@ -273,7 +301,22 @@ async fn linger(wire: &mut Wire) {
 
 #[cfg(test)]
 mod tests {
-    use super::head_may_end;
+    use super::{head_may_end, leading_blank_lines};
+
+    #[test]
+    fn leading_empty_lines_are_counted() {
+        for (buf, n) in [
+            (&b""[..], 0),
+            (b"GET", 0),
+            (b"\r\nGET", 2),
+            (b"\n\r\n\nGET", 4),
+            (b"\r", 0),
+            (b"\r\n\r", 2),
+            (b"\r\r\n", 0),
+        ] {
+            assert_eq!(leading_blank_lines(buf), n, "{buf:?}");
+        }
+    }
 
     #[test]
     fn finds_the_end_of_a_head_however_the_reads_split_it() {

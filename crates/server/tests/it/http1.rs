@@ -242,6 +242,23 @@ async fn http_1_0_and_head_get_what_they_can_read() {
     );
 }
 
+/// RFC 9110 §8.6: a Content-Length list of one value repeated is that length, for the
+/// methods that read their whole body as for the framing.
+#[tokio::test]
+async fn a_repeated_content_length_is_one_length() {
+    let s = TestServer::start(Kind::Memory).await;
+    let out = exchange(
+        &s,
+        b"PROPFIND / HTTP/1.1\r\nHost: h\r\nDepth: 0\r\nContent-Length: 4, 4\r\nConnection: close\r\n\r\n    ",
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 207"),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+}
+
 #[tokio::test]
 async fn heads_past_the_limits_are_refused() {
     let s = TestServer::start(Kind::Memory).await;
@@ -261,4 +278,28 @@ async fn heads_past_the_limits_are_refused() {
     assert_eq!(statuses(&out), ["431"], "{out}");
     let out = exchange(&s, b"GET / HTTP/1.1\r\n\r\n").await;
     assert_eq!(statuses(&out), ["400"], "HTTP/1.1 needs a Host: {out}");
+    // A long head read in with a body before it, whole, is held to the limit too.
+    let out = exchange(
+        &s,
+        format!(
+            "PUT /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\n\r\n\
+             GET / HTTP/1.1\r\nHost: h\r\nX-Long: {long}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        statuses(&out),
+        ["201", "431"],
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    // Empty lines before a request are skipped (RFC 9112 §2.2), and are not its head.
+    let blank = "\r\n".repeat(50 * 1024);
+    let out = exchange(
+        &s,
+        format!("{blank}\nGET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(statuses(&out), ["200"], "{}", &out[..out.len().min(300)]);
 }
