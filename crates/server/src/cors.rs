@@ -79,7 +79,7 @@ pub(crate) struct Allowed {
     /// `Access-Control-Allow-Origin`: the origin itself, or `*`.
     origin: HeaderValue,
     /// Whether the browser may send its saved login along.
-    credentials: bool,
+    pub(crate) credentials: bool,
 }
 
 /// An origin as browsers serialize it: lowercase, without a default port.

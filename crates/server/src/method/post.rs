@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use davit_proto::{MultistatusWriter, ResourceKind, ResourcePath};
 use davit_store::{ByteStream, StorageError, WriteOutcome};
 use futures_util::StreamExt;
-use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use http::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
 use http::{Response, StatusCode};
 
 use crate::DavServer;
@@ -27,6 +27,12 @@ pub(super) async fn handle(
     req: &DavRequest,
     body: &mut Body,
 ) -> Result<Response<DavBody>, DavError> {
+    if from_another_site(server, req) {
+        return Err(DavError::forbidden(
+            "a form from another site may not upload here (its page is not this server's, \
+             nor an origin allowed by --cors-origin)",
+        ));
+    }
     let meta = server
         .storage()
         .metadata(&req.path)
@@ -58,7 +64,7 @@ pub(super) async fn handle(
                         "the multipart body is malformed: {e}"
                     )));
                 }
-                tracing::warn!(dir = %req.path, error = %e, "bulk upload cut off");
+                tracing::warn!(dir = ?req.path, error = %e, "bulk upload cut off");
                 w.status_response(
                     &req.path,
                     ResourceKind::Collection,
@@ -119,6 +125,48 @@ pub(super) async fn handle(
     }
     w.finish();
     Ok(multistatus(DavBody::full(w.take())))
+}
+
+/// Whether a browser sent this POST for a page of another site. A form needs no preflight,
+/// and the browser adds the login it saved for this server: any site could store files as
+/// whoever visits it (cross-site request forgery). `Sec-Fetch-Site` (which pages cannot
+/// set) says where the request comes from; browsers without it are judged by `Origin`
+/// against the `Host`. Requests with neither come from other programs, and pass. An origin
+/// allowed by name for CORS (which may use the saved login) passes too.
+fn from_another_site(server: &DavServer, req: &DavRequest) -> bool {
+    let headers = &req.parts.headers;
+    if server
+        .config
+        .cors
+        .allowed(headers)
+        .is_some_and(|a| a.credentials)
+    {
+        return false;
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.parts.uri.authority().map(http::uri::Authority::as_str));
+    let Some((scheme, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
+        return true; // `null`, or nothing a browser sends for a page
+    };
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    let bare = |a: &str| {
+        a.strip_suffix(default_port)
+            .unwrap_or(a)
+            .to_ascii_lowercase()
+    };
+    host.is_none_or(|h| bare(h) != bare(authority))
 }
 
 /// The member a part names: browsers send a base name (old ones a whole client path), with

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::support::{Multistatus, PROPFIND_ALL, TestServer, remembering_server};
+use crate::support::{Kind, Multistatus, PROPFIND_ALL, TestServer, remembering_server};
 
 fn form(parts: &[(&str, &str)]) -> (String, String) {
     let mut body = String::new();
@@ -138,4 +138,65 @@ async fn a_part_where_a_file_was_removed_outside_davit_starts_without_its_proper
     assert_eq!(ms.get("/d/f").status, Some(201));
     let ms = s.propfind("/d/f", "0", PROPFIND_ALL).await;
     assert_eq!(ms.get("/d/f").text("urn:t", "old"), None);
+}
+
+/// A form another site's page submits carries the browser's saved login: refused (403),
+/// while this server's own pages, origins allowed by name for CORS, and programs that
+/// send neither `Origin` nor `Sec-Fetch-Site` upload as before.
+#[tokio::test]
+async fn a_form_from_another_site_is_refused() {
+    let config = davit_server::ServerConfig::builder()
+        .cors_origins(davit_server::CorsOrigins::new(["https://app.example"]).unwrap())
+        .build();
+    let s = TestServer::start_with(Kind::Memory, config).await;
+    s.mkcol("/in").await;
+    let own = s.base.clone();
+    let post = |headers: &[(&str, &str)], name: &str| {
+        let (ct, body) = form(&[(name, "x")]);
+        let mut r = s
+            .req("POST", "/in/")
+            .header("Content-Type", ct)
+            .header("Accept", "application/xml")
+            .body(body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    for (headers, name) in [
+        (&[("Origin", "https://evil.example")][..], "a"),
+        (&[("Sec-Fetch-Site", "cross-site")][..], "b"),
+        (&[("Sec-Fetch-Site", "same-site")][..], "c"),
+        (&[("Origin", "null")][..], "d"),
+        (
+            &[("Origin", own.as_str()), ("Sec-Fetch-Site", "cross-site")][..],
+            "e",
+        ),
+    ] {
+        let r = post(headers, name).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(s.get_text(&format!("/in/{name}")).await.0, 404);
+    }
+    for (headers, name) in [
+        (&[][..], "f"),
+        (&[("Origin", own.as_str())][..], "g"),
+        (
+            &[
+                ("Sec-Fetch-Site", "same-origin"),
+                ("Origin", "https://proxy.example"),
+            ][..],
+            "h",
+        ),
+        (
+            &[
+                ("Origin", "https://app.example"),
+                ("Sec-Fetch-Site", "cross-site"),
+            ][..],
+            "i",
+        ),
+    ] {
+        let r = post(headers, name).await.unwrap();
+        assert_eq!(r.status(), StatusCode::MULTI_STATUS, "{headers:?}");
+        assert_eq!(s.get_text(&format!("/in/{name}")).await.1, "x");
+    }
 }
