@@ -4,8 +4,8 @@
 use davit_proto::{ByteRange, RangeRequest, parse_range, resolve_range};
 use davit_store::{FileReader, StorageError};
 use http::header::{
-    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderValue, LAST_MODIFIED,
-    RANGE,
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
+    HeaderValue, LAST_MODIFIED, RANGE, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{Response, StatusCode};
 
@@ -81,10 +81,16 @@ fn serve_file(
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(resp);
     }
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&req.path)),
-    );
+    let kind = content_type(&req.path);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    if renders_active(kind) {
+        // A page one user stored must not run as the server's own for another who opens
+        // it: its scripts would act with that user's saved login.
+        let h = resp.headers_mut();
+        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+        h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
 
     let mut range = None;
     if let Some(value) = req.condition(RANGE)? {
@@ -146,4 +152,17 @@ fn owned_header_value(s: String) -> HeaderValue {
 /// A header value from text Davit generated (ASCII by construction).
 pub(crate) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("generated header values are visible ASCII")
+}
+
+/// Content types a browser shows as a document that may run scripts.
+fn renders_active(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "application/xml"
+            | "text/xml"
+            | "application/xslt+xml"
+    )
 }

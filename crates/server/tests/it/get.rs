@@ -208,7 +208,27 @@ async fn large_file_streams_intact(s: TestServer) {
     assert!(r.bytes().await.unwrap() == data[5..=2_999_998]);
 }
 
+/// A stored page or drawing opens sandboxed: its scripts cannot act as the server's own
+/// pages with the reader's login. Other files are served as they are.
+async fn stored_pages_are_served_sandboxed(s: TestServer) {
+    for (name, active) in [
+        ("/p.html", true),
+        ("/d.svg", true),
+        ("/x.xhtml", true),
+        ("/t.txt", false),
+        ("/b.bin", false),
+    ] {
+        s.put(name, "<script>alert(1)</script>").await;
+        let r = s.req("GET", name).send().await.unwrap();
+        let csp = r.headers().get("content-security-policy");
+        assert_eq!(csp.is_some_and(|v| v == "sandbox"), active, "{name}");
+        let nosniff = r.headers().get("x-content-type-options");
+        assert_eq!(nosniff.is_some_and(|v| v == "nosniff"), active, "{name}");
+    }
+}
+
 both_backends!(
+    stored_pages_are_served_sandboxed,
     get_and_head_carry_validators,
     conditional_get,
     ranges,
