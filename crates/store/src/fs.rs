@@ -447,11 +447,37 @@ fn is_temp(name: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(TEMP_PREFIX))
 }
 
+/// Whether `segment` may open the hidden name `hidden`: in any case, with trailing dots
+/// or spaces (vfat and exFAT drop them when they look a name up), or as vfat's short alias
+/// of it (`DAVIT~1` for `.davit`).
+fn opens_hidden(segment: &str, hidden: &str) -> bool {
+    if segment
+        .trim_end_matches(['.', ' '])
+        .eq_ignore_ascii_case(hidden)
+    {
+        return true;
+    }
+    let Some((stem, rest)) = segment.split_once('~') else {
+        return false;
+    };
+    let basis: String = hidden
+        .trim_start_matches(['.', ' '])
+        .chars()
+        .filter(|c| !matches!(c, '.' | ' '))
+        .take(6)
+        .collect();
+    !stem.is_empty()
+        && rest.starts_with(|c: char| c.is_ascii_digit())
+        && basis
+            .get(..stem.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(stem))
+}
+
 impl Inner {
     fn is_hidden(&self, path: &ResourcePath) -> bool {
         let mut segments = path.segments();
         if let Some(first) = segments.next()
-            && self.hidden.iter().any(|h| h.eq_ignore_ascii_case(first))
+            && self.hidden.iter().any(|h| opens_hidden(first, h))
         {
             return true;
         }
@@ -1154,7 +1180,7 @@ impl Storage for FsStorage {
             while let Some(ent) = reader.read() {
                 let ent = ent.map_err(errno)?;
                 let Ok(name) = ent.file_name().to_str() else {
-                    tracing::debug!(dir = %dir, "skipping a member whose name is not UTF-8");
+                    tracing::debug!(dir = ?dir, "skipping a member whose name is not UTF-8");
                     continue;
                 };
                 if name == "." || name == ".." || is_temp(name) {
@@ -1944,6 +1970,26 @@ fn remove_unserved_members(parent: &OwnedFd, name: &str) -> Result<(), StorageEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_spellings_of_a_hidden_name_are_hidden() {
+        for (segment, hidden) in [
+            (".davit", true),
+            (".DaViT", true),
+            (".davit.", true),
+            (".davit. .", true),
+            ("DAVIT~1", true),
+            ("davit~12", true),
+            ("DAV~1", true),
+            (".davitx", false),
+            ("davit", false),
+            ("DAVITX~1", false),
+            ("DAVIT~", false),
+            ("~1", false),
+        ] {
+            assert_eq!(opens_hidden(segment, ".davit"), hidden, "{segment}");
+        }
+    }
 
     fn body(data: &'static [u8]) -> ByteStream {
         Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]))
