@@ -92,7 +92,7 @@ impl DavServer {
             Ok(_) => Some(true),
             Err(StorageError::NotFound | StorageError::NotACollection) => Some(false),
             Err(e) => {
-                tracing::warn!(path = %path, error = %e, "cannot look at content to repair its properties");
+                tracing::warn!(path = ?path, error = %e, "cannot look at content to repair its properties");
                 None
             }
         }

@@ -50,7 +50,7 @@ pub(super) async fn handle(
             // Not supported, or something failed (and nothing was left): go member by
             // member, which says which members fail.
             Err(StorageError::Unsupported) => {}
-            Err(e) => tracing::debug!(src = %t.src, error = %e, "tree copy fell back to members"),
+            Err(e) => tracing::debug!(src = ?t.src, error = %e, "tree copy fell back to members"),
         }
     }
     storage

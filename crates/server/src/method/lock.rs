@@ -124,7 +124,7 @@ pub(super) async fn handle(
         creator: req.principal.user.as_deref().map(str::to_owned),
     };
     server.locks.insert(&lock).await?;
-    tracing::debug!(path = %req.path, token = %lock.token, "lock granted");
+    tracing::debug!(path = ?req.path, token = %lock.token, "lock granted");
     let status = if created {
         StatusCode::CREATED
     } else {

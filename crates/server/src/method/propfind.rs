@@ -187,14 +187,14 @@ impl Walk {
                 Ok(e) => e,
                 Err(e) => {
                     // The collection itself is already answered; its members cannot be.
-                    tracing::warn!(dir = %dir, error = %e, "PROPFIND could not list a collection");
+                    tracing::warn!(dir = ?dir, error = %e, "PROPFIND could not list a collection");
                     continue;
                 }
             };
             let dead = match self.backends.props.get_members(&dir).await {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::error!(dir = %dir, error = %e, "PROPFIND could not read dead properties");
+                    tracing::error!(dir = ?dir, error = %e, "PROPFIND could not read dead properties");
                     Default::default()
                 }
             };

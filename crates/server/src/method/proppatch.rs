@@ -95,10 +95,10 @@ async fn set_modified(server: &DavServer, req: &DavRequest, modified: SystemTime
     match server.storage().set_modified(&req.path, modified).await {
         Ok(()) => {}
         Err(StorageError::Unsupported) => {
-            tracing::debug!(path = %req.path, "this storage keeps no dates set by clients");
+            tracing::debug!(path = ?req.path, "this storage keeps no dates set by clients");
         }
         Err(e) => tracing::warn!(
-            path = %req.path,
+            path = ?req.path,
             error = %e,
             "Win32LastModifiedTime kept as a property only: the date could not be set"
         ),

@@ -81,7 +81,7 @@ pub(super) async fn handle(
         pending
             .set_modified(modified)
             .inspect_err(
-                |e| tracing::debug!(path = %req.path, error = %e, "X-OC-Mtime not applied"),
+                |e| tracing::debug!(path = ?req.path, error = %e, "X-OC-Mtime not applied"),
             )
             .is_ok()
     });

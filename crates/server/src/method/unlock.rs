@@ -29,7 +29,7 @@ pub(super) async fn handle(
         }
         Some(l) if covers(&l, &req.path) => {
             server.locks.remove(&token).await?;
-            tracing::debug!(path = %req.path, token = %token, "lock released");
+            tracing::debug!(path = ?req.path, token = %token, "lock released");
             Ok(status(StatusCode::NO_CONTENT))
         }
         _ => Err(not_this_lock(
