@@ -235,6 +235,10 @@ impl MultistatusWriter {
             self.buf.push_str(&name.local);
         } else if name.namespace.is_empty() {
             self.buf.push_str(&name.local);
+        } else if name.namespace == crate::xml::XML_NS {
+            // Bound to its prefix; declaring it otherwise is forbidden (Namespaces in XML §3).
+            self.buf.push_str("xml:");
+            self.buf.push_str(&name.local);
         } else {
             self.buf.push_str("P:");
             self.buf.push_str(&name.local);
@@ -254,6 +258,8 @@ impl MultistatusWriter {
         self.buf.push_str("</");
         if name.namespace == DAV_NS {
             self.buf.push_str("D:");
+        } else if name.namespace == crate::xml::XML_NS {
+            self.buf.push_str("xml:");
         } else if !name.namespace.is_empty() {
             self.buf.push_str("P:");
         }

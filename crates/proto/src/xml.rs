@@ -15,7 +15,7 @@ use quick_xml::reader::NsReader;
 use crate::ParseError;
 
 /// The namespace of the `xml:` prefix, which is always bound.
-const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Bounds on a parsed body, on top of the byte limit the server applies before parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +123,14 @@ fn write_node(node: &Node, default_ns: &str, out: &mut String) {
     match node {
         Node::Text(t) => escape_text_into(t, out),
         Node::Element(e) => {
+            // The xml: namespace is bound to its prefix and may be declared no other way.
+            let in_xml = e.namespace == XML_NS;
             out.push('<');
+            if in_xml {
+                out.push_str("xml:");
+            }
             out.push_str(&e.local);
-            if e.namespace != default_ns {
+            if !in_xml && e.namespace != default_ns {
                 out.push_str(" xmlns=\"");
                 escape_attr_into(&e.namespace, out);
                 out.push('"');
@@ -159,10 +164,14 @@ fn write_node(node: &Node, default_ns: &str, out: &mut String) {
                 return;
             }
             out.push('>');
+            let inner_default = if in_xml { default_ns } else { &e.namespace };
             for c in &e.children {
-                write_node(c, &e.namespace, out);
+                write_node(c, inner_default, out);
             }
             out.push_str("</");
+            if in_xml {
+                out.push_str("xml:");
+            }
             out.push_str(&e.local);
             out.push('>');
         }
@@ -213,14 +222,31 @@ pub fn escape_attr_into(s: &str, out: &mut String) {
 }
 
 /// Appends `s` with each byte that `rep` names replaced: runs without one are copied whole.
+/// Characters XML 1.0 does not allow at all (§2.2: C0 controls but tab, line feed and
+/// carriage return; U+FFFE and U+FFFF), which a name on disk may hold, become U+FFFD:
+/// written as they are, they would make the whole document unreadable.
 fn escape_into(s: &str, out: &mut String, rep: impl Fn(u8) -> Option<&'static str>) {
+    const REPLACEMENT: &str = "\u{fffd}";
+    let bytes = s.as_bytes();
     let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if let Some(r) = rep(b) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (r, len) = match b {
+            0xEF if bytes.get(i + 1) == Some(&0xBF)
+                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
+            {
+                (Some(REPLACEMENT), 3)
+            }
+            0..0x20 if !matches!(b, b'\t' | b'\n' | b'\r') => (Some(REPLACEMENT), 1),
+            _ => (rep(b), 1),
+        };
+        if let Some(r) = r {
             out.push_str(&s[last..i]);
             out.push_str(r);
-            last = i + 1;
+            last = i + len;
         }
+        i += len;
     }
     out.push_str(&s[last..]);
 }
@@ -412,6 +438,16 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_xml_cannot_hold_are_replaced() {
+        let mut text = String::new();
+        escape_text_into("a\u{1}b\u{fffe}c\td\ne\u{ffff}<\u{1f}\r", &mut text);
+        assert_eq!(text, "a\u{fffd}b\u{fffd}c\td\ne\u{fffd}&lt;\u{fffd}&#13;");
+        let mut attr = String::new();
+        escape_attr_into("\u{8}\t\u{fffd}\u{fffe}", &mut attr);
+        assert_eq!(attr, "\u{fffd}&#9;\u{fffd}\u{fffd}");
+    }
 
     #[test]
     fn decimal_matches_display() {

@@ -16,7 +16,7 @@ pub(crate) struct Resource<'a> {
     pub(crate) meta: &'a Metadata,
     /// The active locks that apply to the resource.
     pub(crate) locks: &'a [Lock],
-    /// The time lock timeouts count from.
+    /// Now: what lock timeouts count from, and the latest modification date shown.
     pub(crate) now: SystemTime,
     /// Room on the storage, where the request asked for it.
     pub(crate) space: Option<Space>,
@@ -139,7 +139,8 @@ pub(crate) static LIVE_PROPS: &[LiveProp] = &[
         in_allprop: true,
         applies: always,
         shape: Shape::Text,
-        write: |r, buf| davit_proto::write_http_date(r.meta.modified, buf),
+        // As GET's Last-Modified says it (RFC 4918 §15.7): never later than now.
+        write: |r, buf| davit_proto::write_http_date(r.meta.modified.min(r.now), buf),
     },
     LiveProp {
         local: "creationdate",

@@ -22,6 +22,7 @@ use crate::{
 /// - [`vanishing`](Self::vanishing): something else removes it just as it is removed, so
 ///   the removal finds nothing ([`StorageError::NotFound`]).
 ///
+/// - [`unlistable`](Self::unlistable): such a collection can be looked at but not listed;
 /// - [`renamed_then_failing`](Self::renamed_then_failing): a rename onto such a name is
 ///   done, then reported failed (as when syncing the folders after it fails).
 ///
@@ -34,6 +35,7 @@ pub struct FaultyStorage {
     read_marker: Option<String>,
     vanish_marker: Option<String>,
     rename_marker: Option<String>,
+    list_marker: Option<String>,
 }
 
 impl FaultyStorage {
@@ -45,6 +47,7 @@ impl FaultyStorage {
             read_marker: None,
             vanish_marker: None,
             rename_marker: None,
+            list_marker: None,
         }
     }
 
@@ -63,6 +66,12 @@ impl FaultyStorage {
     /// Makes resources whose name contains `marker` disappear as they are removed.
     pub fn vanishing(mut self, marker: &str) -> Self {
         self.vanish_marker = Some(marker.to_owned());
+        self
+    }
+
+    /// Makes collections whose name contains `marker` fail to list.
+    pub fn unlistable(mut self, marker: &str) -> Self {
+        self.list_marker = Some(marker.to_owned());
         self
     }
 
@@ -101,6 +110,9 @@ impl Storage for FaultyStorage {
     }
     async fn list(&self, dir: &ResourcePath) -> Result<Vec<Entry>, StorageError> {
         self.check_read(dir)?;
+        if Self::hit(&self.list_marker, dir.name()) {
+            return Err(StorageError::PermissionDenied);
+        }
         let mut entries = self.inner.list(dir).await?;
         for e in &mut entries {
             if Self::hit(&self.read_marker, &e.name) {

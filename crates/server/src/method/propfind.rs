@@ -18,7 +18,7 @@ use davit_proto::{
     BasePath, Condition, Depth, MultistatusWriter, PropFind, PropName, PropValue, ResourceKind,
     ResourcePath,
 };
-use davit_store::{Lock, Metadata, Space, StorageError};
+use davit_store::{Entry, Lock, Metadata, Space, StorageError};
 use http::{Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -91,6 +91,17 @@ pub(super) async fn handle(
         .get_all(&req.path)
         .await
         .map_err(DavError::from_storage)?;
+    // Listed before the 207 goes: a collection that cannot be listed is an error, not an
+    // empty folder (a client would take its members for deleted).
+    let members = if depth == Depth::Zero {
+        Vec::new()
+    } else {
+        server
+            .storage()
+            .list(&req.path)
+            .await
+            .map_err(DavError::from_storage)?
+    };
     let shared = Shared {
         now,
         space,
@@ -120,7 +131,7 @@ pub(super) async fn handle(
         shared,
         tx,
     };
-    tokio::spawn(walk.run(req.path.clone(), w));
+    tokio::spawn(walk.run(req.path.clone(), members, w));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
@@ -179,23 +190,45 @@ struct Shared {
 }
 
 impl Walk {
-    async fn run(self, root: ResourcePath, mut w: MultistatusWriter) {
-        let mut dirs = vec![root];
+    /// `members`: the root's, listed before the answer began.
+    async fn run(self, root: ResourcePath, members: Vec<Entry>, mut w: MultistatusWriter) {
+        let mut dirs = Vec::new();
+        let mut next = Some((root, members));
         let mut scratch = Vec::new();
-        while let Some(dir) = dirs.pop() {
-            let entries = match self.backends.storage.list(&dir).await {
-                Ok(e) => e,
-                Err(e) => {
-                    // The collection itself is already answered; its members cannot be.
-                    tracing::warn!(dir = ?dir, error = %e, "PROPFIND could not list a collection");
-                    continue;
+        loop {
+            let (dir, entries) = match next.take() {
+                Some(listed) => listed,
+                None => {
+                    let Some(dir) = dirs.pop() else {
+                        break;
+                    };
+                    match self.backends.storage.list(&dir).await {
+                        Ok(entries) => (dir, entries),
+                        Err(e) => {
+                            // Counted before the answer began, so gone or refused since:
+                            // the collection itself is already answered.
+                            tracing::warn!(dir = ?dir, error = %e, "PROPFIND could not list a collection");
+                            continue;
+                        }
+                    }
                 }
             };
             let dead = match self.backends.props.get_members(&dir).await {
                 Ok(d) => d,
                 Err(e) => {
+                    // Answered as failing, not as resources without dead properties.
                     tracing::error!(dir = ?dir, error = %e, "PROPFIND could not read dead properties");
-                    Default::default()
+                    for entry in entries.iter().filter(|e| !self.hidden.hides_member(e)) {
+                        if let Ok(child) = dir.join(&entry.name) {
+                            let kind = entry
+                                .metadata
+                                .as_ref()
+                                .map_or(ResourceKind::File, |m| m.kind);
+                            let reason = "its dead properties could not be read";
+                            w.status_response(&child, kind, 500, None, Some(reason));
+                        }
+                    }
+                    continue;
                 }
             };
             for entry in entries {

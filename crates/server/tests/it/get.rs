@@ -266,4 +266,11 @@ async fn files_dated_before_1970_or_in_the_future_are_listed_and_served() {
         stated <= sent,
         "Last-Modified {stated:?} after Date {sent:?}"
     );
+    // PROPFIND says no later a date (RFC 4918 §15.7: getlastmodified is GET's).
+    let ms = s
+        .propfind("/ahead", "0", crate::support::PROPFIND_ALL)
+        .await;
+    let listed = ms.get("/ahead").text("DAV:", "getlastmodified").unwrap();
+    let listed = httpdate::parse_http_date(&listed).unwrap();
+    assert!(listed <= std::time::SystemTime::now(), "{listed:?}");
 }

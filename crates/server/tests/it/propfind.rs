@@ -312,7 +312,35 @@ async fn doubled_and_missing_slashes_find_the_resource(s: TestServer) {
     }
 }
 
+/// A name holding characters XML 1.0 does not allow (a control character) still gives a
+/// well-formed listing: one such name made the whole folder unreadable to every client.
+async fn a_name_xml_cannot_hold_keeps_the_listing_well_formed(s: TestServer) {
+    s.mkcol("/n").await;
+    s.put("/n/a%01b", "x").await;
+    s.put("/n/ok", "y").await;
+    let ms = s.propfind("/n/", "1", PROPFIND_ALL).await;
+    assert_eq!(ms.hrefs(), vec!["/n/", "/n/a%01b", "/n/ok"]);
+    let shown = ms.get("/n/a%01b").text(DAV, "displayname").unwrap();
+    assert_eq!(shown, "a\u{fffd}b");
+}
+
+/// A dead property in the `xml:` namespace reads back: its name is written with the `xml`
+/// prefix, which may not be declared to another (Namespaces in XML §3).
+async fn a_property_in_the_xml_namespace_reads_back(s: TestServer) {
+    s.put("/f", "x").await;
+    let set = r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><xml:foo>1<xml:bar/></xml:foo></D:prop></D:set></D:propertyupdate>"#;
+    assert_eq!(
+        s.proppatch("/f", set).await.status(),
+        StatusCode::MULTI_STATUS
+    );
+    let ms = s.propfind("/f", "0", PROPFIND_ALL).await;
+    let xml = "http://www.w3.org/XML/1998/namespace";
+    assert_eq!(ms.get("/f").text(xml, "foo").as_deref(), Some("1"));
+}
+
 both_backends!(
+    a_name_xml_cannot_hold_keeps_the_listing_well_formed,
+    a_property_in_the_xml_namespace_reads_back,
     doubled_and_missing_slashes_find_the_resource,
     quota_properties_give_the_room_on_the_storage_to_collections,
     allprop_depth_0_on_a_file,
@@ -392,5 +420,23 @@ async fn depth_1_answers_for_readable_members_when_one_is_unreadable() {
         assert_eq!(ms.hrefs(), vec!["/d/", "/d/ok1", "/d/ok2", "/d/unreadable"]);
         assert_eq!(ms.get("/d/unreadable").status, Some(403));
         assert!(ms.get("/d/ok1").text(DAV, "getetag").is_some());
+    }
+}
+
+/// A collection that can be looked at but not listed is an error, not an empty folder: a
+/// client would take its members for deleted.
+#[tokio::test]
+async fn a_collection_that_cannot_be_listed_is_an_error_not_empty() {
+    for kind in [Kind::Memory, Kind::Fs] {
+        let s = TestServer::with_faults(kind, |f| f.unlistable("sealed")).await;
+        s.mkcol("/sealed").await;
+        s.put("/sealed/f", "x").await;
+        let r = s
+            .req("PROPFIND", "/sealed/")
+            .header("Depth", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{kind:?}");
     }
 }
