@@ -105,6 +105,9 @@ struct Inner {
     staging: OnceLock<Option<Staging>>,
     /// [`SLOW_WRITE`], shorter in tests that take the writer thread's path.
     slow_write: Duration,
+    /// Renames and removals made through this storage so far: a write whose folder may
+    /// have moved while its body arrived looks the folder up again before it commits.
+    moved: AtomicU64,
 }
 
 impl Inner {
@@ -157,6 +160,7 @@ impl FsStorage {
                 follow_symlinks: None,
                 staging: OnceLock::new(),
                 slow_write: SLOW_WRITE,
+                moved: AtomicU64::new(0),
             }),
         })
     }
@@ -762,7 +766,9 @@ impl Temp {
                 return Err(StorageError::IsCollection);
             }
             Ok(st) if FileType::from_raw_mode(st.stx_mode.into()) == FileType::RegularFile => {
-                let mode = Mode::from_raw_mode(u32::from(st.stx_mode) & 0o7777);
+                // Permission bits only: set-user-ID kept on a file this process wrote
+                // would run the client's content as this process's user.
+                let mode = Mode::from_raw_mode(u32::from(st.stx_mode) & 0o777);
                 rustix::fs::fchmod(&file, mode).map_err(errno)?;
                 WriteOutcome::Replaced
             }
@@ -939,6 +945,8 @@ struct FsPendingWrite {
     /// Taken by commit; dropping it unlinks the file.
     temp: Option<Temp>,
     path: ResourcePath,
+    /// [`Inner::moved`] before the folder was opened.
+    moved_at: u64,
 }
 
 #[async_trait]
@@ -957,6 +965,22 @@ impl PendingWrite for FsPendingWrite {
     }
 }
 
+/// Whether `held` is still the folder `path`'s parent names; [`StorageError::ParentMissing`]
+/// when it is not (or no longer exists).
+fn same_folder(inner: &Inner, held: &OwnedFd, path: &ResourcePath) -> Result<(), StorageError> {
+    let now = inner.parent(path)?;
+    let id = |fd: &OwnedFd| {
+        rustix::fs::fstat(fd)
+            .map(|st| (st.st_dev, st.st_ino))
+            .map_err(errno)
+    };
+    if id(held)? == id(&now)? {
+        Ok(())
+    } else {
+        Err(StorageError::ParentMissing)
+    }
+}
+
 impl FsPendingWrite {
     /// Puts the temporary file in place with `place`, then forgets what the caches knew of
     /// the path.
@@ -965,6 +989,12 @@ impl FsPendingWrite {
         place: fn(Temp, &str) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let temp = self.temp.take().expect("commit happens once");
+        let inner = &self.storage.inner;
+        if inner.moved.load(Ordering::Acquire) != self.moved_at {
+            // A slow upload's folder may have been moved or deleted since it was opened:
+            // committing into it would write where the folder went, over another file.
+            same_folder(inner, &temp.parent, &self.path)?;
+        }
         let done = if temp.sync == SyncPolicy::Never {
             // A rename and two stats, nothing waiting for the disk: inline.
             place(temp, self.path.name())
@@ -1238,6 +1268,7 @@ impl Storage for FsStorage {
             Lookup::Stale(metadata, data) => Some((metadata, data)),
             Lookup::Miss => None,
         };
+        let generation = inner.cache.generation();
         inner.check_served(path)?;
         let fd = inner
             .resolve(rel(path), OFlags::RDONLY | OFlags::NONBLOCK)
@@ -1266,7 +1297,7 @@ impl Storage for FsStorage {
         if let Content::Small(data) = &content {
             inner
                 .cache
-                .put(path.as_str(), metadata.clone(), data.clone());
+                .put(path.as_str(), metadata.clone(), data.clone(), generation);
         }
         Ok(Box::new(FsReader { metadata, content }))
     }
@@ -1276,6 +1307,7 @@ impl Storage for FsStorage {
         path: &ResourcePath,
         mut body: ByteStream,
     ) -> Result<Box<dyn PendingWrite>, StorageError> {
+        let moved_at = self.inner.moved.load(Ordering::Acquire);
         // A small body is gathered and written in one blocking call.
         let mut head = BytesMut::new();
         let done = loop {
@@ -1312,6 +1344,7 @@ impl Storage for FsStorage {
             storage: self.clone(),
             temp: Some(temp),
             path: path.clone(),
+            moved_at,
         }))
     }
 
@@ -1385,6 +1418,7 @@ impl Storage for FsStorage {
                 }
                 other => other.map_err(errno)?,
             }
+            inner.moved.fetch_add(1, Ordering::Release);
             inner.synced(&parent)
         })
         .await
@@ -1520,10 +1554,11 @@ impl Storage for FsStorage {
                 RenameFlags::NOREPLACE,
             )
             .map_err(|e| match e {
-                Errno::XDEV => StorageError::Unsupported,
-                Errno::INVAL => StorageError::PermissionDenied,
+                // Another filesystem, or one without the flag (NFS, FUSE): moved by copy.
+                Errno::XDEV | Errno::INVAL => StorageError::Unsupported,
                 e => errno(e),
             })?;
+            inner.moved.fetch_add(1, Ordering::Release);
             inner.synced(dst_parent)?;
             if from.parent() != to.parent() {
                 inner.synced(&src_parent)?;
@@ -1799,7 +1834,7 @@ impl SourceFile {
         Ok(Some(SourceFile {
             name: name.to_owned(),
             from,
-            mode: Mode::from_raw_mode(st.st_mode & 0o7777),
+            mode: Mode::from_raw_mode(st.st_mode & 0o777),
             size: u64::try_from(st.st_size).unwrap_or(0),
         }))
     }

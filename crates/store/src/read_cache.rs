@@ -26,9 +26,17 @@ struct Cached {
 /// The cache; `ttl` of zero turns it off.
 #[derive(Debug)]
 pub(crate) struct ReadCache {
-    entries: Mutex<BTreeMap<String, Cached>>,
+    entries: Mutex<Files>,
     ttl: Duration,
     capacity: usize,
+}
+
+/// The files, and a generation bumped by every invalidation: a read that began before a
+/// change and ends after it must not store what it read.
+#[derive(Debug, Default)]
+struct Files {
+    map: BTreeMap<String, Cached>,
+    generation: u64,
 }
 
 /// What a lookup found.
@@ -44,13 +52,13 @@ pub(crate) enum Lookup {
 impl ReadCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         ReadCache {
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new(Files::default()),
             ttl,
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
         // Entries are inserted and removed whole: a poisoned map is still consistent.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -67,7 +75,7 @@ impl ReadCache {
         if !self.enabled() {
             return Lookup::Miss;
         }
-        match self.lock().get(path) {
+        match self.lock().map.get(path) {
             Some(c) if c.checked.elapsed() < self.ttl => {
                 Lookup::Fresh(c.metadata.clone(), c.data.clone())
             }
@@ -76,11 +84,21 @@ impl ReadCache {
         }
     }
 
-    pub(crate) fn put(&self, path: &str, metadata: Metadata, data: Bytes) {
+    /// The generation to hand to [`ReadCache::put`] for a read about to begin.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Keeps what a read that began at `generation` found, unless a change came since.
+    pub(crate) fn put(&self, path: &str, metadata: Metadata, data: Bytes, generation: u64) {
         if !self.enabled() {
             return;
         }
-        let mut entries = self.lock();
+        let mut files = self.lock();
+        if files.generation != generation {
+            return;
+        }
+        let entries = &mut files.map;
         if entries.len() >= self.capacity && !entries.contains_key(path) {
             // Full: drop half, whichever the map yields first. Cheap, and a hot file is
             // back in after one miss.
@@ -108,7 +126,9 @@ impl ReadCache {
         if !self.enabled() {
             return;
         }
-        forget_tree(&mut self.lock(), path);
+        let mut files = self.lock();
+        files.generation = files.generation.wrapping_add(1);
+        forget_tree(&mut files.map, path);
     }
 
     /// Forgets the files not checked within `keep`. Past its time-to-live an entry still
@@ -116,8 +136,8 @@ impl ReadCache {
     /// Whether any file is left.
     pub(crate) fn tidy(&self, keep: Duration) -> bool {
         let mut files = self.lock();
-        files.retain(|_, c| c.checked.elapsed() < keep);
-        !files.is_empty()
+        files.map.retain(|_, c| c.checked.elapsed() < keep);
+        !files.map.is_empty()
     }
 }
 
@@ -370,11 +390,16 @@ mod tests {
     #[test]
     fn fresh_then_stale_then_gone() {
         let c = ReadCache::new(Duration::from_millis(30), 10);
-        c.put("/a/b", meta(), Bytes::from_static(b"x"));
+        // A read that began before a change does not store what it read after it.
+        let before = c.generation();
+        c.invalidate("/late");
+        c.put("/late", meta(), Bytes::from_static(b"old"), before);
+        assert!(matches!(c.get("/late"), Lookup::Miss));
+        c.put("/a/b", meta(), Bytes::from_static(b"x"), c.generation());
         assert!(matches!(c.get("/a/b"), Lookup::Fresh(..)));
         std::thread::sleep(Duration::from_millis(40));
         assert!(matches!(c.get("/a/b"), Lookup::Stale(..)));
-        c.put("/a b", meta(), Bytes::new());
+        c.put("/a b", meta(), Bytes::new(), c.generation());
         c.invalidate("/a");
         assert!(matches!(c.get("/a/b"), Lookup::Miss));
         assert!(
@@ -391,11 +416,11 @@ mod tests {
             StatCache::new(ttl, 10),
             ListCache::new(ttl, 10),
         );
-        files.put("/old", meta(), Bytes::new());
+        files.put("/old", meta(), Bytes::new(), files.generation());
         stats.put("/old", &meta(), 0);
         lists.put("/old", &[], 0);
         std::thread::sleep(Duration::from_millis(40));
-        files.put("/new", meta(), Bytes::new());
+        files.put("/new", meta(), Bytes::new(), files.generation());
         stats.put("/new", &meta(), 0);
         lists.put("/new", &[], 0);
         files.tidy(Duration::from_secs(60));
@@ -522,11 +547,11 @@ mod tests {
     fn bounded_and_switchable() {
         let c = ReadCache::new(Duration::from_secs(1), 4);
         for i in 0..20 {
-            c.put(&format!("/{i}"), meta(), Bytes::new());
+            c.put(&format!("/{i}"), meta(), Bytes::new(), c.generation());
         }
-        assert!(c.lock().len() <= 4);
+        assert!(c.lock().map.len() <= 4);
         let off = ReadCache::new(Duration::ZERO, 4);
-        off.put("/x", meta(), Bytes::new());
+        off.put("/x", meta(), Bytes::new(), off.generation());
         assert!(matches!(off.get("/x"), Lookup::Miss));
     }
 

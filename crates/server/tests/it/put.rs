@@ -304,3 +304,36 @@ async fn a_create_only_put_where_a_file_was_removed_outside_davit_creates_it() {
     let ms = s.propfind("/f", "0", PROPFIND_ALL).await;
     assert_eq!(ms.get("/f").text("urn:t", "old"), None);
 }
+
+/// A slow upload whose folder is moved before it ends: the upload fails (409), and the
+/// file of that name in the folder's new place is left as it was, not replaced.
+#[tokio::test]
+async fn a_put_whose_folder_moved_meanwhile_fails_and_replaces_nothing() {
+    let s = TestServer::start(crate::support::Kind::Fs).await;
+    s.mkcol("/a").await;
+    assert_eq!(s.put("/a/f", "A").await, StatusCode::CREATED);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let put = tokio::spawn(
+        s.req("PUT", "/a/f")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    // More than is gathered before the folder is opened.
+    tx.send(Ok(vec![b'x'; 1 << 20])).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let moved = s
+        .req("MOVE", "/a")
+        .header("Destination", s.url("/b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::CREATED);
+    tx.send(Ok(b"end".to_vec())).await.unwrap();
+    drop(tx);
+    let put = put.await.unwrap().unwrap();
+    assert_eq!(put.status(), StatusCode::CONFLICT);
+    assert_eq!(s.get_text("/b/f").await.1, "A");
+}
