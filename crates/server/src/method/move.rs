@@ -61,42 +61,38 @@ pub(super) async fn handle(
             .await
             .map_err(DavError::from_storage)?;
     }
-    match server.storage().rename(&t.src, &t.dst).await {
-        Ok(()) => {
-            // Locks first: left behind, they would guard whatever is created at the old path.
-            server.locks.remove_tree(&t.src).await?;
-            if carry {
-                props
-                    .move_tree(&t.src, &t.dst)
-                    .await
-                    .map_err(DavError::from_storage)?;
-            }
-            Ok(finish(server, &t, &[]))
+    let renamed = server.storage().rename(&t.src, &t.dst).await;
+    let landed = match &renamed {
+        Ok(()) => true,
+        Err(StorageError::Unsupported) => false,
+        // A rename reported failed may still have happened (the folders' sync after it
+        // failed): the properties and locks follow where the content is.
+        Err(_) => moved_anyway(server, &t).await,
+    };
+    if landed {
+        // Locks first: left behind, they would guard whatever is created at the old path.
+        server.locks.remove_tree(&t.src).await?;
+        if carry {
+            props
+                .move_tree(&t.src, &t.dst)
+                .await
+                .map_err(DavError::from_storage)?;
         }
-        Err(e) => {
-            // A rename reported failed may still have happened (the folders' sync after
-            // it failed): the properties and locks follow where the content is.
-            if !matches!(e, StorageError::Unsupported) && moved_anyway(server, &t).await {
-                server.locks.remove_tree(&t.src).await?;
-                if carry {
-                    props
-                        .move_tree(&t.src, &t.dst)
-                        .await
-                        .map_err(DavError::from_storage)?;
-                }
-                return Err(destination_error(e));
-            }
-            if carry {
-                props
-                    .abandon_move(&t.src, &t.dst)
-                    .await
-                    .map_err(DavError::from_storage)?;
-            }
-            match e {
-                StorageError::Unsupported => Box::pin(move_by_copy(server, &t, &locked)).await,
-                e => Err(destination_error(e)),
-            }
-        }
+        return renamed
+            .map(|()| finish(server, &t, &[]))
+            .map_err(destination_error);
+    }
+    if carry {
+        props
+            .abandon_move(&t.src, &t.dst)
+            .await
+            .map_err(DavError::from_storage)?;
+    }
+    match renamed {
+        Err(StorageError::Unsupported) => Box::pin(move_by_copy(server, &t, &locked)).await,
+        Err(e) => Err(destination_error(e)),
+        // Every rename that went through has landed, and was answered above.
+        Ok(()) => Ok(finish(server, &t, &[])),
     }
 }
 

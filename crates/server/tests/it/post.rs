@@ -16,6 +16,18 @@ fn form(parts: &[(&str, &str)]) -> (String, String) {
     ("multipart/form-data; boundary=XyZ".to_owned(), body)
 }
 
+/// POSTs a form of `parts` to `dir`, asking for the 207.
+async fn post_form(s: &TestServer, dir: &str, parts: &[(&str, &str)]) -> reqwest::Response {
+    let (ct, body) = form(parts);
+    s.req("POST", dir)
+        .header("Content-Type", ct)
+        .header("Accept", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn bulk_upload_answers_one_status_per_part(s: TestServer) {
     s.mkcol("/in").await;
     s.mkcol("/in/taken").await;
@@ -27,22 +39,19 @@ async fn bulk_upload_answers_one_status_per_part(s: TestServer) {
         .await
         .unwrap();
     assert_eq!(lock.status(), StatusCode::CREATED);
-    let (ct, body) = form(&[
-        ("new.txt", "new"),
-        ("old.txt", "replaced"),
-        ("taken", "x"),
-        ("locked.txt", "x"),
-        ("..", "x"),
-        ("C:\\Users\\ann\\win.txt", "from windows"),
-    ]);
-    let r = s
-        .req("POST", "/in/")
-        .header("Content-Type", ct)
-        .header("Accept", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &s,
+        "/in/",
+        &[
+            ("new.txt", "new"),
+            ("old.txt", "replaced"),
+            ("taken", "x"),
+            ("locked.txt", "x"),
+            ("..", "x"),
+            ("C:\\Users\\ann\\win.txt", "from windows"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::MULTI_STATUS);
     let ms = Multistatus::parse(&r.text().await.unwrap());
     let status = |href: &str| ms.get(href).status;
@@ -124,15 +133,7 @@ async fn a_part_where_a_file_was_removed_outside_davit_starts_without_its_proper
         StatusCode::MULTI_STATUS
     );
     std::fs::remove_file(root.join("d").join("f")).unwrap();
-    let (ct, body) = form(&[("f", "new")]);
-    let r = s
-        .req("POST", "/d/")
-        .header("Content-Type", ct)
-        .header("Accept", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&s, "/d/", &[("f", "new")]).await;
     assert_eq!(r.status(), StatusCode::MULTI_STATUS);
     let ms = Multistatus::parse(&r.text().await.unwrap());
     assert_eq!(ms.get("/d/f").status, Some(201));
