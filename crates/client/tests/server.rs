@@ -239,7 +239,9 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
         .unwrap()
         .digest_users(Htdigest::parse(&users, "Davit").unwrap())
         .digest_only()
-        .nonce_lifetime(std::time::Duration::ZERO);
+        // A second: a retry with a fresh nonce never crosses its end, as one could with
+        // a lifetime of zero (a nonce good only within the second it was issued).
+        .nonce_lifetime(std::time::Duration::from_secs(1));
     let config = ServerConfig::builder().auth(Some(Arc::new(auth))).build();
     let backends = Backends {
         storage: Arc::new(MemoryStorage::new()),
@@ -273,8 +275,8 @@ async fn logs_in_with_digest_when_the_server_asks_for_it() {
         .map(|e| e.path)
         .collect();
     assert!(names.contains(&"/a b/é.txt".to_owned()), "{names:?}");
-    // Every nonce is stale after a second: the next streamed upload meets `stale=true`.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Every nonce is stale after two seconds: the next streamed upload meets `stale=true`.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert!(!c.put_file("/big.bin", &local, None).await.unwrap().created);
     let mut body = c.get("/a b/é.txt").await.unwrap().body;
     let mut got = Vec::new();
