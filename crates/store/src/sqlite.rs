@@ -487,16 +487,18 @@ fn upgrade(conn: &mut Connection) -> Result<(), StorageError> {
     }
     // Version 1 had no lock creators: its locks keep working for anyone, as then. The
     // column may be there already: earlier upgrades added it in a step of its own.
-    let has_creator: bool = tx
-        .query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('locks') WHERE name = 'creator'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db)?;
-    if version == 1 && !has_creator {
-        tx.execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
+    if version == 1 {
+        let has_creator: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('locks') WHERE name = 'creator'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db)?;
+        if !has_creator {
+            tx.execute_batch("ALTER TABLE locks ADD COLUMN creator TEXT")
+                .map_err(db)?;
+        }
     }
     if (1..3).contains(&version) {
         number_moves(&tx)?;

@@ -334,6 +334,10 @@ impl Auth {
                 "Digest logins here use MD5 with qop=auth, in the realm challenged with",
             ));
         };
+        // As with Basic: a blocked address gets 429 for every login, right or wrong.
+        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
+            return Err(self.too_many(client, &creds.username, wait));
+        }
         let stored = logins.users.get(&creds.username);
         let expected = digest::expected_response(
             stored.unwrap_or(&logins.decoy),
@@ -347,14 +351,8 @@ impl Auth {
             expected.as_bytes(),
             creds.response.to_ascii_lowercase().as_bytes(),
         ) && stored.is_some();
-        // As with Basic: a blocked address gets 429 for every login, right or wrong.
-        if let Some(wait) = self.limiter.blocked(client, Instant::now()) {
-            return Err(self.too_many(client, &creds.username, wait));
-        }
         if !right {
             self.limiter.record_failure(client, Instant::now());
-        }
-        if !right {
             tracing::warn!(%client, user = ?creds.username, known = stored.is_some(), "login failed");
             tokio::time::sleep(self.failure_delay).await;
             return Err(self.challenge("wrong user name or password"));

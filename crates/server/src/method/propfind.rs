@@ -192,26 +192,21 @@ struct Shared {
 impl Walk {
     /// `members`: the root's, listed before the answer began.
     async fn run(self, root: ResourcePath, members: Vec<Entry>, mut w: MultistatusWriter) {
-        let mut dirs = Vec::new();
-        let mut next = Some((root, members));
+        // Collections still to answer for, with their members when already listed.
+        let mut dirs = vec![(root, Some(members))];
         let mut scratch = Vec::new();
-        loop {
-            let (dir, entries) = match next.take() {
-                Some(listed) => listed,
-                None => {
-                    let Some(dir) = dirs.pop() else {
-                        break;
-                    };
-                    match self.backends.storage.list(&dir).await {
-                        Ok(entries) => (dir, entries),
-                        Err(e) => {
-                            // Counted before the answer began, so gone or refused since:
-                            // the collection itself is already answered.
-                            tracing::warn!(dir = ?dir, error = %e, "PROPFIND could not list a collection");
-                            continue;
-                        }
+        while let Some((dir, listed)) = dirs.pop() {
+            let entries = match listed {
+                Some(entries) => entries,
+                None => match self.backends.storage.list(&dir).await {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        // Counted before the answer began, so gone or refused since:
+                        // the collection itself is already answered.
+                        tracing::warn!(dir = ?dir, error = %e, "PROPFIND could not list a collection");
+                        continue;
                     }
-                }
+                },
             };
             let dead = match self.backends.props.get_members(&dir).await {
                 Ok(d) => d,
@@ -244,7 +239,7 @@ impl Walk {
                         let res = resource(&child, &meta, &self.locks, &self.shared, &mut scratch);
                         write_resource(&mut w, &self.spec, res, props);
                         if meta.kind.is_collection() && self.depth == Depth::Infinity {
-                            dirs.push(child);
+                            dirs.push((child, None));
                         }
                     }
                     Err(e) => {
