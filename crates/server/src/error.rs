@@ -152,6 +152,10 @@ impl DavError {
             StorageError::PermissionDenied => {
                 (StatusCode::FORBIDDEN, "the storage refused the operation")
             }
+            StorageError::NameTooLong => (
+                StatusCode::BAD_REQUEST,
+                "a name in the path is longer than the storage can hold",
+            ),
             StorageError::InsufficientStorage => {
                 (StatusCode::INSUFFICIENT_STORAGE, "not enough storage space")
             }

@@ -28,6 +28,10 @@ pub enum StorageError {
     /// The backend refuses the operation (permissions, protected names).
     #[error("permission denied")]
     PermissionDenied,
+    /// A name in the path is longer than the backend can hold (255 bytes on most file
+    /// systems): nothing can exist there, and nothing can be created.
+    #[error("name too long")]
+    NameTooLong,
     /// The backend is out of space or quota.
     #[error("insufficient storage")]
     InsufficientStorage,
@@ -59,6 +63,7 @@ impl StorageError {
             Some(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM | rustix::io::Errno::ROFS) => {
                 StorageError::PermissionDenied
             }
+            Some(rustix::io::Errno::NAMETOOLONG) => StorageError::NameTooLong,
             Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT | rustix::io::Errno::FBIG) => {
                 StorageError::InsufficientStorage
             }

@@ -522,6 +522,9 @@ impl Inner {
             Err(Errno::LOOP) if self.follow_symlinks.is_some() => {
                 self.resolve_file_link(rel, flags)
             }
+            // No such name can exist, so none is there: a lookup finds nothing, as at any
+            // other free name; only creating one (not done through here) is an error.
+            Err(Errno::NAMETOOLONG) => Err(Errno::NOENT),
             other => other,
         }
     }

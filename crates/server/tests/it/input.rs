@@ -325,6 +325,45 @@ async fn the_metadata_folder_is_never_served() {
     );
 }
 
+/// A name longer than the file system holds (255 bytes on ext4) cannot exist: looking it
+/// up finds nothing (404), creating it is the client's error (400), never a 500.
+#[tokio::test]
+async fn names_too_long_for_the_file_system_are_client_errors() {
+    let s = TestServer::start(Kind::Fs).await;
+    s.put("/f", "x").await;
+    let long = format!("/{}", "n".repeat(300));
+    let lock = r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#;
+    for (method, path, dest, body, want) in [
+        ("GET", long.as_str(), None, "", 404),
+        ("HEAD", &long, None, "", 404),
+        ("DELETE", &long, None, "", 404),
+        ("PROPFIND", &long, None, "", 404),
+        ("PROPPATCH", &long, None, "", 404),
+        ("MOVE", &long, Some("/g"), "", 404),
+        ("COPY", &long, Some("/g"), "", 404),
+        ("PUT", &long, None, "x", 400),
+        ("MKCOL", &long, None, "", 400),
+        ("LOCK", &long, None, lock, 400),
+        ("COPY", "/f", Some(long.as_str()), "", 400),
+        ("MOVE", "/f", Some(long.as_str()), "", 400),
+    ] {
+        let mut r = s.req(method, path).body(body);
+        if let Some(dest) = dest {
+            r = r.header("Destination", dest);
+        }
+        let status = r.send().await.unwrap().status();
+        assert_eq!(status.as_u16(), want, "{method} {path:.20} -> {dest:?}");
+    }
+    // Below an overlong name: its parent cannot exist.
+    let below = format!("{long}/g");
+    assert_eq!(s.put(&below, "x").await, StatusCode::CONFLICT);
+    assert_eq!(
+        s.propfind("/", "1", PROPFIND_ALL).await.hrefs(),
+        vec!["/", "/f"],
+        "nothing was created, nothing moved"
+    );
+}
+
 /// RFC 9112 §3.2: a request-target has no fragment. One with a fragment is refused, so
 /// `DELETE /dir/#x` cannot delete `/dir/` (litmus `delete_fragment`).
 async fn request_target_with_a_fragment_is_refused(s: TestServer) {
