@@ -1,7 +1,7 @@
 //! What COPY and MOVE share (RFC 4918 §9.8, §9.9): the Destination, Overwrite, the checks
 //! on both ends, and clearing an existing destination.
 
-use davit_proto::{Overwrite, ResourcePath};
+use davit_proto::{Overwrite, ResourcePath, composed};
 use davit_store::{Metadata, StorageError};
 use http::{Response, StatusCode};
 
@@ -114,6 +114,15 @@ pub(super) async fn prepare(
         return Err(e);
     }
 
+    if let Some(meta) = &dst_meta
+        && names_the_source(&src, &src_meta, &dst, meta)
+    {
+        // Clearing the destination would delete the source: its only copy.
+        return Err(DavError::forbidden(
+            "the destination names the source itself: this storage does not tell the two \
+             names apart (it ignores case)",
+        ));
+    }
     let mut replaced = dst_meta.is_some();
     if let Some(meta) = dst_meta {
         // Boxed: the usual transfer has no destination to clear, nor this future's size.
@@ -130,6 +139,20 @@ pub(super) async fn prepare(
         replaced,
         probed,
     }))
+}
+
+/// Whether an existing destination is the source under another name on storage that does
+/// not tell names apart by case or Unicode form (vfat, exFAT, SMB shares, ext4 casefold
+/// folders). The same object (entity tags are per object) at names that differ only so.
+/// A hard link at a name that differs otherwise is another resource, and is replaced.
+fn names_the_source(
+    src: &ResourcePath,
+    src_meta: &Metadata,
+    dst: &ResourcePath,
+    dst_meta: &Metadata,
+) -> bool {
+    let fold = |p: &ResourcePath| composed(&p.as_str().to_lowercase()).into_owned();
+    dst_meta.etag == src_meta.etag && fold(src) == fold(dst)
 }
 
 /// For a transfer prepared without a probe, before anything that does not refuse an
@@ -210,5 +233,46 @@ pub(super) fn destination_error(e: StorageError) -> DavError {
         }
         StorageError::AlreadyExists => DavError::precondition_failed("the destination exists"),
         e => DavError::from_storage(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use davit_proto::{ETag, ResourceKind};
+
+    use super::*;
+
+    fn meta(tag: &str) -> Metadata {
+        Metadata {
+            kind: ResourceKind::File,
+            len: 1,
+            modified: SystemTime::UNIX_EPOCH,
+            created: None,
+            etag: ETag::strong(tag.to_owned()),
+        }
+    }
+
+    #[test]
+    fn only_the_same_object_under_a_folded_name_is_the_source() {
+        let path = |s: &str| ResourcePath::parse(s).unwrap();
+        for (src, src_tag, dst, dst_tag, same) in [
+            ("/a.txt", "1", "/A.TXT", "1", true),
+            ("/Docs/a", "1", "/docs/A", "1", true),
+            // Composed and decomposed é.
+            ("/caf\u{e9}", "1", "/CAFE\u{301}", "1", true),
+            // Another object at a name that folds the same: a case-sensitive folder.
+            ("/a.txt", "1", "/A.txt", "2", false),
+            // A hard link elsewhere is another resource.
+            ("/a.txt", "1", "/b.txt", "1", false),
+            ("/a/x", "1", "/b/x", "1", false),
+        ] {
+            assert_eq!(
+                names_the_source(&path(src), &meta(src_tag), &path(dst), &meta(dst_tag)),
+                same,
+                "{src} {dst}"
+            );
+        }
     }
 }

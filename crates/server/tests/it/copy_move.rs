@@ -384,6 +384,24 @@ async fn a_destination_removed_outside_davit_is_created_anew() {
     }
 }
 
+/// A hard link is another resource that shares the source's object: replacing it is a
+/// plain overwrite, not the refusal given to a name that is the source itself (storage
+/// that ignores case).
+#[tokio::test]
+async fn a_hard_link_of_the_source_is_replaced() {
+    let (s, root) = remembering_server().await;
+    for method in ["COPY", "MOVE"] {
+        s.put("/a", "content").await;
+        std::fs::hard_link(root.join("a"), root.join("b")).unwrap();
+        let r = send(&s, method, "/a", "/b", &[("Overwrite", "T")]).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{method}");
+        assert_eq!(s.get_text("/b").await.1, "content", "{method}");
+        assert_eq!(root.join("a").exists(), method == "COPY", "{method}");
+        s.req("DELETE", "/b").send().await.unwrap();
+        s.req("DELETE", "/a").send().await.unwrap();
+    }
+}
+
 /// A destination that something else removes just as COPY or MOVE clears it is created:
 /// 201, not 204 and not 404.
 #[tokio::test]
