@@ -5,7 +5,7 @@ use davit_proto::{ByteRange, RangeRequest, parse_range, resolve_range};
 use davit_store::{FileReader, StorageError};
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
-    HeaderValue, LAST_MODIFIED, RANGE, X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, IF_NONE_MATCH, LAST_MODIFIED, RANGE, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{Response, StatusCode};
 
@@ -38,8 +38,10 @@ pub(super) async fn handle(
 }
 
 /// A folder's listing has no validators of its own, but the request's conditions on the
-/// folder still hold (RFC 9110 §13.1): 412 for a failed `If-Match`, 304 for a matching
-/// `If-None-Match`. `None`: answer with the listing.
+/// folder still hold (RFC 9110 §13.1): 412 for a failed `If-Match`, 304 for
+/// `If-None-Match: *`. Not 304 for the folder's own entity tag or date: those stay put
+/// while a member is written in place, and the page shows the members' sizes and dates.
+/// `None`: answer with the listing.
 async fn folder_conditions(
     server: &DavServer,
     req: &DavRequest,
@@ -52,8 +54,11 @@ async fn folder_conditions(
         .metadata(&req.path)
         .await
         .map_err(DavError::from_storage)?;
-    Ok((check_read(req, &meta)? == ReadCondition::NotModified)
-        .then(|| status(StatusCode::NOT_MODIFIED)))
+    let unchanged = check_read(req, &meta)? == ReadCondition::NotModified;
+    let any = req
+        .condition(IF_NONE_MATCH)?
+        .is_some_and(|v| v.trim() == "*");
+    Ok((unchanged && any).then(|| status(StatusCode::NOT_MODIFIED)))
 }
 
 fn serve_file(
