@@ -18,6 +18,18 @@ pub(crate) async fn listing(
         .list(&req.path)
         .await
         .map_err(DavError::from_storage)?;
+    let page = |body| {
+        let mut resp = Response::new(body);
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp
+    };
+    if req.is_head() {
+        // Listed all the same: HEAD fails where GET would.
+        return Ok(page(DavBody::Empty));
+    }
     entries.retain(|e| !server.config.hidden.hides_member(e));
     entries.sort_by(|a, b| {
         let dir = |e: &davit_store::Entry| !e.is_collection();
@@ -82,14 +94,5 @@ pub(crate) async fn listing(
         );
     }
     html.push_str("</body></html>\n");
-    let mut resp = Response::new(if req.is_head() {
-        DavBody::Empty
-    } else {
-        DavBody::full(html)
-    });
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    Ok(resp)
+    Ok(page(DavBody::full(html)))
 }
