@@ -113,21 +113,20 @@ async fn move_by_copy(
     locked: &HashSet<ResourcePath>,
 ) -> Result<Response<DavBody>, DavError> {
     probe_late(server, t).await?;
-    let (storage, props) = (server.storage(), server.props());
+    let storage = server.storage();
     if !t.src_meta.kind.is_collection() {
         storage
             .copy_file(&t.src, &t.dst)
             .await
             .map_err(destination_error)?;
+        // The properties reach the copy before the source goes: a crash between the two
+        // steps leaves them on both, never on neither.
+        copy_props(server, &t.src, &t.dst, &[]).await?;
         storage
             .remove(&t.src)
             .await
             .map_err(DavError::from_storage)?;
-        props
-            .move_tree(&t.src, &t.dst)
-            .await
-            .map_err(DavError::from_storage)?;
-        server.locks.remove_tree(&t.src).await?;
+        forget(server, std::slice::from_ref(&t.src)).await?;
         return Ok(finish(server, t, &[]));
     }
     storage
