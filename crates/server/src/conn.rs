@@ -40,6 +40,9 @@ pub(crate) struct Activity {
     in_flight: AtomicUsize,
     /// A handler waits for body bytes the client has not sent: idle despite `in_flight`.
     body_waits: AtomicBool,
+    /// HTTP/2 requests whose handlers wait for body bytes: when every request in flight
+    /// does, the connection is as idle as an HTTP/1 one with `body_waits`.
+    bodies_waiting: AtomicUsize,
     expired: AtomicBool,
     /// The server is stopping: a connection waiting for its next request ends.
     stopping: AtomicBool,
@@ -105,9 +108,12 @@ impl Watchdog {
             let head = a.head_since.load(Ordering::Relaxed);
             // Strictly more than the timeout in whole ticks: never less than asked.
             let slow_head = head != 0 && now - (head - 1) > self.header_timeout;
+            let in_flight = a.in_flight.load(Ordering::Relaxed);
+            let bodies_waiting = a.bodies_waiting.load(Ordering::Relaxed);
             let idle = head == 0
-                && (a.in_flight.load(Ordering::Relaxed) == 0
-                    || a.body_waits.load(Ordering::Relaxed))
+                && (in_flight == 0
+                    || a.body_waits.load(Ordering::Relaxed)
+                    || bodies_waiting >= in_flight)
                 && now.saturating_sub(a.last.load(Ordering::Relaxed)) > self.idle_timeout;
             if slow_head || idle {
                 tracing::debug!(
@@ -128,6 +134,33 @@ impl Watchdog {
     }
 }
 
+/// Counts an HTTP/2 request body among those waited for, while it is.
+#[derive(Debug)]
+pub(crate) struct BodyWait {
+    activity: Arc<Activity>,
+    waiting: bool,
+}
+
+impl BodyWait {
+    /// Whether the handler now waits for bytes the client has not sent.
+    pub(crate) fn set(&mut self, waiting: bool) {
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if waiting {
+                self.activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for BodyWait {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// Marks a request in flight while alive.
 #[derive(Debug)]
 pub(crate) struct InFlight(Arc<Activity>);
@@ -137,6 +170,14 @@ impl Activity {
     pub(crate) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// An HTTP/2 request body of this connection, to be counted while waited for.
+    pub(crate) fn body_wait(self: &Arc<Self>) -> BodyWait {
+        BodyWait {
+            activity: Arc::clone(self),
+            waiting: false,
+        }
     }
 
     fn expired(&self) -> io::Result<()> {

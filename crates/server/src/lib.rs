@@ -112,6 +112,12 @@ pub struct DavServer {
     /// ETag would otherwise both pass `If-Match`, and the second replace the first unseen
     /// (the lost update of RFC 9110 §13.1). Unconditional writes do not wait for it.
     pub(crate) conditional_puts: tokio::sync::Mutex<()>,
+    /// Changes that run to their end after their client left (see `method::run_to_end`):
+    /// shutdown waits for them.
+    pub(crate) changes: tokio_util::task::TaskTracker,
+    /// Changes in progress at once. Over HTTP/1 each connection has one at most; an HTTP/2
+    /// client that resets its streams would otherwise leave any number running.
+    pub(crate) change_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl DavServer {
@@ -122,11 +128,14 @@ impl DavServer {
             Arc::clone(&config.clock),
             config.lock_timeout_max,
         );
+        let change_slots = config.max_connections.max(1);
         DavServer {
             backends,
             config,
             locks,
             conditional_puts: tokio::sync::Mutex::new(()),
+            changes: tokio_util::task::TaskTracker::new(),
+            change_slots: Arc::new(tokio::sync::Semaphore::new(change_slots)),
         }
     }
 
@@ -211,6 +220,21 @@ async fn answer(
     resp
 }
 
+/// A HEAD answer as HTTP/2 sends it: the headers of the answer to GET, no DATA (hyper
+/// would send an error answer's body; the HTTP/1 writer leaves it out by itself).
+fn without_body(resp: Response<DavBody>) -> Response<DavBody> {
+    use http_body::Body as _;
+    let (mut parts, body) = resp.into_parts();
+    if let Some(len) = body.size_hint().exact()
+        && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+    {
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, len.into());
+    }
+    Response::from_parts(parts, DavBody::Empty)
+}
+
 /// Once a second until aborted: the watchdog expires what overstayed, and the storage
 /// drops what its caches no longer trust. One timer; once no connection is open and the
 /// caches are empty it stops until a connection comes, so an idle server never wakes.
@@ -284,6 +308,9 @@ async fn open(
     }
 }
 
+/// Requests one HTTP/2 connection may have in flight at once.
+pub const HTTP2_STREAMS: u32 = 16;
+
 /// Serves connections from `listener` until `shutdown` completes, then stops accepting and
 /// waits (up to 30 s) for open connections to finish their current requests.
 ///
@@ -304,6 +331,9 @@ pub async fn serve(
     // served by `h1`, HTTP/2 by hyper.
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    // hyper's 200 would let one connection hold 200 open files and 200 buffered XML
+    // bodies, against the one of an HTTP/1 connection that limits are sized by.
+    http2.max_concurrent_streams(HTTP2_STREAMS);
     let http2 = Arc::new(http2);
     // Tells connections still in their TLS handshake or picking their protocol to give up
     // at shutdown (those between requests hear it from the watchdog). Each holds a
@@ -366,7 +396,12 @@ pub async fn serve(
                 if let Some(metrics) = &server.config.metrics {
                     metrics.connection_refused();
                 }
-                tokio::spawn(refuse(stream));
+                if tls.is_some() {
+                    // A TLS client would read the plain answer as a broken record.
+                    drop(stream);
+                } else {
+                    tokio::spawn(refuse(stream));
+                }
                 continue;
             };
             Some(claimed)
@@ -408,10 +443,13 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let server = Arc::clone(&server);
                 let guard = activity.request();
+                let wait = activity.body_wait();
                 let spin = Arc::clone(&spin);
                 async move {
-                    let req = req.map(RequestBody::from);
-                    Ok::<_, Infallible>(answer(&server, req, peer, guard, &spin).await)
+                    let head = req.method() == http::Method::HEAD;
+                    let req = req.map(|body| RequestBody::http2(body, wait));
+                    let resp = answer(&server, req, peer, guard, &spin).await;
+                    Ok::<_, Infallible>(if head { without_body(resp) } else { resp })
                 }
             });
             let ended = watcher
@@ -438,6 +476,9 @@ pub async fn serve(
     let all_closed = async {
         graceful.shutdown().await;
         stopping.closed().await;
+        // Changes whose clients left before the end still finish.
+        server.changes.close();
+        server.changes.wait().await;
     };
     tokio::select! {
         () = all_closed => tracing::info!("all connections closed"),

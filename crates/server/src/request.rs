@@ -297,7 +297,7 @@ pub struct RequestBody(Source);
 enum Source {
     Empty,
     Http1(crate::h1::body::Body),
-    Http2(Incoming),
+    Http2(Incoming, Option<crate::conn::BodyWait>),
 }
 
 impl RequestBody {
@@ -314,14 +314,21 @@ impl RequestBody {
     fn awaits_continue(&self) -> bool {
         match &self.0 {
             Source::Http1(b) => b.awaits_continue(),
-            Source::Empty | Source::Http2(_) => false,
+            Source::Empty | Source::Http2(..) => false,
         }
     }
 }
 
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
-        RequestBody(Source::Http2(body))
+        RequestBody(Source::Http2(body, None))
+    }
+}
+
+impl RequestBody {
+    /// An HTTP/2 body whose waits count toward its connection's idle time.
+    pub(crate) fn http2(body: Incoming, wait: crate::conn::BodyWait) -> Self {
+        RequestBody(Source::Http2(body, Some(wait)))
     }
 }
 
@@ -336,9 +343,14 @@ impl http_body::Body for RequestBody {
         match &mut self.get_mut().0 {
             Source::Empty => std::task::Poll::Ready(None),
             Source::Http1(b) => std::pin::Pin::new(b).poll_frame(cx),
-            Source::Http2(b) => std::pin::Pin::new(b)
-                .poll_frame(cx)
-                .map_err(std::io::Error::other),
+            Source::Http2(b, wait) => {
+                let frame = std::pin::Pin::new(b).poll_frame(cx);
+                // While the client keeps the body back, the idle timeout runs.
+                if let Some(wait) = wait {
+                    wait.set(frame.is_pending());
+                }
+                frame.map_err(std::io::Error::other)
+            }
         }
     }
 
@@ -346,7 +358,7 @@ impl http_body::Body for RequestBody {
         match &self.0 {
             Source::Empty => true,
             Source::Http1(b) => b.is_end_stream(),
-            Source::Http2(b) => b.is_end_stream(),
+            Source::Http2(b, _) => b.is_end_stream(),
         }
     }
 
@@ -354,7 +366,7 @@ impl http_body::Body for RequestBody {
         match &self.0 {
             Source::Empty => http_body::SizeHint::with_exact(0),
             Source::Http1(b) => b.size_hint(),
-            Source::Http2(b) => b.size_hint(),
+            Source::Http2(b, _) => b.size_hint(),
         }
     }
 }
@@ -459,6 +471,11 @@ impl Body {
         };
         if body.awaits_continue() {
             // Not asked for, so not sent: the connection closes after the answer instead.
+            return;
+        }
+        if matches!(body.0, Source::Http2(..)) {
+            // The stream alone ends (hyper resets it once the answer is out); the
+            // connection's other streams never waited behind this body.
             return;
         }
         let drain = async {

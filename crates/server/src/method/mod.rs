@@ -97,10 +97,16 @@ async fn route_change(
         return Ok(options::server_wide(server.config.read_only));
     }
     if changes_state(&parts.method) {
+        // Taken before the change starts: a client gone while it waits leaves nothing
+        // half done.
+        let Ok(slot) = Arc::clone(&server.change_slots).acquire_owned().await else {
+            return Err(handler_failed());
+        };
+        let tracker = server.changes.clone();
         let server = Arc::clone(server);
         let change: Handler<'static> =
             Box::pin(async move { respond(&server, parts, principal, body).await });
-        return run_to_end(change).await;
+        return run_to_end(change, slot, &tracker).await;
     }
     respond(server, parts, principal, body).await
 }
@@ -111,7 +117,11 @@ async fn route_change(
 /// Most changes need no waiting (a lock, a property, a small file with sync left to the
 /// OS) and end at their first poll, right here. One that has to wait moves, boxed where
 /// it is, into a task of its own; spawning every change cost a task and a wake-up each.
-async fn run_to_end(mut change: Handler<'static>) -> Result<Response<DavBody>, DavError> {
+async fn run_to_end(
+    mut change: Handler<'static>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    tracker: &tokio_util::task::TaskTracker,
+) -> Result<Response<DavBody>, DavError> {
     let first = std::future::poll_fn(|cx| {
         Poll::Ready(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
             || change.as_mut().poll(cx),
@@ -120,7 +130,11 @@ async fn run_to_end(mut change: Handler<'static>) -> Result<Response<DavBody>, D
     .await;
     match first {
         Ok(Poll::Ready(result)) => result,
-        Ok(Poll::Pending) => tokio::spawn(change)
+        Ok(Poll::Pending) => tracker
+            .spawn(async move {
+                let _slot = slot;
+                change.await
+            })
             .await
             .unwrap_or_else(|e| Err(handler_failed().with_source(e))),
         // The future is spent; a panic is what a spawned task would have reported, too.

@@ -420,6 +420,40 @@ async fn http2_prior_knowledge_is_served(s: TestServer) {
         r.bytes().await.unwrap() == data,
         "content differs over HTTP/2"
     );
+    // An early error answers at once: the stream ends alone, nothing waits for the rest
+    // of its body (which never comes here).
+    let part = [Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"part"))];
+    let endless = futures_util::StreamExt::chain(
+        futures_util::stream::iter(part),
+        futures_util::stream::pending(),
+    );
+    let started = Instant::now();
+    let r = client
+        .put(s.url("/"))
+        .body(reqwest::Body::wrap_stream(endless))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // HEAD answers carry no DATA, error answers included: a client refuses the stream
+    // otherwise (RFC 9110 §9.3.2).
+    for (path, status, length) in [
+        ("/big", StatusCode::OK, "300000"),
+        ("/h2", StatusCode::OK, "8"),
+        ("/missing", StatusCode::NOT_FOUND, ""),
+    ] {
+        let r = client.head(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "HEAD {path}");
+        if !length.is_empty() {
+            assert_eq!(r.headers()["content-length"], length, "HEAD {path}");
+        }
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path}");
+    }
 }
 
 /// The first bytes decide HTTP/1 or HTTP/2: requests whose method shares a prefix with the
@@ -612,6 +646,57 @@ async fn slow_and_idle_connections_are_closed_others_are_served() {
         .await
         .expect("the stalled upload's connection was closed in time")
         .ok();
+    assert_eq!(s.get_text("/stalled").await.0, StatusCode::NOT_FOUND);
+}
+
+/// One HTTP/2 connection has few requests in flight at once (each may hold an open file
+/// and a buffered body), as its SETTINGS tell the client.
+#[tokio::test]
+async fn an_http2_connection_has_few_requests_in_flight() {
+    let s = TestServer::start(Kind::Memory).await;
+    let tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let options = http::Request::builder()
+        .method("OPTIONS")
+        .uri(s.url("/"))
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(options, true).unwrap();
+    assert_eq!(answer.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.current_max_send_streams(),
+        davit_server::HTTP2_STREAMS as usize
+    );
+}
+
+/// An HTTP/2 upload whose body stops coming is idle too: its connection is closed after
+/// the idle timeout, not held open for as long as the client likes.
+#[tokio::test]
+async fn a_stalled_http2_upload_is_let_go() {
+    let config = davit_server::ServerConfig::builder()
+        .idle_timeout(Duration::from_secs(1))
+        .build();
+    let s = TestServer::start_with(Kind::Fs, config).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let part = [Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"part"))];
+    let endless = futures_util::StreamExt::chain(
+        futures_util::stream::iter(part),
+        futures_util::stream::pending(),
+    );
+    let upload = client
+        .put(s.url("/stalled"))
+        .body(reqwest::Body::wrap_stream(endless))
+        .send();
+    let ended = tokio::time::timeout(Duration::from_secs(8), upload)
+        .await
+        .expect("the stalled upload's connection was closed in time");
+    assert!(ended.is_err(), "{ended:?}");
     assert_eq!(s.get_text("/stalled").await.0, StatusCode::NOT_FOUND);
 }
 
