@@ -43,6 +43,9 @@ impl DavServer {
                 (Some(false), Some(true)) => {
                     // Applied in order, so the later move carries these properties on.
                     props.move_tree(src, dst).await?;
+                    // MOVE leaves locks behind; left, they would refuse what is created
+                    // at the old path.
+                    self.backends.locks.remove_tree(src).await?;
                     done.moves_finished += 1;
                 }
                 (Some(_), Some(_)) => {
@@ -61,6 +64,7 @@ impl DavServer {
                     match self.exists(path).await {
                         Some(false) => {
                             props.remove_tree(path).await?;
+                            self.backends.locks.remove_tree(path).await?;
                             done.removals_finished += 1;
                         }
                         Some(true) => {}

@@ -8,6 +8,7 @@ use davit_server::{DavServer, Recovery, ServerConfig};
 use crate::support::{TestServer, fs_backends};
 
 const SET: &str = r#"<propertyupdate xmlns="DAV:"><set><prop><tag xmlns="urn:t">mine</tag></prop></set></propertyupdate>"#;
+const LOCK: &str = r#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope><locktype><write/></locktype></lockinfo>"#;
 const ASK: &str = r#"<propfind xmlns="DAV:"><prop><tag xmlns="urn:t"/></prop></propfind>"#;
 
 #[tokio::test]
@@ -26,6 +27,12 @@ async fn interrupted_moves_and_deletes_are_finished_and_nothing_else_is_touched(
         ] {
             s.put(path, body).await;
             assert_eq!(s.proppatch(path, SET).await.status(), 207);
+        }
+        // Locked too: a lock left at a path whose content went would refuse what is
+        // created there next.
+        for path in ["/moved", "/deleted"] {
+            let r = s.req("LOCK", path).body(LOCK).send().await.unwrap();
+            assert_eq!(r.status(), 200, "LOCK {path}");
         }
         s.stop().await;
     }
@@ -77,7 +84,7 @@ async fn interrupted_moves_and_deletes_are_finished_and_nothing_else_is_touched(
         assert_eq!(tag(&ms).as_deref(), Some("mine"), "{path}");
     }
     for path in ["/deleted", "/moved"] {
-        s.put(path, "new").await;
+        assert_eq!(s.put(path, "new").await, 201, "PUT {path}");
         let ms = s.propfind(path, "0", ASK).await;
         assert_eq!(tag(&ms), None, "a new file at {path} inherits nothing");
     }
