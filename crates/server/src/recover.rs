@@ -30,31 +30,12 @@ impl DavServer {
     /// When the property store cannot be read or changed. Content that cannot be looked
     /// at (permissions, I/O errors) defers its record to the next start instead.
     pub async fn recover(&self) -> Result<Recovery, StorageError> {
-        let props = self.props();
-        let mut done = Recovery::default();
-        let moves = props.unfinished_moves().await?;
-        for (i, (src, dst)) in moves.iter().enumerate() {
-            // A later move may have carried the destination on (MOVE /a to /b/x, then /b
-            // to /c): look for the content where those moves put it.
-            let landed = moves[i + 1..].iter().fold(dst.clone(), |at, (from, to)| {
-                at.rebase(from, to).unwrap_or(at)
-            });
-            match (self.exists(src).await, self.exists(&landed).await) {
-                (Some(false), Some(true)) => {
-                    // Applied in order, so the later move carries these properties on.
-                    props.move_tree(src, dst).await?;
-                    // MOVE leaves locks behind; left, they would refuse what is created
-                    // at the old path.
-                    self.backends.locks.remove_tree(src).await?;
-                    done.moves_finished += 1;
-                }
-                (Some(_), Some(_)) => {
-                    props.abandon_move(src, dst).await?;
-                    done.moves_abandoned += 1;
-                }
-                _ => done.deferred += 1,
-            }
+        let (mut done, moved) = self.finish_moves(None).await?;
+        // Not through the lock manager: nothing is served yet, nothing mirrored.
+        for src in &moved {
+            self.backends.locks.remove_tree(src).await?;
         }
+        let props = self.props();
         let removals = props.unfinished_removes().await?;
         if !removals.is_empty() {
             let with_props = props.paths().await?;
@@ -88,6 +69,49 @@ impl DavServer {
             );
         }
         Ok(done)
+    }
+
+    /// Finishes or forgets the moves on record; the sources of those finished, whose locks
+    /// the caller removes (MOVE leaves locks behind; left, they would refuse what is created
+    /// at the old path). Besides at start, when a request has created `fresh` where
+    /// properties remain: a MOVE whose property move failed after its rename left them
+    /// there, and they belong to the content it moved. Called with no MOVE in progress
+    /// (under the write gate), so every record is a leftover.
+    pub(crate) async fn finish_moves(
+        &self,
+        fresh: Option<&ResourcePath>,
+    ) -> Result<(Recovery, Vec<ResourcePath>), StorageError> {
+        let props = self.props();
+        let mut done = Recovery::default();
+        let mut moved = Vec::new();
+        let moves = props.unfinished_moves().await?;
+        for (i, (src, dst)) in moves.iter().enumerate() {
+            // A later move may have carried the destination on (MOVE /a to /b/x, then /b
+            // to /c): look for the content where those moves put it.
+            let landed = moves[i + 1..].iter().fold(dst.clone(), |at, (from, to)| {
+                at.rebase(from, to).unwrap_or(at)
+            });
+            // What the caller just created is new: whatever a move took from there is not.
+            let at_src = if fresh.is_some_and(|f| src.starts_with(f)) {
+                Some(false)
+            } else {
+                self.exists(src).await
+            };
+            match (at_src, self.exists(&landed).await) {
+                (Some(false), Some(true)) => {
+                    // Applied in order, so the later move carries these properties on.
+                    props.move_tree(src, dst).await?;
+                    moved.push(src.clone());
+                    done.moves_finished += 1;
+                }
+                (Some(_), Some(_)) => {
+                    props.abandon_move(src, dst).await?;
+                    done.moves_abandoned += 1;
+                }
+                _ => done.deferred += 1,
+            }
+        }
+        Ok((done, moved))
     }
 
     /// Whether content exists at `path`; `None` when that cannot be told.

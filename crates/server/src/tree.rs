@@ -45,14 +45,33 @@ pub(crate) async fn forget(server: &DavServer, removed: &[ResourcePath]) -> Resu
 }
 
 /// Drops the dead properties left at `path` by a resource removed straight from the folder,
-/// behind Davit's back: a resource created there starts with none.
+/// behind Davit's back: a resource created there starts with none. Those of a MOVE cut
+/// short after its rename follow the moved content first. Called under the write gate.
 pub(crate) async fn forget_stale(server: &DavServer, path: &ResourcePath) -> Result<(), DavError> {
     let props = server.props();
-    if props
-        .has_any_tree(&[path])
-        .await
-        .map_err(DavError::from_storage)?
-    {
+    let left = || async {
+        props
+            .has_any_tree(&[path])
+            .await
+            .map_err(DavError::from_storage)
+    };
+    if left().await? {
+        let (done, moved) = server
+            .finish_moves(Some(path))
+            .await
+            .map_err(DavError::from_storage)?;
+        for src in &moved {
+            server.locks.remove_tree(src).await?;
+        }
+        if !moved.is_empty() || done.moves_abandoned > 0 {
+            tracing::warn!(
+                moves_finished = done.moves_finished,
+                moves_abandoned = done.moves_abandoned,
+                "finished moves whose properties had not followed their content"
+            );
+        }
+    }
+    if left().await? {
         props
             .remove_tree(path)
             .await

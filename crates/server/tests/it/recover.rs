@@ -131,3 +131,28 @@ async fn chained_moves_are_finished_in_order() {
         );
     }
 }
+
+/// A MOVE whose property move failed after its rename (the database refused a write) left
+/// its record and the properties at the old path. A file created there next finds them:
+/// they follow the moved content, instead of being dropped as stale.
+#[tokio::test]
+async fn properties_left_by_a_move_follow_its_content_when_the_old_path_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let backends = fs_backends(&root);
+    let props = std::sync::Arc::clone(&backends.props);
+    let s = TestServer::with_backends(backends, ServerConfig::default(), None).await;
+    s.put("/a", "moved").await;
+    assert_eq!(s.proppatch("/a", SET).await.status(), 207);
+    let p = |s: &str| ResourcePath::from_decoded(s).unwrap();
+    props.begin_move(&p("/a"), &p("/b")).await.unwrap();
+    std::fs::rename(root.join("a"), root.join("b")).unwrap();
+
+    assert_eq!(s.put("/a", "new").await, 201);
+    let tag = |ms: &crate::support::Multistatus| ms.responses[0].text("urn:t", "tag");
+    assert_eq!(
+        tag(&s.propfind("/b", "0", ASK).await).as_deref(),
+        Some("mine")
+    );
+    assert_eq!(tag(&s.propfind("/a", "0", ASK).await), None);
+}
