@@ -10,8 +10,9 @@
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// Descriptors one connection may hold at once: its socket, the file a request reads or
-/// writes, and that file's folder while a new file is committed.
-const PER_CONNECTION: u64 = 3;
+/// writes, and that file's folder while a new file is committed; and two more for the
+/// HTTP/2 requests the server lets be in flight besides, as many as connections.
+const PER_CONNECTION: u64 = 5;
 /// Descriptors outside the connections: the listener, the runtime, SQLite, the served
 /// folder, and a tree copy's folders.
 const SPARE: u64 = 256;

@@ -235,6 +235,32 @@ fn without_body(resp: Response<DavBody>) -> Response<DavBody> {
     Response::from_parts(parts, DavBody::Empty)
 }
 
+/// An HTTP/2 answer's body with the request slot it holds until it is sent or dropped.
+struct Held {
+    body: DavBody,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, io::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Once a second until aborted: the watchdog expires what overstayed, and the storage
 /// drops what its caches no longer trust. One timer; once no connection is open and the
 /// caches are empty it stops until a connection comes, so an idle server never wakes.
@@ -341,6 +367,12 @@ pub async fn serve(
     let (stopping, stop) = tokio::sync::watch::channel(());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
+    // HTTP/2 requests in flight over all connections, each until its answer's body is
+    // done: no more than as many HTTP/1 connections could have, one request each, so the
+    // descriptors (a file per request) stay within what --max-connections is fitted to.
+    let http2_requests = Arc::new(tokio::sync::Semaphore::new(
+        server.config.max_connections.max(1),
+    ));
     let per_client = ClientSlots::new(server.config.max_connections_per_client);
     let tls = server
         .config
@@ -414,6 +446,7 @@ pub async fn serve(
         let activity = watchdog.watch();
         let (server, spin, http2) = (Arc::clone(&server), Arc::clone(&spin), Arc::clone(&http2));
         let (watchdog, tls) = (Arc::clone(&watchdog), tls.clone());
+        let http2_requests = Arc::clone(&http2_requests);
         let (watcher, mut stop) = (graceful.watcher(), stop.clone());
         let header_timeout = server.config.header_timeout;
         // Boxed: a connection's state is kilobytes, and spawning moves a future through
@@ -445,11 +478,25 @@ pub async fn serve(
                 let guard = activity.request();
                 let wait = activity.body_wait();
                 let spin = Arc::clone(&spin);
+                let requests = Arc::clone(&http2_requests);
                 async move {
+                    let Ok(slot) = requests.acquire_owned().await else {
+                        // Never closed; but no answer without a slot.
+                        let mut refused = Response::new(Held {
+                            body: DavBody::Empty,
+                            _slot: None,
+                        });
+                        *refused.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        return Ok::<_, Infallible>(refused);
+                    };
                     let head = req.method() == http::Method::HEAD;
                     let req = req.map(|body| RequestBody::http2(body, wait));
                     let resp = answer(&server, req, peer, guard, &spin).await;
-                    Ok::<_, Infallible>(if head { without_body(resp) } else { resp })
+                    let resp = if head { without_body(resp) } else { resp };
+                    Ok(resp.map(|body| Held {
+                        body,
+                        _slot: Some(slot),
+                    }))
                 }
             });
             let ended = watcher

@@ -672,6 +672,40 @@ async fn an_http2_connection_has_few_requests_in_flight() {
     );
 }
 
+/// HTTP/2 requests in flight over all connections are no more than `max_connections`, each
+/// until its answer is sent: a client that asks for many large files and reads none holds
+/// no more open files than as many HTTP/1 connections could.
+#[tokio::test]
+async fn http2_requests_in_flight_are_bounded_by_the_connection_limit() {
+    let config = davit_server::ServerConfig::builder()
+        .max_connections(2)
+        .build();
+    let s = TestServer::start_with(Kind::Fs, config).await;
+    let root = s.root.as_ref().unwrap().path();
+    std::fs::write(root.join("big"), vec![b'x'; 32 << 20]).unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let get = || client.get(s.url("/big")).send();
+    // Unread, each answer keeps its request's slot.
+    let first = get().await.unwrap();
+    let _second = get().await.unwrap();
+    let third = tokio::spawn(get());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third request was answered with both slots held"
+    );
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("answered once a slot was free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::OK);
+}
+
 /// An HTTP/2 upload whose body stops coming is idle too: its connection is closed after
 /// the idle timeout, not held open for as long as the client likes.
 #[tokio::test]
