@@ -309,6 +309,11 @@ impl RequestBody {
         RequestBody(Source::Http1(body))
     }
 
+    /// An HTTP/2 body whose waits count toward its connection's idle time.
+    pub(crate) fn http2(body: Incoming, wait: crate::conn::BodyWait) -> Self {
+        RequestBody(Source::Http2(body, Some(wait)))
+    }
+
     /// Whether the client holds the body back until asked (`Expect: 100-continue`) and
     /// has not been asked yet.
     fn awaits_continue(&self) -> bool {
@@ -322,13 +327,6 @@ impl RequestBody {
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
         RequestBody(Source::Http2(body, None))
-    }
-}
-
-impl RequestBody {
-    /// An HTTP/2 body whose waits count toward its connection's idle time.
-    pub(crate) fn http2(body: Incoming, wait: crate::conn::BodyWait) -> Self {
-        RequestBody(Source::Http2(body, Some(wait)))
     }
 }
 
