@@ -38,10 +38,8 @@ pub(crate) struct Activity {
     last: AtomicU64,
     /// Requests being handled (their service futures not yet done).
     in_flight: AtomicUsize,
-    /// A handler waits for body bytes the client has not sent: idle despite `in_flight`.
-    body_waits: AtomicBool,
-    /// HTTP/2 requests whose handlers wait for body bytes: when every request in flight
-    /// does, the connection is as idle as an HTTP/1 one with `body_waits`.
+    /// Requests whose handlers wait for body bytes the client has not sent: when every
+    /// request in flight does, the connection is idle despite them.
     bodies_waiting: AtomicUsize,
     expired: AtomicBool,
     /// The server is stopping: a connection waiting for its next request ends.
@@ -111,9 +109,7 @@ impl Watchdog {
             let in_flight = a.in_flight.load(Ordering::Relaxed);
             let bodies_waiting = a.bodies_waiting.load(Ordering::Relaxed);
             let idle = head == 0
-                && (in_flight == 0
-                    || a.body_waits.load(Ordering::Relaxed)
-                    || bodies_waiting >= in_flight)
+                && (in_flight == 0 || bodies_waiting >= in_flight)
                 && now.saturating_sub(a.last.load(Ordering::Relaxed)) > self.idle_timeout;
             if slow_head || idle {
                 tracing::debug!(
@@ -134,7 +130,7 @@ impl Watchdog {
     }
 }
 
-/// Counts an HTTP/2 request body among those waited for, while it is.
+/// Counts a request body among those waited for, while it is.
 #[derive(Debug)]
 pub(crate) struct BodyWait {
     activity: Arc<Activity>,
@@ -172,7 +168,7 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// An HTTP/2 request body of this connection, to be counted while waited for.
+    /// A request body of this connection, to be counted while waited for.
     pub(crate) fn body_wait(self: &Arc<Self>) -> BodyWait {
         BodyWait {
             activity: Arc::clone(self),
@@ -229,6 +225,8 @@ pub(crate) struct Conn<S> {
     activity: Arc<Activity>,
     watchdog: Arc<Watchdog>,
     nagle: Nagle,
+    /// The HTTP/1 request body now read, if its handler waits for it.
+    body_wait: BodyWait,
 }
 
 /// Where a connection stands with Nagle's algorithm. A write can only be held back while
@@ -264,6 +262,7 @@ impl<S> Conn<S> {
         Conn {
             inner,
             replay: Bytes::new(),
+            body_wait: activity.body_wait(),
             activity,
             watchdog: Arc::clone(watchdog),
             nagle: Nagle::NotWritten,
@@ -305,8 +304,8 @@ impl<S> Conn<S> {
     }
 
     /// Whether a handler now waits for request body bytes (so the idle timeout applies).
-    pub(crate) fn body_waits(&self, waiting: bool) {
-        self.activity.body_waits.store(waiting, Ordering::Relaxed);
+    pub(crate) fn body_waits(&mut self, waiting: bool) {
+        self.body_wait.set(waiting);
     }
 }
 

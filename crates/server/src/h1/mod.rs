@@ -267,7 +267,7 @@ async fn exchange(
     let mut inbound = body::lock(&slot);
     let ended = inbound.finish_buffered();
     let unfinished = inbound.unfinished_continue();
-    let wire = inbound.wire.take()?;
+    let mut wire = inbound.wire.take()?;
     wire.io.body_waits(false);
     Some((wire, resp, ended, unfinished))
 }
