@@ -342,8 +342,23 @@ pub const HTTP2_STREAMS: u32 = 16;
 ///
 /// # Errors
 /// None so far: accept errors are logged and retried; the `Result` leaves room for
-/// set-up failures.
+/// set-up failures. A panic of the accept loop is returned as an error.
 pub async fn serve(
+    listener: TcpListener,
+    server: Arc<DavServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    // The accept loop runs as a task of its own, on a runtime thread. Awaited in place, it
+    // ran where the caller was, usually `block_on` on a thread outside the runtime: every
+    // new connection then woke that thread, and the connection's task was handed back to
+    // a runtime thread, two wake-ups and (on one CPU) two context switches before the
+    // request was read: a cold MOVE on a new connection took 5-10% longer.
+    tokio::spawn(accept_loop(listener, server, shutdown))
+        .await
+        .map_err(io::Error::other)?
+}
+
+async fn accept_loop(
     listener: TcpListener,
     server: Arc<DavServer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
