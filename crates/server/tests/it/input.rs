@@ -543,6 +543,31 @@ async fn stop_closes_connections_between_requests() {
         .unwrap();
 }
 
+/// Dropping `serve`'s future stops the server and closes its listener, as it did when the
+/// accept loop ran inside that future rather than in a task of its own.
+#[tokio::test]
+async fn dropping_serve_closes_the_listener() {
+    let mut s = TestServer::start(Kind::Memory).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        raw_status(
+            &s,
+            "OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .await,
+        200
+    );
+    s.abort();
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still accepting after its serve future was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A connection that never sends a byte does not hold up a stop.
 #[tokio::test]
 async fn stop_does_not_wait_for_a_silent_connection() {

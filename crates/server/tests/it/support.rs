@@ -111,6 +111,13 @@ impl TestServer {
         }
     }
 
+    /// Drops the future of `serve` (as an embedder aborting its task does), without a stop.
+    pub fn abort(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
     /// Stops accepting and waits until the server has drained.
     pub async fn stop(mut self) -> Option<TempDir> {
         if let Some(s) = self.stop.take() {
