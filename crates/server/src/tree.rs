@@ -55,22 +55,25 @@ pub(crate) async fn forget_stale(server: &DavServer, path: &ResourcePath) -> Res
             .await
             .map_err(DavError::from_storage)
     };
-    if left().await? {
-        let (done, moved) = server
-            .finish_moves(Some(path))
-            .await
-            .map_err(DavError::from_storage)?;
-        for src in &moved {
-            server.locks.remove_tree(src).await?;
-        }
-        if !moved.is_empty() || done.moves_abandoned > 0 {
-            tracing::warn!(
-                moves_finished = done.moves_finished,
-                moves_abandoned = done.moves_abandoned,
-                "finished moves whose properties had not followed their content"
-            );
-        }
+    // The usual case, a free name: one look-up.
+    if !left().await? {
+        return Ok(());
     }
+    let (done, moved) = server
+        .finish_moves(Some(path))
+        .await
+        .map_err(DavError::from_storage)?;
+    for src in &moved {
+        server.locks.remove_tree(src).await?;
+    }
+    if !moved.is_empty() || done.moves_abandoned > 0 {
+        tracing::warn!(
+            moves_finished = done.moves_finished,
+            moves_abandoned = done.moves_abandoned,
+            "finished moves whose properties had not followed their content"
+        );
+    }
+    // Asked again: the moves finished may have taken them away.
     if left().await? {
         props
             .remove_tree(path)
